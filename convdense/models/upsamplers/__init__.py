@@ -1,0 +1,1 @@
+"""Joint-upsampling networks and baselines."""
