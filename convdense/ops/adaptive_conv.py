@@ -1,0 +1,143 @@
+"""Adaptively connected convolution (Wang et al., "Adaptively Connected Neural
+Networks", CVPR 2019).
+
+Each output pixel mixes three ways of connecting to the input::
+
+    y = alpha * self(x) + beta * local(x) + gamma * global(x)
+
+* ``self``: a 1x1 convolution (each pixel connected to itself);
+* ``local``: the k x k convolution being replaced (its neighbourhood);
+* ``global``: global average pooling -> fc(C_in -> C_out) -> ReLU ->
+  fc(C_out -> C_out), broadcast over the output map (every pixel);
+* ``alpha, beta, gamma`` sum to one (a softmax over three logits):
+
+  - ``mode='dataset'``: three learnable logits per layer, shared by every
+    pixel and image;
+  - ``mode='pixel'``: logits predicted at every output pixel from the local
+    and global branch outputs by 1x1 conv(2 C_out -> C_out) -> ReLU ->
+    1x1 conv(C_out -> 3).
+
+Which reading reproduces the paper's ACNet-ResNet50 sizes (29.38 M dataset-aware,
+31.85 M pixel-aware, ResNet-50 being 25.56 M): with ``c`` the bottleneck width,
+the extra parameters per bottleneck are ``c^2`` (self) + ``2 c^2`` (two fc
+layers of width ``c``, the global branch reading the block input like the
+other two) = ``3 c^2``, 3.77 M over ResNet-50's bottlenecks -> 29.34 M. The
+remaining 0.04 M of the paper's figure are the authors' gate logits, which
+their code stores per position (``3 x H x W`` per layer at 224 x 224); we keep
+three scalars per layer so the gates do not depend on the input size. The
+pixel-aware gate predictor adds ``2 c^2`` (+``3 c + 3``) -> 31.85 M. (The
+authors' released pixel-aware code has the same ``5 c^2`` budget arranged
+differently: no self branch, and a sigmoid gate on the global branch only; we
+keep the paper's three softmax gates, which Fig. 3 visualises.)
+
+The gates of the last forward pass are kept, detached, in ``last_gates``:
+``(3,)`` in dataset mode, ``(N, 3, H_out, W_out)`` in pixel mode, order
+``(alpha, beta, gamma)``.
+"""
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+ADAPTIVE_MODES = ('dataset', 'pixel')
+
+
+def mix_branches(self_out: Tensor, local_out: Tensor, global_out: Tensor,
+                 gates: Tensor) -> Tensor:
+    """Gate-weighted sum of the three branches.
+
+    Args:
+        self_out, local_out: ``(N, C, H, W)``.
+        global_out: ``(N, C, 1, 1)`` (broadcast over ``H, W``).
+        gates: ``(3,)`` (one triple for all pixels) or ``(N, 3, H, W)``
+            (one triple per pixel), order ``(alpha, beta, gamma)``.
+
+    Returns:
+        ``(N, C, H, W)``.
+    """
+    if gates.dim() == 1:
+        alpha, beta, gamma = gates
+    else:
+        alpha, beta, gamma = gates[:, 0:1], gates[:, 1:2], gates[:, 2:3]
+    return alpha * self_out + beta * local_out + gamma * global_out
+
+
+class AdaptiveConv2d(nn.Module):
+    """Drop-in replacement for a k x k ``nn.Conv2d`` (no bias, groups=1).
+
+    Input ``(N, C_in, H, W)``; output ``(N, C_out, H', W')`` with ``H', W'``
+    those of ``nn.Conv2d(C_in, C_out, k, stride, padding, dilation)``.
+
+    A plain ``Conv2d`` state dict (key ``weight``) loads into the local branch,
+    so an ImageNet ResNet checkpoint initialises the k x k convolutions.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 kernel_size: int = 3,
+                 stride: int = 1,
+                 padding: int = 1,
+                 dilation: int = 1,
+                 mode: str = 'dataset'):
+        super().__init__()
+        if mode not in ADAPTIVE_MODES:
+            raise ValueError(f'AdaptiveConv2d mode must be one of {ADAPTIVE_MODES}, got {mode!r}')
+        self.mode = mode
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.local_branch = nn.Conv2d(in_channels, out_channels, kernel_size,
+                                      stride=stride, padding=padding,
+                                      dilation=dilation, bias=False)
+        self.self_branch = nn.Conv2d(in_channels, out_channels, 1,
+                                     stride=stride, bias=False)
+        self.global_fc1 = nn.Linear(in_channels, out_channels)
+        self.global_fc2 = nn.Linear(out_channels, out_channels)
+        if mode == 'dataset':
+            # zeros -> softmax gives 1/3 to each branch, as the authors' init.
+            self.gate_logits = nn.Parameter(torch.zeros(3))
+        else:
+            self.gate_hidden = nn.Conv2d(2 * out_channels, out_channels, 1, bias=False)
+            self.gate_out = nn.Conv2d(out_channels, 3, 1)
+        self.last_gates: Optional[Tensor] = None
+
+    def global_branch(self, x: Tensor) -> Tensor:
+        """``(N, C_in, H, W) -> (N, C_out, 1, 1)``."""
+        pooled = x.mean(dim=(2, 3))
+        out = self.global_fc2(F.relu(self.global_fc1(pooled)))
+        return out[:, :, None, None]
+
+    def predict_pixel_gates(self, local_out: Tensor, global_out: Tensor) -> Tensor:
+        """``(N, C, H, W), (N, C, 1, 1) -> (N, 3, H, W)`` softmax gates.
+
+        Equals ``gate_out(relu(gate_hidden(cat([local, broadcast(global)]))))``;
+        the global half of ``gate_hidden`` is applied once per image instead of
+        at every pixel because its input is constant over the map.
+        """
+        weight = self.gate_hidden.weight
+        hidden = F.conv2d(local_out, weight[:, :self.out_channels])
+        hidden = hidden + F.conv2d(global_out, weight[:, self.out_channels:])
+        return torch.softmax(self.gate_out(F.relu(hidden)), dim=1)
+
+    def gates(self, local_out: Tensor, global_out: Tensor) -> Tensor:
+        """``(3,)`` (dataset mode) or ``(N, 3, H, W)`` (pixel mode)."""
+        if self.mode == 'dataset':
+            return torch.softmax(self.gate_logits, dim=0)
+        return self.predict_pixel_gates(local_out, global_out)
+
+    def forward(self, x: Tensor) -> Tensor:
+        local_out = self.local_branch(x)
+        global_out = self.global_branch(x)
+        gates = self.gates(local_out, global_out)
+        self.last_gates = gates.detach()
+        return mix_branches(self.self_branch(x), local_out, global_out, gates)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        plain_key = prefix + 'weight'
+        if plain_key in state_dict:
+            state_dict[prefix + 'local_branch.weight'] = state_dict.pop(plain_key)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def extra_repr(self) -> str:
+        return f'mode={self.mode!r}'

@@ -1,0 +1,195 @@
+"""Octave convolution (Chen et al., "Drop an Octave", ICCV 2019).
+
+A feature map with ``C`` channels is split into a high-frequency group
+``x_high`` of ``C - int(alpha * C)`` channels at full resolution and a
+low-frequency group ``x_low`` of ``int(alpha * C)`` channels at half
+resolution. One octave convolution mixes the two groups through four paths::
+
+    y_high = conv_HH(x_high) + upsample(conv_LH(x_low))
+    y_low  = conv_LL(x_low)  + conv_HL(avgpool(x_high))
+
+All four paths are slices of one ordinary ``(C_out, C_in, k, k)`` weight
+(rows = outputs, columns = inputs, high channels first), so an
+``OctaveConv2d`` has exactly the parameters of the ``nn.Conv2d`` it replaces
+and loads that convolution's state dict unchanged.
+
+Resolution conventions (these make any input size work, odd sides included):
+
+* the low group of a map with side ``s`` has side ``ceil(s / 2)``;
+* downsampling is 2x2 average pooling with ``ceil_mode=True`` (the partial
+  border window averages only the pixels it covers), which gives exactly
+  ``ceil(s / 2)``, the same size a stride-2 ``k=3, padding=1`` conv gives;
+* upsampling is nearest-neighbour x2 followed by a crop to the high side;
+* stride 2 (as in the paper's reference code) is 2x2 average pooling before
+  the convolution; the L->H path then needs no upsampling because the low
+  input already has the output resolution.
+
+When ``alpha_in == alpha_out == 0`` the layer is exactly ``F.conv2d`` with the
+given stride (strided conv, no pooling).
+"""
+from typing import Optional, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+OctaveTensor = Tuple[Tensor, Optional[Tensor]]
+
+
+def octave_split(channels: int, alpha: float) -> Tuple[int, int]:
+    """Return ``(high_channels, low_channels)`` for ``channels`` at ratio ``alpha``.
+
+    ``low = int(alpha * channels)`` as in the paper's reference code.
+    """
+    if not 0.0 <= alpha < 1.0:
+        raise ValueError(f'octave alpha must be in [0, 1), got {alpha}')
+    low = int(alpha * channels)
+    return channels - low, low
+
+
+def downsample_by_two(x: Tensor) -> Tensor:
+    """2x2 average pooling, ``(N, C, H, W) -> (N, C, ceil(H/2), ceil(W/2))``."""
+    return F.avg_pool2d(x, kernel_size=2, stride=2, ceil_mode=True)
+
+
+def upsample_to(x: Tensor, size: Tuple[int, int]) -> Tensor:
+    """Nearest x2 upsampling cropped to ``size``.
+
+    ``(N, C, h, w) -> (N, C, *size)`` where ``size[i] in (2h - 1, 2h)``.
+    """
+    x = F.interpolate(x, scale_factor=2.0, mode='nearest')
+    return x[..., :size[0], :size[1]]
+
+
+def merge_octave(x_high: Tensor, x_low: Optional[Tensor]) -> Tensor:
+    """Concatenate the upsampled low group after the high group.
+
+    ``(N, Ch, H, W), (N, Cl, ceil(H/2), ceil(W/2)) -> (N, Ch + Cl, H, W)``; this
+    is how an octave feature map is handed to a neck that expects one tensor.
+    """
+    if x_low is None:
+        return x_high
+    return torch.cat([x_high, upsample_to(x_low, x_high.shape[-2:])], dim=1)
+
+
+def octave_conv2d(x_high: Tensor,
+                  x_low: Optional[Tensor],
+                  weight: Tensor,
+                  alpha_in: float,
+                  alpha_out: float,
+                  bias: Optional[Tensor] = None,
+                  stride: int = 1,
+                  padding: int = 0,
+                  dilation: int = 1) -> OctaveTensor:
+    """Functional octave convolution.
+
+    Args:
+        x_high: ``(N, C_in - int(alpha_in*C_in), H, W)``.
+        x_low: ``(N, int(alpha_in*C_in), ceil(H/2), ceil(W/2))`` or ``None``
+            when ``alpha_in == 0``.
+        weight: ``(C_out, C_in, k, k)``, high channels first on both axes.
+        alpha_in, alpha_out: low-frequency ratios of input and output.
+        bias: ``(C_out,)`` or ``None``; added once per output channel.
+        stride: 1 or 2.
+
+    Returns:
+        ``(y_high, y_low)``: ``(N, C_out - int(alpha_out*C_out), H', W')`` and
+        ``(N, int(alpha_out*C_out), ceil(H'/2), ceil(W'/2))`` (``None`` when
+        ``alpha_out == 0``), where ``H' = ceil(H / stride)`` for the usual
+        ``padding = dilation * (k - 1) / 2``.
+    """
+    out_channels, in_channels = weight.shape[:2]
+    in_high, in_low = octave_split(in_channels, alpha_in)
+    out_high, out_low = octave_split(out_channels, alpha_out)
+    if stride not in (1, 2):
+        raise ValueError(f'octave conv supports stride 1 or 2, got {stride}')
+    if x_high.shape[1] != in_high:
+        raise ValueError(f'x_high has {x_high.shape[1]} channels, expected '
+                         f'{in_high} (C_in={in_channels}, alpha_in={alpha_in})')
+    if in_low == 0:
+        if x_low is not None:
+            raise ValueError('x_low must be None when alpha_in gives no low channels')
+    elif x_low is None or x_low.shape[1] != in_low:
+        got = None if x_low is None else x_low.shape[1]
+        raise ValueError(f'x_low has {got} channels, expected {in_low} '
+                         f'(C_in={in_channels}, alpha_in={alpha_in})')
+    bias_high = None if bias is None else bias[:out_high]
+    bias_low = None if bias is None else bias[out_high:]
+    conv = dict(padding=padding, dilation=dilation)
+
+    if in_low == 0 and out_low == 0:
+        return F.conv2d(x_high, weight, bias, stride=stride, **conv), None
+
+    if stride == 2:
+        x_high = downsample_by_two(x_high)
+    out_size = x_high.shape[-2:]
+
+    y_high = F.conv2d(x_high, weight[:out_high, :in_high], bias_high, **conv)
+    if in_low:
+        from_low = F.conv2d(x_low, weight[:out_high, in_high:], **conv)
+        if stride == 1:
+            from_low = upsample_to(from_low, out_size)
+        y_high = y_high + from_low
+
+    y_low = None
+    if out_low:
+        y_low = F.conv2d(downsample_by_two(x_high), weight[out_high:, :in_high],
+                         bias_low, **conv)
+        if in_low:
+            low_in = downsample_by_two(x_low) if stride == 2 else x_low
+            y_low = y_low + F.conv2d(low_in, weight[out_high:, in_high:], **conv)
+    return y_high, y_low
+
+
+class OctaveConv2d(nn.Conv2d):
+    """``nn.Conv2d`` whose input and output are octave pairs.
+
+    The parameters (``weight`` ``(C_out, C_in, k, k)``, optional ``bias``) are
+    those of the plain convolution, so initialisers that match ``Conv2d`` and
+    plain-conv checkpoints apply unchanged.
+
+    ``forward`` takes a tensor (when ``alpha_in == 0``) or a pair
+    ``(x_high, x_low)`` and always returns a pair ``(y_high, y_low)``,
+    ``y_low`` being ``None`` when ``alpha_out == 0``; shapes as in
+    :func:`octave_conv2d`.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 kernel_size: int,
+                 alpha_in: float = 0.5,
+                 alpha_out: float = 0.5,
+                 stride: int = 1,
+                 padding: int = 0,
+                 dilation: int = 1,
+                 groups: int = 1,
+                 bias: bool = False):
+        if groups != 1:
+            raise ValueError(f'OctaveConv2d supports groups=1 only, got {groups}')
+        if stride not in (1, 2):
+            raise ValueError(f'OctaveConv2d supports stride 1 or 2, got {stride}')
+        octave_split(in_channels, alpha_in)
+        octave_split(out_channels, alpha_out)
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride,
+                         padding=padding, dilation=dilation, bias=bias)
+        self.alpha_in = alpha_in
+        self.alpha_out = alpha_out
+
+    @property
+    def in_split(self) -> Tuple[int, int]:
+        return octave_split(self.in_channels, self.alpha_in)
+
+    @property
+    def out_split(self) -> Tuple[int, int]:
+        return octave_split(self.out_channels, self.alpha_out)
+
+    def forward(self, x: Union[Tensor, OctaveTensor]) -> OctaveTensor:
+        x_high, x_low = (x, None) if isinstance(x, Tensor) else x
+        return octave_conv2d(x_high, x_low, self.weight, self.alpha_in,
+                             self.alpha_out, self.bias, self.stride[0],
+                             self.padding[0], self.dilation[0])
+
+    def extra_repr(self) -> str:
+        return (super().extra_repr() +
+                f', alpha_in={self.alpha_in}, alpha_out={self.alpha_out}')
