@@ -1,0 +1,119 @@
+"""Compatibility fixes between current torch/numpy and the OpenMMLab 2.x stack.
+
+This is the only module that papers over version gaps; each fix is applied once,
+on ``import convdense``, and each has a test in ``tests/test_compat.py`` showing
+the failure it removes. Nothing here edits installed files: the fixes act on the
+running interpreter only.
+
+1. ``torch.load`` defaults to ``weights_only=True`` since torch 2.6, but mmengine
+   0.10.7 saves numpy arrays, numpy scalars and its own ``HistoryBuffer`` in every
+   checkpoint (the message hub), so ``--resume`` and ``load_from`` fail with
+   ``Unsupported global: numpy._core...``. We keep the safe unpickler and add
+   exactly those types to its allow-list (instead of switching to
+   ``weights_only=False``, which would execute arbitrary pickles).
+2. mmengine's ``init_dist`` for the ``pytorch`` launcher calls
+   ``torch.cuda.set_device`` unconditionally, which raises on the CPU wheel, and
+   upstream runtimes ask for the ``nccl`` backend. On a machine without CUDA we
+   skip ``set_device`` and use ``gloo``.
+3. The Runner's default DDP wrapper passes ``device_ids=[LOCAL_RANK]``, which
+   DistributedDataParallel rejects for a CPU module; :func:`cpu_ddp_wrapper_cfg`
+   gives the wrapper config to use instead.
+4. Upstream base configs initialise backbones from ``torchvision://``,
+   ``open-mmlab://`` or ``http(s)://`` checkpoints, which would download;
+   :func:`find_remote_checkpoints` lists them so the tools fail with a one-line
+   error naming the config key instead of hanging on a closed network.
+"""
+import functools
+import os
+import re
+
+import numpy as np
+import torch
+
+_APPLIED = False
+
+
+def _numpy_safe_globals():
+    """The numpy objects that appear in pickled arrays and scalars."""
+    multiarray = np._core.multiarray if hasattr(np, '_core') else np.core.multiarray
+    dtype_classes = [getattr(np.dtypes, name) for name in dir(np.dtypes)
+                     if name.endswith('DType')]
+    return [multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype,
+            *dtype_classes]
+
+
+def allow_mmengine_checkpoints_in_safe_load():
+    """Let ``torch.load(weights_only=True)`` read mmengine checkpoints (fix 1)."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+    torch.serialization.add_safe_globals([*_numpy_safe_globals(), HistoryBuffer])
+
+
+def _init_dist_pytorch_cpu_aware(original, backend='nccl', init_backend='torch', **kwargs):
+    if torch.cuda.is_available():
+        return original(backend, init_backend=init_backend, **kwargs)
+    if init_backend != 'torch':
+        raise ValueError(f"init_backend={init_backend!r} needs CUDA; on CPU only 'torch' works")
+    import torch.distributed as torch_dist
+    if backend == 'nccl':
+        backend = 'gloo'
+    torch_dist.init_process_group(backend=backend, **kwargs)
+
+
+def make_init_dist_cpu_aware():
+    """Patch mmengine's pytorch-launcher initialisation for CPU-only torch (fix 2)."""
+    from mmengine.dist import utils as dist_utils
+    original = dist_utils._init_dist_pytorch
+    if getattr(original, '_convdense_cpu_aware', False):
+        return
+    patched = functools.partial(_init_dist_pytorch_cpu_aware, original)
+    patched._convdense_cpu_aware = True
+    dist_utils._init_dist_pytorch = patched
+
+
+def cpu_ddp_wrapper_cfg(cfg):
+    """Return ``cfg.model_wrapper_cfg`` suited to a CPU-only distributed run (fix 3).
+
+    The Runner only passes ``device_ids`` when no wrapper config is given, so an
+    explicit config without it is enough. A user's own wrapper config is kept.
+    """
+    wrapper = cfg.get('model_wrapper_cfg')
+    if wrapper is not None:
+        return wrapper
+    return dict(type='MMDistributedDataParallel', broadcast_buffers=False,
+                find_unused_parameters=cfg.get('find_unused_parameters', False))
+
+
+_REMOTE = re.compile(r'^(torchvision|open-mmlab|openmmlab|mmcls|mmpretrain|https?)://')
+
+
+def find_remote_checkpoints(cfg, prefix=''):
+    """List ``(key, url)`` of every checkpoint in a config that would be downloaded (fix 4)."""
+    found = []
+    if isinstance(cfg, dict):
+        items = cfg.items()
+    elif isinstance(cfg, (list, tuple)):
+        items = ((str(i), v) for i, v in enumerate(cfg))
+    else:
+        return found
+    for key, value in items:
+        path = f'{prefix}.{key}' if prefix else str(key)
+        if isinstance(value, str) and _REMOTE.match(value) and (
+                path.endswith(('checkpoint', 'pretrained', 'load_from'))):
+            found.append((path, value))
+        else:
+            found.extend(find_remote_checkpoints(value, path))
+    return found
+
+
+def apply():
+    """Apply every fix once; safe to call repeatedly."""
+    global _APPLIED
+    if _APPLIED:
+        return
+    allow_mmengine_checkpoints_in_safe_load()
+    make_init_dist_cpu_aware()
+    _APPLIED = True
+
+
+if os.environ.get('CONVDENSE_NO_COMPAT') != '1':
+    apply()

@@ -1,0 +1,125 @@
+"""What ``tools/train.py`` and ``tools/test.py`` share: loading a config with
+clear errors, and building mmengine's Runner for mmdet, mmseg or convdense
+configs alike (the config's ``default_scope`` picks the registries).
+
+Errors a user can fix (a missing file, a misspelt key, a remote checkpoint on a
+machine without network) are raised as :class:`ConfigError` with a one-line
+message; the tools print it and exit with status 2.
+"""
+import os
+import os.path as osp
+
+from mmengine.config import Config, DictAction  # noqa: F401  (DictAction for the tools)
+
+from . import compat
+
+
+class ConfigError(ValueError):
+    """A problem in a config or its command-line overrides, stated in one line."""
+
+
+def _has_path(cfg, dotted):
+    node = cfg
+    for part in dotted.split('.'):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return False
+    return True
+
+
+def check_override_keys(cfg, overrides):
+    """Reject ``--cfg-options`` whose parent key does not exist in the config.
+
+    A new leaf under an existing dict is allowed (``model.backbone.frozen_stages``
+    may be absent from a base and still be a valid argument); a misspelt parent
+    (``model.backbon.depth``) is not, because mmengine would silently create it.
+    """
+    for key in overrides or {}:
+        parent = key.rsplit('.', 1)[0] if '.' in key else None
+        if parent is not None and not _has_path(cfg, parent):
+            raise ConfigError(f"unknown config key '{parent}' (from --cfg-options {key}=...)")
+
+
+def load_config(path, overrides=None, work_dir=None):
+    """Load ``path``, apply ``--cfg-options`` overrides and pick a work dir."""
+    if not osp.isfile(path):
+        raise ConfigError(f'config file not found: {path}')
+    try:
+        cfg = Config.fromfile(path)
+    except FileNotFoundError as exc:
+        raise ConfigError(f'{path}: a file it names does not exist: {exc}') from exc
+    except (SyntaxError, KeyError) as exc:
+        raise ConfigError(f'{path}: {type(exc).__name__}: {exc}') from exc
+    if overrides:
+        check_override_keys(cfg, overrides)
+        cfg.merge_from_dict(overrides)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
+    remote = compat.find_remote_checkpoints(cfg.to_dict())
+    if remote:
+        key, url = remote[0]
+        raise ConfigError(
+            f"config key '{key}' points at a remote checkpoint ({url}) and this machine "
+            f"cannot download; set it to None or a local file")
+    return cfg
+
+
+def prepare_launcher(cfg, launcher):
+    """Set the launcher and, on CPU-only torch, a DDP wrapper that works there."""
+    import torch
+    cfg.launcher = launcher
+    if launcher != 'none' and not torch.cuda.is_available():
+        cfg.model_wrapper_cfg = compat.cpu_ddp_wrapper_cfg(cfg)
+        env_cfg = cfg.setdefault('env_cfg', {})
+        dist_cfg = env_cfg.setdefault('dist_cfg', {})
+        if dist_cfg.get('backend', 'nccl') == 'nccl':
+            dist_cfg['backend'] = 'gloo'
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = '0'
+
+
+def enable_amp(cfg):
+    """Switch the optimizer wrapper to mixed precision (GPU only in mmengine 0.10)."""
+    import torch
+    if not torch.cuda.is_available():
+        raise ConfigError('--amp needs a CUDA GPU (mmengine 0.10 AmpOptimWrapper); none is available')
+    wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+    if wrapper == 'AmpOptimWrapper':
+        return
+    if wrapper != 'OptimWrapper':
+        raise ConfigError(f'--amp: optim_wrapper type {wrapper!r} is not OptimWrapper')
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    cfg.optim_wrapper.loss_scale = 'dynamic'
+
+
+def build_runner(cfg):
+    """mmengine's Runner, or the config's ``runner_type`` if it names one."""
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    try:
+        if 'runner_type' in cfg:
+            return RUNNERS.build(cfg)
+        return Runner.from_cfg(cfg)
+    except KeyError as exc:
+        # mmengine raises KeyError('X is not in the Y registry ...') for unknown types
+        raise ConfigError(f'{exc.args[0] if exc.args else exc}') from exc
+
+
+def run_cli(main):
+    """Run a tool's ``main``; print a :class:`ConfigError` as one line and exit 2."""
+    import sys
+    try:
+        main()
+    except ConfigError as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        sys.exit(2)
+    except TypeError as exc:
+        if 'unexpected keyword argument' in str(exc):
+            print(f'error: unknown config key: {exc}', file=sys.stderr)
+            sys.exit(2)
+        raise

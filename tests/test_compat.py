@@ -1,0 +1,108 @@
+"""Each fix in convdense.compat, shown failing without it (fresh interpreter with
+CONVDENSE_NO_COMPAT=1) and working with it."""
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_python(code, compat=True, env_extra=None):
+    env = dict(os.environ, PYTHONPATH=REPO)
+    env['CONVDENSE_NO_COMPAT'] = '0' if compat else '1'
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, '-c', textwrap.dedent(code)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def test_mmengine_checkpoint_with_message_hub_loads_only_with_fix(tmp_path):
+    path = tmp_path / 'ckpt.pth'
+    code = f"""
+        import numpy as np, torch
+        import convdense
+        from mmengine.logging import MessageHub
+        from mmengine.runner.checkpoint import _load_checkpoint, save_checkpoint
+        hub = MessageHub.get_instance('compat-test')
+        hub.update_scalar('train/loss', np.float64(0.25))
+        hub.update_scalar('train/lr', 0.02)
+        save_checkpoint(dict(meta=dict(epoch=1, seed=np.int64(7)), state_dict=dict(w=torch.ones(2)),
+                             message_hub=hub.state_dict()), {str(path)!r})
+        ckpt = _load_checkpoint({str(path)!r}, map_location='cpu')
+        buffer = ckpt['message_hub']['log_scalars']['train/loss']
+        assert buffer.current() == 0.25, buffer.current()
+        assert int(ckpt['meta']['seed']) == 7
+        print('LOADED')
+    """
+    without = run_python(code, compat=False)
+    assert without.returncode != 0
+    assert 'weights_only' in without.stderr or 'Unsupported global' in without.stderr
+    fixed = run_python(code, compat=True)
+    assert fixed.returncode == 0, fixed.stderr[-2000:]
+    assert 'LOADED' in fixed.stdout
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='the fix only acts on CPU-only torch')
+def test_init_dist_pytorch_launcher_on_cpu_only_with_fix():
+    code = """
+        import convdense, torch.distributed as dist
+        from mmengine.dist import init_dist
+        init_dist('pytorch', backend='nccl')
+        print('BACKEND', dist.get_backend(), dist.get_world_size())
+    """
+    env = dict(RANK='0', LOCAL_RANK='0', WORLD_SIZE='1', MASTER_ADDR='127.0.0.1',
+               MASTER_PORT=str(free_port()))
+    without = run_python(code, compat=False, env_extra=env)
+    assert without.returncode != 0
+    fixed = run_python(code, compat=True, env_extra=env)
+    assert fixed.returncode == 0, fixed.stderr[-2000:]
+    assert 'BACKEND gloo 1' in fixed.stdout
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='the fix only acts on CPU-only torch')
+def test_ddp_wrapper_cfg_for_cpu_module():
+    code = """
+        import torch, torch.distributed as dist, convdense
+        from mmengine.config import Config
+        from mmengine.model import MMDistributedDataParallel
+        from mmengine.registry import MODEL_WRAPPERS
+        from convdense.compat import cpu_ddp_wrapper_cfg
+        dist.init_process_group('gloo', rank=0, world_size=1)
+        module = torch.nn.Linear(2, 2)
+        try:
+            MMDistributedDataParallel(module=module, device_ids=[0])  # what the Runner does by default
+            print('DEFAULT_OK')
+        except Exception as exc:
+            print('DEFAULT_FAILS', type(exc).__name__)
+        wrapper = MODEL_WRAPPERS.build(cpu_ddp_wrapper_cfg(Config(dict())), default_args=dict(module=module))
+        print('WRAPPED', type(wrapper).__name__)
+    """
+    env = dict(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(free_port()))
+    result = run_python(code, env_extra=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert 'DEFAULT_FAILS' in result.stdout
+    assert 'WRAPPED MMDistributedDataParallel' in result.stdout
+
+
+def test_remote_checkpoints_in_upstream_configs_are_found():
+    from mmengine.config import Config
+
+    from convdense.compat import find_remote_checkpoints
+    upstream = Config.fromfile('mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py')
+    assert ('model.backbone.init_cfg.checkpoint', 'torchvision://resnet50') in \
+        find_remote_checkpoints(upstream.to_dict())
+    seg = Config.fromfile('mmseg::upernet/upernet_r50_4xb4-80k_ade20k-512x512.py')
+    assert [key for key, _ in find_remote_checkpoints(seg.to_dict())] == ['model.pretrained']
+    for ours in ('configs/mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py',
+                 'configs/segmentation/upernet_r50_ade20k.py'):
+        assert find_remote_checkpoints(Config.fromfile(os.path.join(REPO, ours)).to_dict()) == []
