@@ -1,0 +1,112 @@
+"""HetConv op (convdense.ops.hetconv) and the HetConv-ResNet backbone."""
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from convdense.ops.hetconv import HetConv2d, hetconv2d, hetconv_kernel_mask
+
+
+def paper_cyclic_mask(in_channels, out_channels, kernel_size, part):
+    """The paper's pattern written from its definition: filter ``j`` has full
+    ``k x k`` kernels on input channels ``c`` with ``(c - j) % P == 0`` and a
+    ``1 x 1`` (centre tap) on every other channel."""
+    mask = torch.zeros(out_channels, in_channels, kernel_size, kernel_size, dtype=torch.bool)
+    centre = kernel_size // 2
+    for j in range(out_channels):
+        for c in range(in_channels):
+            if (c - j) % part == 0:
+                mask[j, c] = True
+            else:
+                mask[j, c, centre, centre] = True
+    return mask
+
+
+# ---------------------------------------------------------------- the op
+
+@pytest.mark.parametrize('part,stride,dilation,kernel', [
+    (2, 1, 1, 3), (4, 1, 1, 3), (4, 2, 1, 3), (4, 1, 2, 3), (8, 2, 1, 5)])
+def test_hetconv_matches_masked_dense_conv(part, stride, dilation, kernel):
+    """Slow reference: one dense conv whose weight is zero off the HetConv pattern."""
+    torch.manual_seed(0)
+    layer = HetConv2d(16, 24, kernel, part=part, stride=stride, dilation=dilation).double()
+    x = torch.randn(2, 16, 13, 10, dtype=torch.double)
+    dense = layer.dense_weight()
+    assert torch.equal(dense != 0, hetconv_kernel_mask(16, 24, kernel, part))
+    expected = F.conv2d(x, dense, stride=stride, padding=dilation * (kernel // 2),
+                        dilation=dilation)
+    out = layer(x)
+    assert out.shape == expected.shape == (2, 24, -(-13 // stride), -(-10 // stride))
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-12)
+
+
+def test_hetconv_p1_equals_plain_conv():
+    torch.manual_seed(0)
+    plain = nn.Conv2d(8, 12, 3, stride=2, padding=1, bias=True)
+    het = HetConv2d(8, 12, 3, part=1, stride=2, bias=True)
+    het.spatial.load_state_dict(plain.state_dict())
+    assert het.pointwise is None
+    x = torch.randn(2, 8, 11, 9)
+    torch.testing.assert_close(het(x), plain(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize('part', [2, 4])
+def test_kernel_pattern_is_the_papers_cyclic_shift_up_to_channel_relabelling(part):
+    """Paper channel c is block (c % P), slot (c // P) here; likewise for filters."""
+    in_channels, out_channels = 8, 12
+    mask = hetconv_kernel_mask(in_channels, out_channels, 3, part)
+
+    def to_ours(c, n):
+        return (c % part) * (n // part) + c // part
+
+    ours_in = torch.tensor([to_ours(c, in_channels) for c in range(in_channels)])
+    ours_out = torch.tensor([to_ours(j, out_channels) for j in range(out_channels)])
+    relabelled = mask[ours_out][:, ours_in]
+    assert torch.equal(relabelled, paper_cyclic_mask(in_channels, out_channels, 3, part))
+    # Per filter: M/P full kernels, M - M/P centre taps.
+    full = mask.all(dim=(2, 3)).sum(dim=1)
+    assert (full == in_channels // part).all()
+    assert (mask.sum(dim=(1, 2, 3)) == in_channels // part * 9 + in_channels
+            - in_channels // part).all()
+
+
+def test_flops_are_the_papers_formula_not_a_dense_pointwise():
+    """Counted multiply-adds = N * H'W' * (M/P * k^2 + M - M/P) (paper, Sec. 3)."""
+    from mmengine.analysis import FlopAnalyzer
+    in_channels, out_channels, part, side = 64, 64, 4, 14
+    layer = HetConv2d(in_channels, out_channels, 3, part=part).eval()
+    analyzer = FlopAnalyzer(layer, torch.randn(1, in_channels, side, side))
+    analyzer.unsupported_ops_warnings(False)
+    paper = out_channels * side * side * (in_channels // part * 9 + in_channels
+                                          - in_channels // part)
+    assert analyzer.total() == paper
+    plain = out_channels * side * side * in_channels * 9
+    assert analyzer.total() / plain == pytest.approx(1 / part + (1 - 1 / part) / 9)
+    n_params = sum(p.numel() for p in layer.parameters())
+    assert n_params == int(hetconv_kernel_mask(in_channels, out_channels, 3, part).sum())
+
+
+def test_gradients_match_the_dense_reference():
+    torch.manual_seed(0)
+    layer = HetConv2d(8, 8, 3, part=4).double()
+    x = torch.randn(1, 8, 7, 7, dtype=torch.double, requires_grad=True)
+    torch.autograd.gradcheck(
+        lambda inp, s, p: hetconv2d(inp, s, p, 4),
+        (x, layer.spatial.weight, layer.pointwise.weight))
+
+
+@pytest.mark.parametrize('kwargs,message', [
+    (dict(in_channels=10, out_channels=8, part=4), 'must divide'),
+    (dict(in_channels=8, out_channels=8, part=0), 'positive int'),
+    (dict(in_channels=8, out_channels=8, part=4, kernel_size=2), 'odd'),
+])
+def test_bad_arguments_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        HetConv2d(**kwargs)
+
+
+def test_wrong_input_channels_is_named():
+    layer = HetConv2d(8, 8, 3, part=4)
+    with pytest.raises(ValueError, match='input has 12 channels'):
+        layer(torch.randn(1, 12, 5, 5))
+
