@@ -85,16 +85,22 @@ class ImageNetClassifier(nn.Module):
         return self.fc(torch.flatten(self.pool(last), 1))
 
 
-def build_backbone(cfg):
-    """Build a backbone from mmdet's registry: ``type`` may be mmdet's own
-    (``'ResNet'``) or a convdense one (``'convdense.Res2Net'``)."""
+def build_backbone(cfg, scope='mmdet'):
+    """Build a backbone from the ``scope`` registry (``'mmdet'`` or ``'mmseg'``):
+    ``type`` may be that library's own (``'ResNet'``, ``'ResNetV1c'``) or a
+    convdense one (``'convdense.Res2Net'``), which either scope finds."""
     if not isinstance(cfg, dict) or 'type' not in cfg:
         raise TypeError(f'backbone config must be a dict with a "type", got {cfg!r}')
+    if scope not in ('mmdet', 'mmseg'):
+        raise ValueError(f"scope must be 'mmdet' or 'mmseg', got {scope!r}")
+    import importlib
+
     import convdense.registry  # noqa: F401  (makes the convdense scope findable)
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
-    register_all_modules(init_default_scope=False)
-    return MODELS.build(copy.deepcopy(cfg))
+    from mmengine.registry import DefaultScope
+    registry = importlib.import_module(f'{scope}.registry').MODELS
+    # A default scope left by an earlier Runner would otherwise redirect the build.
+    with DefaultScope.overwrite_default_scope(scope):
+        return registry.build(copy.deepcopy(dict(cfg)))
 
 
 def _as_hw(input_size):
@@ -104,7 +110,7 @@ def _as_hw(input_size):
     return int(height), int(width)
 
 
-def classifier_complexity(backbone_cfg, input_size=224, num_classes=1000):
+def classifier_complexity(backbone_cfg, input_size=224, num_classes=1000, scope='mmdet'):
     """Count the parameters and multiply-adds of ``backbone_cfg`` as a classifier.
 
     Args:
@@ -113,6 +119,7 @@ def classifier_complexity(backbone_cfg, input_size=224, num_classes=1000):
             classifier head reads.
         input_size (int | tuple[int, int]): side (or ``(H, W)``) of the one input image.
         num_classes (int): outputs of the fc layer (1000 for ImageNet).
+        scope (str): registry for types without a prefix, ``'mmdet'`` or ``'mmseg'``.
 
     Returns:
         dict: ``params`` (int, backbone + fc) and ``flops`` (int, multiply-adds
@@ -120,7 +127,10 @@ def classifier_complexity(backbone_cfg, input_size=224, num_classes=1000):
     """
     cfg = copy.deepcopy(backbone_cfg)
     cfg['out_indices'] = (cfg.get('num_stages', 4) - 1, )
-    backbone = build_backbone(cfg).eval()
+    from mmengine.model import revert_sync_batchnorm
+
+    # SyncBN (mmseg configs) cannot run outside a process group; it counts as BN.
+    backbone = revert_sync_batchnorm(build_backbone(cfg, scope)).eval()
     height, width = _as_hw(input_size)
     images = torch.zeros(1, 3, height, width)
     with torch.no_grad():
