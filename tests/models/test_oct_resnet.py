@@ -1,0 +1,289 @@
+"""OctConv operator and Oct-ResNet backbone: numerics against plain-torch
+references, ResNet conventions, paper-table complexity, configs."""
+import math
+import os.path as osp
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from convdense.ops.octconv import OctaveConv2d, merge_octave, octave_conv2d
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+# ---------------------------------------------------------------- operator --
+def _reference_pool(x):
+    """2x2 mean over the pixels each window covers (ceil size), by loops."""
+    n, c, h, w = x.shape
+    out = torch.empty(n, c, math.ceil(h / 2), math.ceil(w / 2), dtype=x.dtype)
+    for i in range(out.shape[2]):
+        for j in range(out.shape[3]):
+            out[:, :, i, j] = x[:, :, 2 * i:2 * i + 2, 2 * j:2 * j + 2].mean(dim=(2, 3))
+    return out
+
+
+def _reference_upsample(x, size):
+    return x.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)[..., :size[0], :size[1]]
+
+
+def _reference_octave(x_high, x_low, weight, a_in, a_out, stride, padding):
+    """The paper's four paths with separate nn.Conv2d layers."""
+    c_out, c_in, k, _ = weight.shape
+    in_low, out_low = int(a_in * c_in), int(a_out * c_out)
+    in_high, out_high = c_in - in_low, c_out - out_low
+
+    def conv(cin, cout, rows, cols, x):
+        layer = nn.Conv2d(cin, cout, k, padding=padding, bias=False).double()
+        layer.weight.data.copy_(weight[rows, cols])
+        return layer(x)
+
+    hi, hi_rows, lo_rows = slice(0, in_high), slice(0, out_high), slice(out_high, c_out)
+    lo = slice(in_high, c_in)
+    if stride == 2:
+        x_high = _reference_pool(x_high)
+    size = x_high.shape[-2:]
+    y_high = conv(in_high, out_high, hi_rows, hi, x_high)
+    y_low = conv(in_high, out_low, lo_rows, hi, _reference_pool(x_high)) if out_low else None
+    if in_low:
+        l2h = conv(in_low, out_high, hi_rows, lo, x_low)
+        y_high = y_high + (l2h if stride == 2 else _reference_upsample(l2h, size))
+        if out_low:
+            y_low = y_low + conv(in_low, out_low, lo_rows, lo,
+                                 _reference_pool(x_low) if stride == 2 else x_low)
+    return y_high, y_low
+
+
+@pytest.mark.parametrize('alphas', [(0.0, 0.5), (0.5, 0.5), (0.5, 0.0), (0.25, 0.75)])
+@pytest.mark.parametrize('stride', [1, 2])
+@pytest.mark.parametrize('size', [(15, 12), (9, 13)])
+@pytest.mark.parametrize('kernel', [1, 3])
+def test_octave_conv_matches_four_path_reference(alphas, stride, size, kernel):
+    torch.manual_seed(0)
+    a_in, a_out = alphas
+    layer = OctaveConv2d(16, 8, kernel, a_in, a_out, stride=stride, padding=kernel // 2).double()
+    in_low = int(a_in * 16)
+    x_high = torch.randn(2, 16 - in_low, *size, dtype=torch.double)
+    x_low = torch.randn(2, in_low, *(math.ceil(s / 2) for s in size),
+                        dtype=torch.double) if in_low else None
+    y_high, y_low = layer((x_high, x_low) if in_low else x_high)
+    ref_high, ref_low = _reference_octave(x_high, x_low, layer.weight.detach(),
+                                          a_in, a_out, stride, kernel // 2)
+    out_size = tuple(math.ceil(s / stride) for s in size)
+    assert y_high.shape == (2, 8 - int(a_out * 8), *out_size)
+    torch.testing.assert_close(y_high, ref_high)
+    if a_out:
+        assert y_low.shape[-2:] == tuple(math.ceil(s / 2) for s in out_size)
+        torch.testing.assert_close(y_low, ref_low)
+    else:
+        assert y_low is None
+
+
+@pytest.mark.parametrize('stride,dilation', [(1, 1), (2, 1), (1, 2)])
+def test_octave_conv_alpha_zero_is_plain_conv(stride, dilation):
+    torch.manual_seed(0)
+    layer = OctaveConv2d(8, 12, 3, 0.0, 0.0, stride=stride, padding=dilation,
+                         dilation=dilation, bias=True)
+    x = torch.randn(2, 8, 17, 10)
+    y_high, y_low = layer(x)
+    assert y_low is None
+    torch.testing.assert_close(y_high, F.conv2d(x, layer.weight, layer.bias, stride=stride,
+                                                padding=dilation, dilation=dilation))
+
+
+def test_octave_conv_bias_added_once_per_output_channel():
+    layer = OctaveConv2d(8, 8, 1, 0.5, 0.5, bias=True)
+    nn.init.zeros_(layer.weight)
+    nn.init.constant_(layer.bias, 2.0)
+    y_high, y_low = layer((torch.randn(1, 4, 6, 6), torch.randn(1, 4, 3, 3)))
+    assert torch.all(y_high == 2.0) and torch.all(y_low == 2.0)
+
+
+def test_octave_conv_gradcheck():
+    torch.manual_seed(0)
+    layer = OctaveConv2d(4, 2, 3, 0.5, 0.5, stride=2, padding=1).double()
+    x_high = torch.randn(1, 2, 7, 5, dtype=torch.double, requires_grad=True)
+    x_low = torch.randn(1, 2, 4, 3, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda h, l, w: octave_conv2d(h, l, w, 0.5, 0.5, stride=2, padding=1),
+        (x_high, x_low, layer.weight))
+
+
+def test_merge_octave_crops_upsampled_low_group():
+    high, low = torch.zeros(1, 3, 5, 7), torch.arange(24.).view(1, 2, 3, 4)
+    merged = merge_octave(high, low)
+    assert merged.shape == (1, 5, 5, 7)
+    assert torch.equal(merged[:, 3:], _reference_upsample(low, (5, 7)))
+    assert merged[0, 3, 4, 6].item() == low[0, 0, 2, 3].item()
+
+
+def test_octave_conv_rejects_bad_arguments():
+    with pytest.raises(ValueError, match='alpha must be in'):
+        OctaveConv2d(8, 8, 3, alpha_in=1.0)
+    with pytest.raises(ValueError, match='stride 1 or 2'):
+        OctaveConv2d(8, 8, 3, stride=3)
+    layer = OctaveConv2d(8, 8, 3, 0.5, 0.5, padding=1)
+    with pytest.raises(ValueError, match='x_high has 8 channels, expected 4'):
+        layer((torch.randn(1, 8, 6, 6), torch.randn(1, 4, 3, 3)))
+    with pytest.raises(ValueError, match='x_low has None channels'):
+        layer(torch.randn(1, 4, 6, 6))
+
+
+# ---------------------------------------------------------------- backbone --
+def _build(**cfg):
+    from convdense.registry import MODELS
+    return MODELS.build(dict(type='OctResNet', depth=50, **cfg))
+
+
+@pytest.mark.parametrize('alpha', [0.5, 0.25])
+@pytest.mark.parametrize('size', [(64, 64), (97, 131)])
+def test_outputs_have_resnet_strides_and_widths(alpha, size):
+    model = _build(alpha=alpha).eval()
+    with torch.no_grad():
+        outs = model(torch.randn(1, 3, *size))
+    assert len(outs) == 4
+    for i, out in enumerate(outs):
+        stride = 2 ** (i + 2)
+        assert out.shape == (1, 256 * 2 ** i, math.ceil(size[0] / stride),
+                             math.ceil(size[1] / stride)), (i, out.shape)
+
+
+def test_out_indices_subset_and_stage_alphas():
+    model = _build(out_indices=(1, 3), stage_alphas=(0.5, 0.25, 0.125, 0.5)).eval()
+    assert model.layer2[0].conv1.alpha_in == 0.5 and model.layer2[0].conv1.alpha_out == 0.25
+    assert model.layer1[0].conv1.alpha_in == 0.0
+    with torch.no_grad():
+        outs = model(torch.randn(1, 3, 65, 33))
+    assert [o.shape[1:] for o in outs] == [(512, 9, 5), (2048, 3, 2)]
+
+
+def test_paper_layout_last_stage_plain():
+    model = _build()
+    assert model.stage_alphas == (0.5, 0.5, 0.5, 0.0)
+    first = model.layer4[0]
+    assert (first.conv1.alpha_in, first.conv1.alpha_out) == (0.5, 0.0)
+    assert first.downsample[0].alpha_in == 0.5
+    assert all(m.alpha_in == m.alpha_out == 0 for m in model.layer4[1].modules()
+               if isinstance(m, OctaveConv2d))
+
+
+def _plain_resnet_checkpoint(tmp_path):
+    from mmdet.models.backbones import ResNet
+    torch.manual_seed(0)
+    resnet = ResNet(depth=50).eval()
+    for m in resnet.modules():  # non-trivial norm statistics
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.1, 0.1)
+    path = str(tmp_path / 'resnet50.pth')
+    torch.save(dict(state_dict=resnet.state_dict()), path)
+    return resnet, path
+
+
+def test_alpha_zero_with_resnet_checkpoint_equals_mmdet_resnet(tmp_path):
+    resnet, path = _plain_resnet_checkpoint(tmp_path)
+    model = _build(alpha=0.0, init_cfg=dict(type='Pretrained', checkpoint=path))
+    model.init_weights()
+    model.eval()
+    x = torch.randn(2, 3, 75, 61)
+    with torch.no_grad():
+        for ours, theirs in zip(model(x), resnet(x)):
+            torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
+
+
+def test_resnet_checkpoint_is_split_into_octave_norms(tmp_path):
+    resnet, path = _plain_resnet_checkpoint(tmp_path)
+    model = _build(init_cfg=dict(type='Pretrained', checkpoint=path))
+    model.init_weights()
+    theirs = resnet.state_dict()
+    torch.testing.assert_close(model.layer2[1].conv2.weight, theirs['layer2.1.conv2.weight'])
+    norm = model.layer2[1].bn2
+    torch.testing.assert_close(norm.high.running_var, theirs['layer2.1.bn2.running_var'][:64])
+    torch.testing.assert_close(norm.low.weight, theirs['layer2.1.bn2.weight'][64:])
+    torch.testing.assert_close(model.layer1[0].downsample[1].low.bias,
+                               theirs['layer1.0.downsample.1.bias'][128:])
+
+
+def test_frozen_stages_and_norm_eval():
+    model = _build(frozen_stages=2, norm_eval=True)
+    model.train()
+    for name in ('conv1', 'bn1', 'layer1', 'layer2'):
+        assert not any(p.requires_grad for p in getattr(model, name).parameters()), name
+    assert all(p.requires_grad for p in model.layer3.parameters())
+    assert all(not m.training for m in model.modules() if isinstance(m, nn.BatchNorm2d))
+    before = model.layer3[0].bn2.low.running_mean.clone()
+    model(torch.randn(2, 3, 64, 64))
+    assert torch.equal(before, model.layer3[0].bn2.low.running_mean)
+
+
+def test_gradient_reaches_every_parameter():
+    torch.manual_seed(0)
+    model = _build(norm_eval=False).train()
+    outs = model(torch.randn(2, 3, 64, 64))
+    sum(o.square().mean() for o in outs).backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum()]
+    assert not missing, missing
+
+
+def test_with_cp_matches_plain_forward_and_grads():
+    torch.manual_seed(0)
+    model = _build(norm_eval=False, out_indices=(3, )).train()
+    x = torch.randn(2, 3, 48, 40, requires_grad=True)
+    model(x)[0].sum().backward()
+    plain_grad = model.layer2[0].conv2.weight.grad.clone()
+    model.zero_grad()
+    for m in model.modules():
+        if hasattr(m, 'with_cp'):
+            m.with_cp = True
+    model(x)[0].sum().backward()
+    torch.testing.assert_close(model.layer2[0].conv2.weight.grad, plain_grad)
+
+
+def test_rejects_unsupported_options():
+    with pytest.raises(ValueError, match='alpha must be in'):
+        _build(alpha=1.0)
+    with pytest.raises(ValueError, match='does not support dcn'):
+        _build(dcn=dict(type='DCNv2', deform_groups=1))
+    with pytest.raises(ValueError, match='avg_down must be False'):
+        _build(avg_down=True)
+    with pytest.raises(ValueError, match='stage_alphas needs 4 values'):
+        _build(stage_alphas=(0.5, 0.5))
+
+
+# ------------------------------------------------------------- paper table --
+@pytest.mark.parametrize('row', ['oct-resnet50_a0.5', 'oct-resnet50_a0.125',
+                                 'oct-resnet50_a0.25', 'oct-resnet50_a0.75'])
+def test_paper_table_params_and_flops(row):
+    from convdense.models.complexity import PAPER_TABLE, PAPER_TOLERANCE, compare_with_paper
+    result = compare_with_paper(row)
+    assert abs(result['flops_rel']) < PAPER_TOLERANCE, result
+    # OctConv partitions ResNet-50's weights: 25.56 M whatever alpha is.
+    assert abs(result['params'] - 25.557e6) / 25.557e6 < 1e-3, result
+    if PAPER_TABLE[row]['params'] is not None:
+        assert abs(result['params_rel']) < PAPER_TOLERANCE, result
+
+
+# ----------------------------------------------------------------- configs --
+@pytest.mark.parametrize('config,registry', [
+    ('configs/mask_rcnn/mask-rcnn_oct-resnet-50_fpn_1x_coco.py', 'mmdet'),
+    ('configs/segmentation/upernet_oct-resnet-50_ade20k.py', 'mmseg'),
+])
+def test_config_builds_and_runs_backbone(config, registry):
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    cfg = Config.fromfile(osp.join(REPO, config))
+    assert cfg.model.backbone.type == 'convdense.OctResNet'
+    init_default_scope(registry)
+    if registry == 'mmdet':
+        from mmdet.registry import MODELS
+    else:
+        from mmseg.registry import MODELS
+    model = MODELS.build(cfg.model).eval()
+    from convdense.models.backbones.oct_resnet import OctResNet
+    assert isinstance(model.backbone, OctResNet)
+    with torch.no_grad():
+        feats = model.extract_feat(torch.randn(1, 3, 64, 96))
+    assert len(feats) >= 4
