@@ -146,3 +146,70 @@ def assert_loads_prefixed_checkpoint(cfg, tmp_path, prefix='backbone.'):
     target.init_weights()
     for key, value in source.state_dict().items():
         assert torch.equal(target.state_dict()[key], value), f'{key} not loaded'
+
+
+def build_in_scope(cfg, scope):
+    """Build a backbone config from ``'mmdet'``'s or ``'mmseg'``'s registry."""
+    from convdense.models.complexity import build_backbone
+    return build_backbone(cfg, scope)
+
+
+def _build_model_from_config(path, scope):
+    import importlib
+
+    from mmengine.config import Config
+    from mmengine.model import revert_sync_batchnorm
+    from mmengine.registry import DefaultScope
+    cfg = Config.fromfile(path)
+    assert cfg.get('default_scope') == scope, f'{path}: default_scope is {cfg.get("default_scope")}'
+    registry = importlib.import_module(f'{scope}.registry').MODELS
+    importlib.import_module(f'{scope}.utils').register_all_modules(init_default_scope=False)
+    with DefaultScope.overwrite_default_scope(scope):
+        model = registry.build(cfg.model)
+    # SyncBN (mmseg configs) only runs inside a process group.
+    return cfg, revert_sync_batchnorm(model).eval()
+
+
+def assert_detector_config_works(path, backbone_class, input_hw=(96, 128)):
+    """The Mask R-CNN config builds with ``backbone_class`` and its FPN neck takes
+    the backbone's outputs unchanged: five 256-channel levels at strides 4..64."""
+    cfg, model = _build_model_from_config(path, 'mmdet')
+    assert type(model.backbone).__name__ == backbone_class, type(model.backbone)
+    with torch.no_grad():
+        features = model.extract_feat(torch.randn(1, 3, *input_hw))
+    assert len(features) == 5
+    for level, feature in enumerate(features):
+        stride = 4 * 2 ** level
+        expected = (1, 256, expected_side(input_hw[0], stride), expected_side(input_hw[1], stride))
+        assert tuple(feature.shape) == expected, f'FPN level {level}: {tuple(feature.shape)}'
+
+
+def assert_segmentor_config_works(path, backbone_class, input_hw=(64, 96)):
+    """The segmentation config builds with ``backbone_class`` and its decode head
+    gives per-class logits at stride 4."""
+    cfg, model = _build_model_from_config(path, 'mmseg')
+    assert type(model.backbone).__name__ == backbone_class, type(model.backbone)
+    with torch.no_grad():
+        logits = model._forward(torch.randn(1, 3, *input_hw))
+    expected = (1, cfg.model.decode_head.num_classes, input_hw[0] // 4, input_hw[1] // 4)
+    assert tuple(logits.shape) == expected, f'logits {tuple(logits.shape)}, expected {expected}'
+
+
+#: Metric keys each task's evaluator must report.
+METRIC_KEYS = {'det': ('coco/bbox_mAP', 'coco/segm_mAP'), 'seg': ('mIoU', 'aAcc')}
+
+
+def assert_end_to_end(config, kind, work_dir, iters=6):
+    """Train ``config`` on the lead's tiny generated dataset, checkpoint, test the
+    checkpoint with tools/test.py: the loss falls and the metrics are reported."""
+    from tests.helpers.e2e import train_and_test
+    result = train_and_test(str(config), str(work_dir), kind=kind, iters=iters)
+    losses = result['losses']
+    assert len(losses) == iters, f'logged {len(losses)} losses for {iters} iterations'
+    assert all(math.isfinite(loss) for loss in losses), losses
+    assert min(losses[-2:]) < losses[0], f'loss did not fall: {losses}'
+    metrics = result['metrics']
+    for key in METRIC_KEYS[kind]:
+        assert key in metrics, f'{key} missing from test metrics {sorted(metrics)}'
+        assert math.isfinite(metrics[key]), f'{key} = {metrics[key]}'
+    return result

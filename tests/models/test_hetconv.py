@@ -117,3 +117,114 @@ def test_wrong_input_channels_is_named():
     with pytest.raises(ValueError, match='input has 12 channels'):
         layer(torch.randn(1, 12, 5, 5))
 
+
+
+# ---------------------------------------------------------------- the backbone
+
+def _mm():
+    pytest.importorskip('mmdet.models')
+    pytest.importorskip('mmseg.models')
+    from tests.models import backbone_checks
+    return backbone_checks
+
+
+HETCONV50 = dict(type='convdense.HetConvResNet', depth=50)
+
+
+@pytest.mark.parametrize('size', [(97, 131), (64, 80)])
+@pytest.mark.parametrize('part', [4, 8])
+def test_backbone_output_shapes_at_odd_sizes(part, size):
+    checks = _mm()
+    backbone = checks.build(dict(HETCONV50, part=part))
+    assert backbone.layer3[2].conv2.part == part
+    checks.assert_output_shapes(backbone, size)
+
+
+def test_backbone_with_part_1_is_mmdets_resnet50():
+    """Same weights (``conv2.weight`` -> ``conv2.spatial.weight``), same outputs."""
+    checks = _mm()
+    torch.manual_seed(0)
+    resnet = checks.build(dict(type='ResNet', depth=50, zero_init_residual=False))
+    resnet.init_weights()
+    hetconv = checks.build(dict(HETCONV50, part=1))
+    state = {key.replace('conv2.weight', 'conv2.spatial.weight'): value
+             for key, value in resnet.state_dict().items()}
+    hetconv.load_state_dict(state)
+    x = torch.randn(1, 3, 75, 99)
+    resnet.eval(), hetconv.eval()
+    with torch.no_grad():
+        for ours, theirs in zip(hetconv(x), resnet(x)):
+            torch.testing.assert_close(ours, theirs)
+
+
+def test_every_conv2_is_a_hetconv_and_strided_ones_keep_their_stride():
+    checks = _mm()
+    backbone = checks.build(HETCONV50)
+    blocks = [block for name in backbone.res_layers for block in getattr(backbone, name)]
+    assert len(blocks) == 16
+    assert all(isinstance(block.conv2, HetConv2d) and block.conv2.part == 4 for block in blocks)
+    assert [block.conv2.stride for block in blocks if block.conv2.stride != 1] == [2, 2, 2]
+
+
+@pytest.mark.parametrize('frozen_stages', [1, 3])
+def test_backbone_frozen_stages(frozen_stages):
+    checks = _mm()
+    backbone = checks.build(dict(HETCONV50, frozen_stages=frozen_stages, norm_eval=False))
+    checks.assert_frozen_stages(backbone, frozen_stages)
+
+
+def test_backbone_norm_eval():
+    checks = _mm()
+    checks.assert_norm_eval(checks.build(dict(HETCONV50, norm_eval=True)))
+
+
+def test_backbone_every_parameter_gets_a_gradient():
+    checks = _mm()
+    backbone = checks.build(dict(HETCONV50, norm_eval=False, zero_init_residual=False))
+    backbone.init_weights()
+    checks.assert_all_params_get_grad(backbone)
+
+
+def test_backbone_zero_init_residual_and_checkpoint_loading(tmp_path):
+    checks = _mm()
+    backbone = checks.build(HETCONV50)
+    backbone.init_weights()
+    assert all(block.norm3.weight.abs().sum() == 0 for block in backbone.layer2)
+    assert backbone.layer2[0].conv2.pointwise.weight.abs().sum() > 0
+    checks.assert_loads_prefixed_checkpoint(HETCONV50, tmp_path)
+
+
+def test_backbone_builds_in_mmseg_scope():
+    checks = _mm()
+    backbone = checks.build_in_scope(dict(HETCONV50, deep_stem=True), 'mmseg')
+    assert type(backbone).__name__ == 'HetConvResNet'
+    checks.assert_output_shapes(backbone, (33, 47))
+
+
+@pytest.mark.parametrize('part', [3, 0, 128])
+def test_backbone_part_must_divide_the_stage_widths(part):
+    checks = _mm()
+    with pytest.raises(ValueError, match='part must be a positive int dividing'):
+        checks.build(dict(HETCONV50, part=part))
+
+
+DET_CONFIG = 'configs/mask_rcnn/mask-rcnn_hetconv-resnet-50_fpn_1x_coco.py'
+SEG_CONFIG = 'configs/segmentation/upernet_hetconv-resnet-50_ade20k.py'
+
+
+def _config(path):
+    import os.path as osp
+    return osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), path)
+
+
+def test_configs_build_and_feed_their_heads():
+    checks = _mm()
+    checks.assert_detector_config_works(_config(DET_CONFIG), 'HetConvResNet')
+    checks.assert_segmentor_config_works(_config(SEG_CONFIG), 'HetConvResNet')
+
+
+@pytest.mark.parametrize('config,kind', [(DET_CONFIG, 'det'), (SEG_CONFIG, 'seg')],
+                         ids=['mask-rcnn', 'upernet'])
+def test_train_checkpoint_test_end_to_end(config, kind, tmp_path):
+    checks = _mm()
+    checks.assert_end_to_end(_config(config), kind, tmp_path)
