@@ -18,7 +18,11 @@ running interpreter only.
 3. The Runner's default DDP wrapper passes ``device_ids=[LOCAL_RANK]``, which
    DistributedDataParallel rejects for a CPU module; :func:`cpu_ddp_wrapper_cfg`
    gives the wrapper config to use instead.
-4. Upstream base configs initialise backbones from ``torchvision://``,
+4. mmengine's local file backend writes checkpoints (and ``last_checkpoint``) in
+   place, so a run killed mid-write leaves a truncated ``iter_N.pth`` under the
+   final name, which ``--resume`` then trips over. Writes now go to a temporary
+   file in the same directory and are renamed over the target (atomic on POSIX).
+5. Upstream base configs initialise backbones from ``torchvision://``,
    ``open-mmlab://`` or ``http(s)://`` checkpoints, which would download;
    :func:`find_remote_checkpoints` lists them so the tools fail with a one-line
    error naming the config key instead of hanging on a closed network.
@@ -87,7 +91,7 @@ _REMOTE = re.compile(r'^(torchvision|open-mmlab|openmmlab|mmcls|mmpretrain|https
 
 
 def find_remote_checkpoints(cfg, prefix=''):
-    """List ``(key, url)`` of every checkpoint in a config that would be downloaded (fix 4)."""
+    """List ``(key, url)`` of every checkpoint in a config that would be downloaded (fix 5)."""
     found = []
     if isinstance(cfg, dict):
         items = cfg.items()
@@ -105,6 +109,39 @@ def find_remote_checkpoints(cfg, prefix=''):
     return found
 
 
+def _atomic_write(filepath, data, mode, encoding=None):
+    import tempfile
+    directory = os.path.dirname(os.path.abspath(filepath))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(filepath) + '.', dir=directory)
+    try:
+        with os.fdopen(fd, mode, encoding=encoding) as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, filepath)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def make_local_writes_atomic():
+    """Route mmengine's LocalBackend writes through write-to-temp + rename (fix 4)."""
+    from mmengine.fileio.backends.local_backend import LocalBackend
+    if getattr(LocalBackend.put, '_convdense_atomic', False):
+        return
+
+    def put(self, obj, filepath):
+        _atomic_write(str(filepath), obj, 'wb')
+
+    def put_text(self, obj, filepath, encoding='utf-8'):
+        _atomic_write(str(filepath), obj, 'w', encoding=encoding)
+
+    put._convdense_atomic = put_text._convdense_atomic = True
+    LocalBackend.put, LocalBackend.put_text = put, put_text
+
+
 def apply():
     """Apply every fix once; safe to call repeatedly."""
     global _APPLIED
@@ -112,6 +149,7 @@ def apply():
         return
     allow_mmengine_checkpoints_in_safe_load()
     make_init_dist_cpu_aware()
+    make_local_writes_atomic()
     _APPLIED = True
 
 

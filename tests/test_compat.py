@@ -106,3 +106,30 @@ def test_remote_checkpoints_in_upstream_configs_are_found():
     for ours in ('configs/mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py',
                  'configs/segmentation/upernet_r50_ade20k.py'):
         assert find_remote_checkpoints(Config.fromfile(os.path.join(REPO, ours)).to_dict()) == []
+
+
+def test_checkpoint_writes_are_atomic(tmp_path):
+    """A write that fails half-way (here: the file-size limit, like a full disk)
+    leaves the previous checkpoint whole and no stray temporary file."""
+    code = f"""
+        import os, resource, signal, torch
+        import convdense
+        from mmengine.runner.checkpoint import save_checkpoint
+        path = {str(tmp_path / 'iter_1.pth')!r}
+        save_checkpoint(dict(state_dict=dict(w=torch.ones(3))), path)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG instead of being killed
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, resource.RLIM_INFINITY))
+        try:
+            save_checkpoint(dict(state_dict=dict(w=torch.zeros(100_000))), path)
+        except OSError as exc:
+            print('WRITE FAILED', exc.errno)
+        state = torch.load(path, map_location='cpu')['state_dict']
+        assert torch.equal(state['w'], torch.ones(3)), state
+        assert os.listdir(os.path.dirname(path)) == ['iter_1.pth'], os.listdir(os.path.dirname(path))
+        print('INTACT')
+    """
+    without = run_python(code, compat=False)
+    assert 'WRITE FAILED' in without.stdout and 'INTACT' not in without.stdout
+    fixed = run_python(code, compat=True)
+    assert fixed.returncode == 0, fixed.stderr[-2000:]
+    assert 'WRITE FAILED' in fixed.stdout and 'INTACT' in fixed.stdout
