@@ -8,9 +8,9 @@ running interpreter only.
 1. ``torch.load`` defaults to ``weights_only=True`` since torch 2.6, but mmengine
    0.10.7 saves numpy arrays, numpy scalars and its own ``HistoryBuffer`` in every
    checkpoint (the message hub), so ``--resume`` and ``load_from`` fail with
-   ``Unsupported global: numpy._core...``. We keep the safe unpickler and add
-   exactly those types to its allow-list (instead of switching to
-   ``weights_only=False``, which would execute arbitrary pickles).
+   ``Unsupported global: numpy._core...``. mmengine's local checkpoint loader
+   now keeps the safe unpickler and allows exactly those types while it loads
+   (instead of ``weights_only=False``, which would execute arbitrary pickles).
 2. mmengine's ``init_dist`` for the ``pytorch`` launcher calls
    ``torch.cuda.set_device`` unconditionally, which raises on the CPU wheel, and
    upstream runtimes ask for the ``nccl`` backend. On a machine without CUDA we
@@ -37,19 +37,35 @@ import torch
 _APPLIED = False
 
 
-def _numpy_safe_globals():
-    """The numpy objects that appear in pickled arrays and scalars."""
+def _mmengine_checkpoint_globals():
+    """What mmengine 0.10.7 pickles into a checkpoint besides tensors: numpy
+    arrays and scalars, and ``HistoryBuffer`` (whose statistics methods are
+    pickled as ``getattr(HistoryBuffer, 'mean')``)."""
+    from mmengine.logging.history_buffer import HistoryBuffer
     multiarray = np._core.multiarray if hasattr(np, '_core') else np.core.multiarray
     dtype_classes = [getattr(np.dtypes, name) for name in dir(np.dtypes)
                      if name.endswith('DType')]
     return [multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype,
-            *dtype_classes]
+            *dtype_classes, HistoryBuffer, getattr]
+
+
+def _load_local_mmengine_checkpoint(filename, map_location=None):
+    filename = os.path.expanduser(filename)
+    if not os.path.isfile(filename):
+        raise FileNotFoundError(f'{filename} can not be found.')
+    with torch.serialization.safe_globals(_mmengine_checkpoint_globals()):
+        return torch.load(filename, map_location=map_location, weights_only=True)
 
 
 def allow_mmengine_checkpoints_in_safe_load():
-    """Let ``torch.load(weights_only=True)`` read mmengine checkpoints (fix 1)."""
-    from mmengine.logging.history_buffer import HistoryBuffer
-    torch.serialization.add_safe_globals([*_numpy_safe_globals(), HistoryBuffer])
+    """Let mmengine load its own checkpoints with torch's safe unpickler (fix 1).
+
+    The extra allow-list is scoped to mmengine's local checkpoint loader (the
+    ``''`` scheme of ``CheckpointLoader``), not added to ``torch.load`` globally.
+    """
+    from mmengine.runner.checkpoint import CheckpointLoader
+    CheckpointLoader.register_scheme(prefixes='', loader=_load_local_mmengine_checkpoint,
+                                     force=True)
 
 
 def _init_dist_pytorch_cpu_aware(original, backend='nccl', init_backend='torch', **kwargs):
