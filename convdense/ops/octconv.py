@@ -49,7 +49,14 @@ def octave_split(channels: int, alpha: float) -> Tuple[int, int]:
 
 def downsample_by_two(x: Tensor) -> Tensor:
     """2x2 average pooling, ``(N, C, H, W) -> (N, C, ceil(H/2), ceil(W/2))``."""
-    return F.avg_pool2d(x, kernel_size=2, stride=2, ceil_mode=True)
+    n, c, h, w = x.shape
+    if h % 2 or w % 2:
+        return F.avg_pool2d(x, kernel_size=2, stride=2, ceil_mode=True)
+    # Same numbers as avg_pool2d, several times faster on CPU: add row pairs
+    # (contiguous halves of a 2W-wide view), then column pairs.
+    rows = x.reshape(n, c, h // 2, 2 * w)
+    rows = (rows[..., :w] + rows[..., w:]).view(n, c, h // 2, w // 2, 2)
+    return (rows[..., 0] + rows[..., 1]) * 0.25
 
 
 def upsample_to(x: Tensor, size: Tuple[int, int]) -> Tensor:
@@ -61,6 +68,17 @@ def upsample_to(x: Tensor, size: Tuple[int, int]) -> Tensor:
     return x[..., :size[0], :size[1]]
 
 
+def add_upsampled(x: Tensor, low: Tensor) -> Tensor:
+    """``x + upsample_to(low, x.shape[-2:])`` for ``(N, C, H, W)`` and
+    ``(N, C, ceil(H/2), ceil(W/2))``, without materialising the upsampled map
+    when both sides are even."""
+    n, c, h, w = x.shape
+    if h % 2 or w % 2:
+        return x + upsample_to(low, (h, w))
+    pairs = x.view(n, c, h // 2, 2, w // 2, 2) + low[:, :, :, None, :, None]
+    return pairs.view(n, c, h, w)
+
+
 def merge_octave(x_high: Tensor, x_low: Optional[Tensor]) -> Tensor:
     """Concatenate the upsampled low group after the high group.
 
@@ -70,6 +88,26 @@ def merge_octave(x_high: Tensor, x_low: Optional[Tensor]) -> Tensor:
     if x_low is None:
         return x_high
     return torch.cat([x_high, upsample_to(x_low, x_high.shape[-2:])], dim=1)
+
+
+def _check_inputs(x_high: Tensor, x_low: Optional[Tensor], in_channels: int,
+                  alpha_in: float) -> int:
+    """Raise a one-line error unless the pair fits; return the high channels."""
+    in_high, in_low = octave_split(in_channels, alpha_in)
+    if x_high.shape[1] != in_high:
+        raise ValueError(f'x_high has {x_high.shape[1]} channels, expected '
+                         f'{in_high} (C_in={in_channels}, alpha_in={alpha_in})')
+    if in_low == 0:
+        if x_low is not None:
+            raise ValueError('x_low must be None when alpha_in gives no low channels')
+    elif x_low is None or x_low.shape[1] != in_low:
+        got = None if x_low is None else x_low.shape[1]
+        raise ValueError(f'x_low has {got} channels, expected {in_low} '
+                         f'(C_in={in_channels}, alpha_in={alpha_in})')
+    elif x_low.shape[-2:] != tuple((s + 1) // 2 for s in x_high.shape[-2:]):
+        raise ValueError(f'x_low is {tuple(x_low.shape[-2:])}, expected half of x_high '
+                         f'{tuple(x_high.shape[-2:])} rounded up')
+    return in_high
 
 
 def octave_conv2d(x_high: Tensor,
@@ -98,46 +136,45 @@ def octave_conv2d(x_high: Tensor,
         ``alpha_out == 0``), where ``H' = ceil(H / stride)`` for the usual
         ``padding = dilation * (k - 1) / 2``.
     """
-    out_channels, in_channels = weight.shape[:2]
-    in_high, in_low = octave_split(in_channels, alpha_in)
-    out_high, out_low = octave_split(out_channels, alpha_out)
     if stride not in (1, 2):
         raise ValueError(f'octave conv supports stride 1 or 2, got {stride}')
-    if x_high.shape[1] != in_high:
-        raise ValueError(f'x_high has {x_high.shape[1]} channels, expected '
-                         f'{in_high} (C_in={in_channels}, alpha_in={alpha_in})')
-    if in_low == 0:
-        if x_low is not None:
-            raise ValueError('x_low must be None when alpha_in gives no low channels')
-    elif x_low is None or x_low.shape[1] != in_low:
-        got = None if x_low is None else x_low.shape[1]
-        raise ValueError(f'x_low has {got} channels, expected {in_low} '
-                         f'(C_in={in_channels}, alpha_in={alpha_in})')
+    out_channels, in_channels = weight.shape[:2]
+    in_high = _check_inputs(x_high, x_low, in_channels, alpha_in)
+    out_high, _ = octave_split(out_channels, alpha_out)
+    return _octave_conv2d_blocks(x_high, x_low, weight, weight[:out_high, :in_high],
+                                 weight[:out_high, in_high:], out_high, bias,
+                                 stride, padding, dilation)
+
+
+def _octave_conv2d_blocks(x_high, x_low, weight, high_from_high, high_from_low,
+                          out_high, bias, stride, padding, dilation):
+    """:func:`octave_conv2d` given the column blocks of ``weight[:out_high]``."""
+    conv = dict(padding=padding, dilation=dilation)
+    if x_low is None and weight.shape[0] == out_high:
+        return F.conv2d(x_high, weight, bias, stride=stride, **conv), None
     bias_high = None if bias is None else bias[:out_high]
     bias_low = None if bias is None else bias[out_high:]
-    conv = dict(padding=padding, dilation=dilation)
-
-    if in_low == 0 and out_low == 0:
-        return F.conv2d(x_high, weight, bias, stride=stride, **conv), None
+    to_low = weight[out_high:] if weight.shape[0] > out_high else None
 
     if stride == 2:
+        # After pooling the high group has the low group's size, so each output
+        # group is one conv over both input groups, pooled once more for y_low.
         x_high = downsample_by_two(x_high)
-    out_size = x_high.shape[-2:]
+        both = x_high if x_low is None else torch.cat([x_high, x_low], dim=1)
+        y_high = F.conv2d(both, weight[:out_high], bias_high, **conv)
+        y_low = None if to_low is None else F.conv2d(
+            downsample_by_two(both), to_low, bias_low, **conv)
+        return y_high, y_low
 
-    y_high = F.conv2d(x_high, weight[:out_high, :in_high], bias_high, **conv)
-    if in_low:
-        from_low = F.conv2d(x_low, weight[:out_high, in_high:], **conv)
-        if stride == 1:
-            from_low = upsample_to(from_low, out_size)
-        y_high = y_high + from_low
-
+    y_high = F.conv2d(x_high, high_from_high, bias_high, **conv)
+    if x_low is not None:
+        y_high = add_upsampled(y_high, F.conv2d(x_low, high_from_low, **conv))
     y_low = None
-    if out_low:
-        y_low = F.conv2d(downsample_by_two(x_high), weight[out_high:, :in_high],
-                         bias_low, **conv)
-        if in_low:
-            low_in = downsample_by_two(x_low) if stride == 2 else x_low
-            y_low = y_low + F.conv2d(low_in, weight[out_high:, in_high:], **conv)
+    if to_low is not None:
+        low_in = downsample_by_two(x_high)
+        if x_low is not None:
+            low_in = torch.cat([low_in, x_low], dim=1)
+        y_low = F.conv2d(low_in, to_low, bias_low, **conv)
     return y_high, y_low
 
 
@@ -175,6 +212,7 @@ class OctaveConv2d(nn.Conv2d):
                          padding=padding, dilation=dilation, bias=bias)
         self.alpha_in = alpha_in
         self.alpha_out = alpha_out
+        self._block_cache = None
 
     @property
     def in_split(self) -> Tuple[int, int]:
@@ -184,11 +222,38 @@ class OctaveConv2d(nn.Conv2d):
     def out_split(self) -> Tuple[int, int]:
         return octave_split(self.out_channels, self.alpha_out)
 
+    def high_weight_blocks(self) -> Tuple[Tensor, Tensor]:
+        """``weight[:C_out_high]`` split by input group (H->H, L->H), contiguous.
+
+        Splitting input columns copies the weight; when no gradient is
+        recorded the copies are kept until the weight changes (version counter
+        or storage), saving a copy of most weights per inference forward.
+        """
+        out_high, in_high = self.out_split[0], self.in_split[0]
+        weight = self.weight
+        if torch.is_grad_enabled():
+            self._block_cache = None
+            return weight[:out_high, :in_high], weight[:out_high, in_high:]
+        key = (weight._version, weight.data_ptr())
+        if self._block_cache is None or self._block_cache[0] != key:
+            blocks = (weight[:out_high, :in_high].contiguous(),
+                      weight[:out_high, in_high:].contiguous())
+            self._block_cache = (key, blocks)
+        return self._block_cache[1]
+
     def forward(self, x: Union[Tensor, OctaveTensor]) -> OctaveTensor:
         x_high, x_low = (x, None) if isinstance(x, Tensor) else x
-        return octave_conv2d(x_high, x_low, self.weight, self.alpha_in,
-                             self.alpha_out, self.bias, self.stride[0],
-                             self.padding[0], self.dilation[0])
+        if self.alpha_in == 0 and self.alpha_out == 0:
+            return octave_conv2d(x_high, x_low, self.weight, 0.0, 0.0, self.bias,
+                                 self.stride[0], self.padding[0], self.dilation[0])
+        _check_inputs(x_high, x_low, self.in_channels, self.alpha_in)
+        if self.stride[0] == 2:  # uses whole row blocks only
+            blocks = (None, None)
+        else:
+            blocks = self.high_weight_blocks()
+        return _octave_conv2d_blocks(x_high, x_low, self.weight, *blocks,
+                                     self.out_split[0], self.bias, self.stride[0],
+                                     self.padding[0], self.dilation[0])
 
     def extra_repr(self) -> str:
         return (super().extra_repr() +

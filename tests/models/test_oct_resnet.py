@@ -92,6 +92,21 @@ def test_octave_conv_alpha_zero_is_plain_conv(stride, dilation):
                                                 padding=dilation, dilation=dilation))
 
 
+def test_no_grad_weight_cache_follows_weight_updates():
+    torch.manual_seed(0)
+    layer = OctaveConv2d(8, 8, 3, 0.5, 0.5, padding=1)
+    x = (torch.randn(1, 4, 10, 10), torch.randn(1, 4, 5, 5))
+    with torch.no_grad():
+        cached = layer(x)
+        torch.testing.assert_close(cached, layer(x))
+        layer.weight.mul_(2.0)  # an optimizer step is an in-place update like this
+        updated = layer(x)
+    with_grad = layer(x)
+    for a, b, c in zip(cached, updated, with_grad):
+        torch.testing.assert_close(2 * a, b)
+        torch.testing.assert_close(b, c)
+
+
 def test_octave_conv_bias_added_once_per_output_channel():
     layer = OctaveConv2d(8, 8, 1, 0.5, 0.5, bias=True)
     nn.init.zeros_(layer.weight)
