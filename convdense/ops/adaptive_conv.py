@@ -30,6 +30,10 @@ authors' released pixel-aware code has the same ``5 c^2`` budget arranged
 differently: no self branch, and a sigmoid gate on the global branch only; we
 keep the paper's three softmax gates, which Fig. 3 visualises.)
 
+In dataset mode the self and local branches run as one k x k convolution
+(``beta * W_local`` plus ``alpha * W_self`` on the centre tap), which is the
+same function at the cost of the plain convolution.
+
 The gates of the last forward pass are kept, detached, in ``last_gates``:
 ``(3,)`` in dataset mode, ``(N, 3, H_out, W_out)`` in pixel mode, order
 ``(alpha, beta, gamma)``.
@@ -84,6 +88,10 @@ class AdaptiveConv2d(nn.Module):
         super().__init__()
         if mode not in ADAPTIVE_MODES:
             raise ValueError(f'AdaptiveConv2d mode must be one of {ADAPTIVE_MODES}, got {mode!r}')
+        if kernel_size % 2 == 0 or padding != dilation * (kernel_size - 1) // 2:
+            raise ValueError('AdaptiveConv2d needs an odd kernel and "same" padding '
+                             f'(dilation * (k - 1) / 2) so its branches align; got '
+                             f'kernel_size={kernel_size}, padding={padding}, dilation={dilation}')
         self.mode = mode
         self.in_channels = in_channels
         self.out_channels = out_channels
@@ -127,8 +135,19 @@ class AdaptiveConv2d(nn.Module):
         return self.predict_pixel_gates(local_out, global_out)
 
     def forward(self, x: Tensor) -> Tensor:
-        local_out = self.local_branch(x)
         global_out = self.global_branch(x)
+        if self.mode == 'dataset':
+            # alpha * conv1x1 + beta * convkxk == one kxk conv whose centre tap
+            # also carries alpha * W_self: exact, and as cheap as the plain conv.
+            gates = torch.softmax(self.gate_logits, dim=0)
+            self.last_gates = gates.detach()
+            conv = self.local_branch
+            k = conv.kernel_size[0]
+            centre = F.pad(self.self_branch.weight, [k // 2] * 4)
+            weight = gates[1] * conv.weight + gates[0] * centre
+            out = F.conv2d(x, weight, None, conv.stride, conv.padding, conv.dilation)
+            return out + gates[2] * global_out
+        local_out = self.local_branch(x)
         gates = self.gates(local_out, global_out)
         self.last_gates = gates.detach()
         return mix_branches(self.self_branch(x), local_out, global_out, gates)

@@ -111,9 +111,11 @@ def test_plain_conv_state_dict_loads_into_local_branch():
     assert torch.equal(layer.local_branch.weight, plain.weight)
 
 
-def test_adaptive_conv_rejects_unknown_mode():
+def test_adaptive_conv_rejects_bad_arguments():
     with pytest.raises(ValueError, match="mode must be one of .*'channel'"):
         AdaptiveConv2d(4, 4, mode='channel')
+    with pytest.raises(ValueError, match='odd kernel and "same" padding'):
+        AdaptiveConv2d(4, 4, 3, padding=0)
 
 
 # ---------------------------------------------------------------- backbone --
