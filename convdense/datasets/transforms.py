@@ -1,0 +1,218 @@
+"""Data pipeline for joint upsampling: load, crop, flip, make the low-res input, pack.
+
+A sample travels through the pipeline as a dict with
+    ``guide``  ``(H, W, 3)`` float32 RGB in [0, 1],
+    ``target`` ``(H, W, C)`` float32 (C=1 depth/disparity, C=2 flow), NaN = invalid,
+and after :class:`MakeLowResolution` also ``low`` ``(H/f, W/f, C)`` (finite everywhere).
+"""
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..registry import TRANSFORMS
+from .readers import read_rgb, read_target
+
+
+def crop_to_multiple(array, factor):
+    """Crop ``(H, W, ...)`` from the bottom/right so H and W are multiples of ``factor``."""
+    height, width = array.shape[:2]
+    return array[:height - height % factor, :width - width % factor]
+
+
+def fill_invalid_nearest(image):
+    """Replace NaN pixels of ``(h, w, C)`` with the nearest valid pixel's value.
+
+    The low-res input must be finite for the networks; nearest-valid filling is
+    what a sensor pipeline would hand over and does not invent new values.
+    """
+    from scipy import ndimage
+    invalid = ~np.isfinite(image).all(axis=2)
+    if not invalid.any():
+        return image
+    if invalid.all():
+        raise ValueError('low-resolution input has no valid pixel')
+    _, (rows, cols) = ndimage.distance_transform_edt(invalid, return_indices=True)
+    return image[rows, cols]
+
+
+def subsample_depth(depth, factor):
+    """Low-res depth as in the DJF/PAC protocol: the pixel at offset (f-1)//2 of each f x f block.
+
+    Args:
+        depth: ``(H, W, C)`` with H, W multiples of ``factor``; NaN = invalid.
+    Returns:
+        ``(H/f, W/f, C)``, invalid samples filled from the nearest valid sample.
+    """
+    _check_divisible(depth, factor)
+    offset = (factor - 1) // 2
+    return fill_invalid_nearest(np.ascontiguousarray(depth[offset::factor, offset::factor]))
+
+
+def downsample_flow(flow, factor):
+    """Low-res flow: anti-aliased bilinear downsampling, divided by ``factor``.
+
+    Flow is measured in pixels, so a field at 1/f resolution has 1/f the magnitude.
+    Unknown (NaN) vectors are zeroed before filtering so they cannot spread NaN.
+
+    Args:
+        flow: ``(H, W, 2)`` with H, W multiples of ``factor``.
+    Returns:
+        ``(H/f, W/f, 2)`` float32.
+    """
+    _check_divisible(flow, factor)
+    height, width = flow.shape[:2]
+    tensor = torch.from_numpy(np.nan_to_num(flow, nan=0.0)).permute(2, 0, 1)[None]
+    low = F.interpolate(tensor, size=(height // factor, width // factor), mode='bilinear',
+                        align_corners=False, antialias=True) / factor
+    return low[0].permute(1, 2, 0).numpy().astype(np.float32)
+
+
+def make_low_resolution(target, factor, kind):
+    """Dispatch to the protocol of ``kind``: subsampling for depth/disparity, filtering for flow."""
+    if kind == 'flow':
+        return downsample_flow(target, factor)
+    return subsample_depth(target, factor)
+
+
+def _check_divisible(array, factor):
+    if array.shape[0] % factor or array.shape[1] % factor:
+        raise ValueError(f'image size {array.shape[0]}x{array.shape[1]} is not a multiple of the '
+                         f'upsampling factor {factor}; crop it first (crop_to_multiple)')
+
+
+@TRANSFORMS.register_module()
+class LoadJointUpsamplingSample:
+    """Read ``guide_path`` / ``target_path`` (or take in-memory ``guide``/``target``).
+
+    Optional keys: ``target_kind`` (depth|disparity|flow), ``target_scale``
+    (stored value per unit), ``region`` = (top, left, bottom, right) in pixels
+    or ``region_frac`` = the same as fractions of the image size, to keep only
+    part of the image (held-out regions), ``loader`` = a callable returning
+    (guide, target) for containers such as NYU's ``.mat``.
+    """
+
+    def __call__(self, results):
+        if 'loader' in results:
+            guide, target = results['loader']()
+        elif 'guide' in results and 'target' in results:
+            guide, target = results['guide'], results['target']
+        else:
+            guide = read_rgb(results['guide_path'])
+            target = read_target(results['target_path'], results['target_kind'],
+                                 results.get('target_scale', 1.0))
+        if guide.shape[:2] != target.shape[:2]:
+            name = results.get('target_path', results.get('name', 'sample'))
+            raise ValueError(f'{name}: guide is {guide.shape[0]}x{guide.shape[1]} but target is '
+                             f'{target.shape[0]}x{target.shape[1]}')
+        region = results.get('region')
+        if results.get('region_frac') is not None:
+            height, width = target.shape[:2]
+            top, left, bottom, right = results['region_frac']
+            region = (round(top * height), round(left * width), round(bottom * height), round(right * width))
+        if region is not None:
+            top, left, bottom, right = region
+            guide, target = guide[top:bottom, left:right], target[top:bottom, left:right]
+        results['guide'] = np.ascontiguousarray(guide, dtype=np.float32)
+        results['target'] = np.ascontiguousarray(target, dtype=np.float32)
+        return results
+
+
+@TRANSFORMS.register_module()
+class RandomJointCrop:
+    """Crop guide and target at the same random ``crop_size`` (h, w) window.
+
+    Windows with fewer than ``min_valid`` valid target pixels are redrawn (a
+    few times) because they contribute nothing to the loss.
+    """
+
+    def __init__(self, crop_size, min_valid=0.5, max_tries=10):
+        self.crop_size = (crop_size, crop_size) if isinstance(crop_size, int) else tuple(crop_size)
+        self.min_valid = min_valid
+        self.max_tries = max_tries
+
+    def __call__(self, results):
+        crop_h, crop_w = self.crop_size
+        height, width = results['target'].shape[:2]
+        if height < crop_h or width < crop_w:
+            raise ValueError(f'crop {crop_h}x{crop_w} is larger than the image {height}x{width}')
+        for _ in range(self.max_tries):
+            top = np.random.randint(0, height - crop_h + 1)
+            left = np.random.randint(0, width - crop_w + 1)
+            target = results['target'][top:top + crop_h, left:left + crop_w]
+            if np.isfinite(target).all(axis=2).mean() >= self.min_valid:
+                break
+        results['guide'] = results['guide'][top:top + crop_h, left:left + crop_w]
+        results['target'] = target
+        return results
+
+
+@TRANSFORMS.register_module()
+class RandomJointFlip:
+    """Flip guide and target horizontally (and optionally vertically) with probability ``prob``.
+
+    A flip mirrors flow too, so the u (or v) component changes sign.
+    """
+
+    def __init__(self, prob=0.5, vertical=False):
+        self.prob = prob
+        self.vertical = vertical
+
+    def __call__(self, results):
+        flow = results.get('target_kind') == 'flow'
+        if np.random.rand() < self.prob:
+            results['guide'] = results['guide'][:, ::-1]
+            results['target'] = results['target'][:, ::-1].copy()
+            if flow:
+                results['target'][..., 0] *= -1
+        if self.vertical and np.random.rand() < self.prob:
+            results['guide'] = results['guide'][::-1]
+            results['target'] = results['target'][::-1].copy()
+            if flow:
+                results['target'][..., 1] *= -1
+        return results
+
+
+@TRANSFORMS.register_module()
+class MakeLowResolution:
+    """Crop to a multiple of ``factor`` and make the low-res input ``low`` (see :func:`make_low_resolution`)."""
+
+    def __init__(self, factor):
+        if factor < 2 or factor & (factor - 1):
+            raise ValueError(f'upsampling factor must be a power of two >= 2, got {factor}')
+        self.factor = factor
+
+    def __call__(self, results):
+        results['guide'] = crop_to_multiple(results['guide'], self.factor)
+        results['target'] = crop_to_multiple(results['target'], self.factor)
+        name = results.get('name', 'sample')
+        if not np.isfinite(results['target']).all(axis=2).any():
+            raise ValueError(f'{name}: target has no valid pixel')
+        try:
+            results['low'] = make_low_resolution(results['target'], self.factor,
+                                                 results.get('target_kind', 'depth'))
+        except ValueError as exc:
+            raise ValueError(f'{name}: {exc}') from None
+        results['factor'] = self.factor
+        return results
+
+
+@TRANSFORMS.register_module()
+class PackJointUpsamplingInputs:
+    """Pack to ``dict(inputs=dict(guide, low), data_samples=dict(gt, valid, ...))``.
+
+    Tensors: guide ``(3, H, W)``, low ``(C, H/f, W/f)``, gt ``(C, H, W)`` with
+    invalid pixels set to 0, valid ``(1, H, W)`` bool.
+    """
+
+    def __call__(self, results):
+        target = results['target']
+        valid = np.isfinite(target).all(axis=2)
+        gt = np.where(valid[..., None], target, 0.0).astype(np.float32)
+
+        def chw(array):
+            return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+
+        return dict(
+            inputs=dict(guide=chw(results['guide']), low=chw(results['low'])),
+            data_samples=dict(gt=chw(gt), valid=torch.from_numpy(valid)[None],
+                              name=results.get('name', ''), kind=results.get('target_kind', 'depth')))

@@ -1,0 +1,100 @@
+"""mmengine model wrapper shared by every joint upsampler (learned or not).
+
+The wrapped ``net`` maps a normalised low-res target and the high-res guide to
+the normalised high-res target::
+
+    net(low, guide) -> high
+    low   (B, C, h, w)   target at 1/factor resolution, each channel scaled to [0, 1]
+    guide (B, 3, H, W)   RGB in [0, 1]
+    high  (B, C, H, W)   in the same normalised units as ``low``
+
+Normalisation follows the reference protocol: each target channel is scaled by
+its own low-res input's min/max, so the network sees the same range for a
+room 2 m deep and one 8 m deep, and the prediction is mapped back for the metric.
+"""
+import torch
+from mmengine.model import BaseModel
+
+from ...registry import MODELS
+
+_EPS = 1e-6
+
+
+def low_res_range(low):
+    """Per-sample, per-channel (min, span) of ``low`` ``(B, C, h, w)``, each ``(B, C, 1, 1)``.
+
+    A constant channel has no span; it gets span 1 so it maps to 0 and back unchanged.
+    """
+    lo_min = low.amin(dim=(2, 3), keepdim=True)
+    span = low.amax(dim=(2, 3), keepdim=True) - lo_min
+    return lo_min, torch.where(span > _EPS, span, torch.ones_like(span))
+
+
+@MODELS.register_module()
+class JointUpsampler(BaseModel):
+    """Trains and runs a joint-upsampling ``net`` with mmengine's Runner.
+
+    ``forward(inputs, data_samples, mode)``:
+        inputs: ``dict(guide=(B, 3, H, W), low=(B, C, h, w))``
+        data_samples: ``dict(gt=(B, C, H, W), valid=(B, 1, H, W) bool, name=[...], kind=[...])``
+        mode ``'loss'``: ``dict(loss=...)``, the mean squared error on normalised
+            targets over valid pixels only;
+        mode ``'predict'``: list of per-sample dicts with ``pred`` (de-normalised),
+            ``gt``, ``valid``, ``low``, ``guide``, ``name``, ``kind`` for the metrics;
+        mode ``'tensor'``: the de-normalised prediction ``(B, C, H, W)``.
+
+    Args:
+        net: config of the network (``PacJointUpsample``, ``DJF``, ``Bicubic``, ``JBU``...).
+    """
+
+    def __init__(self, net, data_preprocessor=None, init_cfg=None):
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.net = MODELS.build(net) if isinstance(net, dict) else net
+        self.factor = self.net.factor
+
+    def upsample(self, low, guide):
+        """De-normalised upsampling: ``low`` ``(B, C, h, w)`` in target units -> ``(B, C, H, W)``."""
+        self._check_shapes(low, guide)
+        lo_min, span = low_res_range(low)
+        return self.net((low - lo_min) / span, guide) * span + lo_min
+
+    def forward(self, inputs, data_samples=None, mode='tensor'):
+        guide, low = inputs['guide'], inputs['low']
+        self._check_shapes(low, guide)
+        lo_min, span = low_res_range(low)
+        pred_norm = self.net((low - lo_min) / span, guide)
+        if mode == 'loss':
+            if data_samples is None:
+                raise ValueError("mode='loss' needs data_samples with gt and valid")
+            gt_norm = (data_samples['gt'] - lo_min) / span
+            valid = data_samples['valid'].to(pred_norm.dtype).expand_as(pred_norm)
+            if not valid.any():
+                raise ValueError('batch has no valid ground-truth pixel')
+            loss = ((pred_norm - gt_norm).pow(2) * valid).sum() / valid.sum()
+            return dict(loss=loss)
+        pred = pred_norm * span + lo_min
+        if mode == 'tensor':
+            return pred
+        if mode == 'predict':
+            samples = data_samples or {}
+            outputs = []
+            for i in range(pred.shape[0]):
+                out = dict(pred=pred[i].detach(), low=low[i], guide=guide[i], factor=self.factor)
+                for key in ('gt', 'valid'):
+                    if key in samples:
+                        out[key] = samples[key][i]
+                for key in ('name', 'kind'):
+                    if key in samples:
+                        out[key] = samples[key][i]
+                outputs.append(out)
+            return outputs
+        raise ValueError(f"mode must be 'loss', 'predict' or 'tensor', got {mode!r}")
+
+    def _check_shapes(self, low, guide):
+        if low.dim() != 4 or guide.dim() != 4 or guide.shape[1] != 3:
+            raise ValueError(f'expected low (B, C, h, w) and guide (B, 3, H, W), got '
+                             f'{tuple(low.shape)} and {tuple(guide.shape)}')
+        expected = (low.shape[2] * self.factor, low.shape[3] * self.factor)
+        if tuple(guide.shape[2:]) != expected:
+            raise ValueError(f'guide is {guide.shape[2]}x{guide.shape[3]} but low-res input '
+                             f'{low.shape[2]}x{low.shape[3]} x{self.factor} needs {expected[0]}x{expected[1]}')

@@ -1,0 +1,83 @@
+"""Non-learned joint-upsampling baselines with the learned nets' interface.
+
+``forward(low (B, C, h, w), guide (B, 3, H, W)) -> (B, C, H, W)``; they have no
+parameters, so they run through the same :class:`JointUpsampler` and metrics.
+"""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ...ops.pac import pac_conv_transpose2d, pac_kernel2d
+from ...registry import MODELS
+
+
+@MODELS.register_module()
+class Bicubic(nn.Module):
+    """Bicubic (``mode='bicubic'``) or bilinear interpolation; ignores the guide."""
+
+    def __init__(self, factor, mode='bicubic', **unused):
+        super().__init__()
+        if mode not in ('bicubic', 'bilinear'):
+            raise ValueError(f"mode must be 'bicubic' or 'bilinear', got {mode!r}")
+        self.factor = factor
+        self.mode = mode
+
+    def forward(self, low, guide):
+        return F.interpolate(low, size=guide.shape[2:], mode=self.mode, align_corners=False)
+
+
+def jbu_geometry(factor):
+    """Transposed-conv geometry that puts low-res pixel j at high-res ``factor*j + (factor-1)//2``.
+
+    That is where the DJF/PAC protocol samples it. The window (2*factor+1
+    high-res pixels) reaches the nearest low-res samples on each side.
+
+    Returns:
+        dict(kernel_size, stride, padding, output_padding) for ``pac_conv_transpose2d``.
+    """
+    offset = (factor - 1) // 2
+    kernel_size = 2 * factor + 1
+    padding = factor - offset  # centre tap (index factor) of input j lands on factor*j + offset
+    # output = (h-1)*f - 2p + k + op must equal h*f
+    output_padding = factor - kernel_size + 2 * padding
+    return dict(kernel_size=kernel_size, stride=factor, padding=padding, output_padding=output_padding)
+
+
+@MODELS.register_module()
+class JBU(nn.Module):
+    """Joint bilateral upsampling (Kopf et al., 2007) as one PAC transposed convolution.
+
+    The adaptive kernel is a fixed Gaussian on ``(x/sigma_spatial, y/sigma_spatial,
+    rgb/sigma_color)`` of the high-res guide, the filter is all ones and the kernel
+    is normalised over the low-res samples in the window: exactly JBU, which is
+    the PAC paper's point that PAC generalises it.
+
+    Args:
+        sigma_spatial: in high-res pixels.
+        sigma_color: in RGB units of [0, 1]. The defaults (factor/2, 0.2) are the best of
+            a small grid on the training region of the bundled Middlebury scene.
+    """
+
+    def __init__(self, factor, sigma_spatial=None, sigma_color=0.2, **unused):
+        super().__init__()
+        self.factor = factor
+        self.sigma_spatial = float(sigma_spatial if sigma_spatial is not None else factor / 2)
+        self.sigma_color = float(sigma_color)
+        self.geometry = jbu_geometry(factor)
+
+    def adapting_features(self, guide):
+        """``(B, 3, H, W)`` RGB -> ``(B, 5, H, W)`` scaled (x, y, r, g, b)."""
+        batch, _, height, width = guide.shape
+        ys = torch.arange(height, dtype=guide.dtype, device=guide.device) / self.sigma_spatial
+        xs = torch.arange(width, dtype=guide.dtype, device=guide.device) / self.sigma_spatial
+        grid_y, grid_x = torch.meshgrid(ys, xs, indexing='ij')
+        coords = torch.stack([grid_x, grid_y])[None].expand(batch, 2, height, width)
+        return torch.cat([coords, guide / self.sigma_color], dim=1)
+
+    def forward(self, low, guide):
+        geometry = dict(self.geometry)
+        kernel_size = geometry.pop('kernel_size')
+        kernel = pac_kernel2d(self.adapting_features(guide), kernel_size, normalize=True, transposed=True,
+                              **geometry)
+        ones = low.new_ones(1, 1, kernel_size, kernel_size)
+        return pac_conv_transpose2d(low, kernel, ones, shared_filters=True, **geometry)

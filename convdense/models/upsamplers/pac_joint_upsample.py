@@ -1,0 +1,97 @@
+"""PAC joint upsampling network (Su et al., CVPR 2019, Sec. 5.1).
+
+A target branch encodes the low-res signal, a guidance branch encodes the
+high-res RGB image, and log2(factor) pixel-adaptive transposed convolutions
+(each x2) upsample the target features; the i-th one is adapted by its own
+slice of the guidance features, resized to its output scale, so that edges in
+the image steer where the upsampled signal may change.
+"""
+import math
+
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ...ops.pac import PacConvTranspose2d
+from ...registry import MODELS
+
+
+def _conv_stack(in_channels, widths, kernel_size, last_relu):
+    layers = []
+    for i, width in enumerate(widths):
+        layers.append(nn.Conv2d(in_channels, width, kernel_size, padding=kernel_size // 2))
+        if last_relu or i < len(widths) - 1:
+            layers.append(nn.ReLU(inplace=True))
+        in_channels = width
+    return nn.Sequential(*layers)
+
+
+@MODELS.register_module()
+class PacJointUpsample(nn.Module):
+    """``forward(low (B, C, h, w), guide (B, 3, H, W)) -> (B, C, H, W)``, H = factor * h.
+
+    Defaults are the paper's reference design: target branch 1->32->32->32,
+    guidance branch 3->32->32->16*n_up, n_up = log2(factor) PAC transposed convs
+    32->32 (5x5, stride 2, padding 2, output_padding 1, each followed by ReLU),
+    then 32->32->1; all convs 5x5. Channels of a multi-channel target (flow u, v)
+    are upsampled as separate single-channel images with shared weights.
+
+    Args:
+        factor: 4, 8, 16 (any power of two >= 2).
+        channels: target channels (1 depth, 2 flow); only checked, weights are shared.
+        target_widths, guide_widths, kernel_channels, fusion_widths: layer widths.
+        residual: add the bilinear upsampling of ``low`` to the output, so the
+            network learns a correction (not in the reference design; off by default).
+    """
+
+    def __init__(self, factor, channels=1, guide_channels=3, target_widths=(32, 32, 32),
+                 guide_widths=(32, 32), kernel_channels=16, fusion_widths=(32,), kernel_size=5,
+                 residual=False):
+        super().__init__()
+        if factor < 2 or factor & (factor - 1):
+            raise ValueError(f'factor must be a power of two >= 2, got {factor}')
+        self.factor = factor
+        self.channels = channels
+        self.kernel_channels = kernel_channels
+        self.residual = residual
+        self.num_up = int(math.log2(factor))
+        width = target_widths[-1]
+        self.branch_target = _conv_stack(1, target_widths, kernel_size, last_relu=True)
+        self.branch_guide = _conv_stack(guide_channels, tuple(guide_widths) + (kernel_channels * self.num_up,),
+                                        kernel_size, last_relu=False)
+        self.up_convs = nn.ModuleList(
+            PacConvTranspose2d(width, width, kernel_size, stride=2, padding=kernel_size // 2,
+                               output_padding=1) for _ in range(self.num_up))
+        self.branch_fusion = nn.Sequential(
+            _conv_stack(width, fusion_widths, kernel_size, last_relu=True),
+            nn.Conv2d(fusion_widths[-1], 1, kernel_size, padding=kernel_size // 2))
+
+    def forward(self, low, guide):
+        batch, channels, height, width = low.shape
+        if guide.shape[2:] != (height * self.factor, width * self.factor):
+            raise ValueError(f'guide {tuple(guide.shape)} must be {self.factor}x the low-res input '
+                             f'{tuple(low.shape)}')
+        single = low.reshape(batch * channels, 1, height, width)
+        features = self.branch_target(single)
+        guide_features = self.branch_guide(guide)
+        for i, up_conv in enumerate(self.up_convs):
+            adapting = guide_features[:, i * self.kernel_channels:(i + 1) * self.kernel_channels]
+            shrink = self.factor // 2 ** (i + 1)
+            if shrink > 1:
+                adapting = F.avg_pool2d(adapting, shrink)
+            adapting = adapting.repeat_interleave(channels, dim=0)
+            features = F.relu(up_conv(features, adapting))
+        out = self.branch_fusion(features)
+        if self.residual:
+            out = out + F.interpolate(single, scale_factor=self.factor, mode='bilinear', align_corners=False)
+        return out.reshape(batch, channels, *out.shape[2:])
+
+
+@MODELS.register_module()
+class PacJointUpsampleLite(PacJointUpsample):
+    """The same design narrowed to about DJF's size (~56 k parameters at x4)."""
+
+    def __init__(self, factor, channels=1, guide_channels=3, **kwargs):
+        widths = dict(target_widths=(18, 18, 18), guide_widths=(18, 18), kernel_channels=8,
+                      fusion_widths=(18,))
+        widths.update(kwargs)
+        super().__init__(factor, channels, guide_channels, **widths)
