@@ -286,9 +286,63 @@ def _check_weight(weight, shared_filters, expected_shape, input_shape):
                          f'{tuple(input_shape)}, got {got}')
 
 
+class _Tiling:
+    """Splits the work of one batch element into blocks of output rows and
+    chunks of taps so that one block of modulated input,
+    [taps_in_chunk, C, rows, W_out], stays within ``chunk_elements``.
+
+    Whole tap sets per row block are preferred: the single matmul then has a
+    deep inner dimension (k^2 * C) and each output block is written once.
+    """
+
+    def __init__(self, taps, channels, out_size, chunk_elements):
+        out_h, out_w = out_size
+        row_all_taps = taps * channels * out_w
+        if row_all_taps <= chunk_elements:
+            self.rows = max(1, min(out_h, chunk_elements // row_all_taps))
+            self.taps_per_chunk = taps
+        else:
+            self.rows = 1
+            self.taps_per_chunk = max(1, min(taps, chunk_elements // max(channels * out_w, 1)))
+        self.out_h, self.taps = out_h, taps
+
+    def row_blocks(self):
+        for first in range(0, self.out_h, self.rows):
+            yield first, min(first + self.rows, self.out_h)
+
+    def tap_chunks(self):
+        for first in range(0, self.taps, self.taps_per_chunk):
+            yield first, min(first + self.taps_per_chunk, self.taps)
+
+
+def _tile_view(x, ty, tx, rows, out_w, stride, dilation):
+    """Pixels of ``x`` ([..., H_pad, W_pad]) read by tap (ty, tx) for output
+    rows ``rows = (first, last)``: [..., last - first, W_out]."""
+    (sh, sw), (dh, dw) = stride, dilation
+    y0, x0 = ty * dh + sh * rows[0], tx * dw
+    return x[..., y0:y0 + sh * (rows[1] - rows[0] - 1) + 1:sh, x0:x0 + sw * (out_w - 1) + 1:sw]
+
+
+def _modulate(out, padded_b, kernel_b, taps, rows, kw, out_w, stride, dilation):
+    """out[i] = K_t * shift_t(input) for the taps of one chunk.
+
+    out: [n_taps, C, n_rows, W_out]; padded_b: [C, H_pad, W_pad];
+    kernel_b: [1 or C, kh, kw, H_out, W_out].
+    """
+    for i, t in enumerate(range(*taps)):
+        ty, tx = divmod(t, kw)
+        torch.mul(_tile_view(padded_b, ty, tx, rows, out_w, stride, dilation),
+                  kernel_b[:, ty, tx, rows[0]:rows[1]], out=out[i])
+    return out
+
+
 class _PacConvFunction(torch.autograd.Function):
-    """Stride/dilation PAC over an already padded input, tap chunks recomputed
-    in backward so memory stays O(chunk) instead of O(C * k^2 * H * W)."""
+    """Stride/dilation PAC over an already padded input.
+
+    Forward and backward walk (row block, tap chunk) tiles: the modulated input
+    of one tile is built, used in one matmul and dropped; backward rebuilds it
+    instead of saving it, so memory stays O(chunk) instead of O(C k^2 H W).
+    """
 
     @staticmethod
     def forward(ctx, padded, kernel, weight, out_size, stride, dilation, shared_filters,
@@ -297,26 +351,36 @@ class _PacConvFunction(torch.autograd.Function):
         ctx.conf = (out_size, stride, dilation, shared_filters, chunk_elements)
         kh, kw = kernel.shape[2:4]
         batch, channels = padded.shape[:2]
-        pixels = out_size[0] * out_size[1]
         if shared_filters:
             out = padded.new_zeros(batch, channels, *out_size)
             weight_per_tap = weight.reshape(kh * kw)
             for t in range(kh * kw):
                 ty, tx = divmod(t, kw)
-                scaled_kernel = kernel[:, :, ty, tx] * weight_per_tap[t]
                 out.addcmul_(_tap_view(padded, ty, tx, out_size, stride, dilation),
-                             scaled_kernel)
+                             kernel[:, :, ty, tx] * weight_per_tap[t])
             return out
-        out_channels = weight.shape[0]
-        # [C_out, taps, C_in] so that one chunk of taps is a contiguous slice.
-        weight_by_tap = weight.permute(0, 2, 3, 1).reshape(out_channels, kh * kw, channels)
-        out = padded.new_zeros(batch, out_channels, pixels)
-        for first, last, modulated in _modulated_chunks(padded, kernel, out_size, stride,
-                                                         dilation, chunk_elements):
-            weight_chunk = weight_by_tap[:, first:last].reshape(out_channels, -1)
-            for b in range(batch):
-                out[b].addmm_(weight_chunk, modulated[b].view(-1, pixels))
-        return out.view(batch, out_channels, *out_size)
+        out_channels, out_w = weight.shape[0], out_size[1]
+        # [C_out, taps * C_in] so that a chunk of taps is a contiguous column range.
+        weight_by_tap = weight.permute(0, 2, 3, 1).reshape(out_channels, kh * kw * channels)
+        tiling = _Tiling(kh * kw, channels, out_size, chunk_elements)
+        buffer = padded.new_empty(tiling.taps_per_chunk * channels * tiling.rows * out_w)
+        out = padded.new_empty(batch, out_channels, *out_size)
+        for b in range(batch):
+            for rows in tiling.row_blocks():
+                pixels = (rows[1] - rows[0]) * out_w
+                block = None
+                for taps in tiling.tap_chunks():
+                    n_taps = taps[1] - taps[0]
+                    modulated = _modulate(
+                        buffer[:n_taps * channels * pixels].view(n_taps, channels, -1, out_w),
+                        padded[b], kernel[b], taps, rows, kw, out_w, stride, dilation)
+                    weight_chunk = weight_by_tap[:, taps[0] * channels:taps[1] * channels]
+                    if block is None:
+                        block = torch.mm(weight_chunk, modulated.view(-1, pixels))
+                    else:
+                        block.addmm_(weight_chunk, modulated.view(-1, pixels))
+                out[b, :, rows[0]:rows[1]] = block.view(out_channels, -1, out_w)
+        return out
 
     @staticmethod
     def backward(ctx, grad_out):
@@ -326,8 +390,6 @@ class _PacConvFunction(torch.autograd.Function):
         kh, kw = kernel.shape[2:4]
         batch, channels = padded.shape[:2]
         kernel_channels = kernel.shape[1]
-        pixels = out_size[0] * out_size[1]
-        grad_out = grad_out.contiguous()
         grad_padded = torch.zeros_like(padded) if need_input else None
         grad_kernel = torch.empty_like(kernel) if need_kernel else None
         grad_weight = None
@@ -354,62 +416,47 @@ class _PacConvFunction(torch.autograd.Function):
                 grad_weight = grad_weight_per_tap.view_as(weight)
             return grad_padded, grad_kernel, grad_weight, None, None, None, None, None
 
-        out_channels = weight.shape[0]
-        weight_by_tap = weight.permute(0, 2, 3, 1).reshape(out_channels, kh * kw, channels)
-        grad_by_tap = weight.new_zeros(out_channels, kh * kw, channels) if need_weight else None
-        grad_out_flat = grad_out.view(batch, out_channels, pixels)
-        need_modulated = need_weight
-        for first, last, modulated in _modulated_chunks(
-                padded, kernel, out_size, stride, dilation, chunk_elements,
-                build=need_modulated):
-            weight_chunk = weight_by_tap[:, first:last].reshape(out_channels, -1)
-            if need_weight:
-                grad_chunk = grad_by_tap[:, first:last].view(out_channels, -1)
-                for b in range(batch):
-                    grad_chunk.addmm_(grad_out_flat[b], modulated[b].view(-1, pixels).t())
-            if not (need_input or need_kernel):
-                continue
-            # Gradient w.r.t. the modulated input of this chunk: [B, taps, C, H_out, W_out].
-            grad_modulated = torch.matmul(weight_chunk.t(), grad_out_flat).view(
-                batch, last - first, channels, *out_size)
-            for i, t in enumerate(range(first, last)):
-                ty, tx = divmod(t, kw)
-                if need_kernel:
-                    shifted = _tap_view(padded, ty, tx, out_size, stride, dilation)
-                    correlation = grad_modulated[:, i] * shifted
-                    if kernel_channels == 1:
-                        correlation = correlation.sum(dim=1, keepdim=True)
-                    grad_kernel[:, :, ty, tx] = correlation
-                if need_input:
-                    _tap_view(grad_padded, ty, tx, out_size, stride, dilation).addcmul_(
-                        grad_modulated[:, i], kernel[:, :, ty, tx])
+        out_channels, out_w = weight.shape[0], out_size[1]
+        weight_by_tap = weight.permute(0, 2, 3, 1).reshape(out_channels, kh * kw * channels)
+        grad_by_tap = torch.zeros_like(weight_by_tap) if need_weight else None
+        tiling = _Tiling(kh * kw, channels, out_size, chunk_elements)
+        buffer_size = tiling.taps_per_chunk * channels * tiling.rows * out_w
+        buffer = padded.new_empty(buffer_size) if need_weight else None
+        for b in range(batch):
+            for rows in tiling.row_blocks():
+                pixels = (rows[1] - rows[0]) * out_w
+                grad_block = grad_out[b, :, rows[0]:rows[1]].reshape(out_channels, pixels)
+                for taps in tiling.tap_chunks():
+                    n_taps = taps[1] - taps[0]
+                    columns = slice(taps[0] * channels, taps[1] * channels)
+                    if need_weight:
+                        modulated = _modulate(
+                            buffer[:n_taps * channels * pixels].view(n_taps, channels, -1,
+                                                                     out_w),
+                            padded[b], kernel[b], taps, rows, kw, out_w, stride, dilation)
+                        grad_by_tap[:, columns].addmm_(grad_block,
+                                                       modulated.view(-1, pixels).t())
+                    if not (need_input or need_kernel):
+                        continue
+                    # d loss / d modulated input of this tile: [n_taps, C, rows, W_out].
+                    grad_modulated = torch.mm(weight_by_tap[:, columns].t(), grad_block).view(
+                        n_taps, channels, -1, out_w)
+                    for i, t in enumerate(range(*taps)):
+                        ty, tx = divmod(t, kw)
+                        if need_input:
+                            _tile_view(grad_padded[b], ty, tx, rows, out_w, stride,
+                                       dilation).addcmul_(
+                                           grad_modulated[i],
+                                           kernel[b, :, ty, tx, rows[0]:rows[1]])
+                        if need_kernel:
+                            correlation = grad_modulated[i].mul_(
+                                _tile_view(padded[b], ty, tx, rows, out_w, stride, dilation))
+                            if kernel_channels == 1:
+                                correlation = correlation.sum(dim=0, keepdim=True)
+                            grad_kernel[b, :, ty, tx, rows[0]:rows[1]] = correlation
         if need_weight:
             grad_weight = grad_by_tap.view(out_channels, kh, kw, channels).permute(0, 3, 1, 2)
         return grad_padded, grad_kernel, grad_weight, None, None, None, None, None
-
-
-def _modulated_chunks(padded, kernel, out_size, stride, dilation, chunk_elements, build=True):
-    """Yields ``(first_tap, last_tap, modulated)`` where ``modulated`` is
-    [B, last - first, C, H_out, W_out] = K_t * shift_t(input) for those taps
-    (``None`` when ``build`` is False)."""
-    kh, kw = kernel.shape[2:4]
-    batch, channels = padded.shape[:2]
-    per_tap = batch * channels * out_size[0] * out_size[1]
-    taps_per_chunk = max(1, min(kh * kw, chunk_elements // max(per_tap, 1)))
-    buffer = None
-    for first in range(0, kh * kw, taps_per_chunk):
-        last = min(first + taps_per_chunk, kh * kw)
-        if not build:
-            yield first, last, None
-            continue
-        if buffer is None:
-            buffer = padded.new_empty(batch, taps_per_chunk, channels, *out_size)
-        modulated = buffer[:, :last - first]
-        for i, t in enumerate(range(first, last)):
-            ty, tx = divmod(t, kw)
-            torch.mul(_tap_view(padded, ty, tx, out_size, stride, dilation),
-                      kernel[:, :, ty, tx], out=modulated[:, i])
-        yield first, last, modulated
 
 
 def _pac_core(input, kernel, weight, bias, out_size, stride, dilation, shared_filters,
