@@ -24,10 +24,13 @@ class JointUpsamplingDataset(BaseDataset):
         region_frac: (top, left, bottom, right) as fractions of each image, to
             train on one region and evaluate on another (held-out regions).
         max_samples: keep only the first N samples (smoke tests, quick runs).
+        factor: upsampling factor handed to ``MakeLowResolution`` through each
+            sample, so a config changes the factor in one place per dataset.
     """
     target_kind = 'depth'
 
-    def __init__(self, *args, region_frac=None, max_samples=None, **kwargs):
+    def __init__(self, *args, factor=None, region_frac=None, max_samples=None, **kwargs):
+        self.factor = factor
         self.region_frac = region_frac
         self.max_samples = max_samples
         super().__init__(*args, **kwargs)
@@ -41,6 +44,8 @@ class JointUpsamplingDataset(BaseDataset):
         for sample in samples:
             sample.setdefault('target_kind', self.target_kind)
             sample['region_frac'] = self.region_frac
+            if self.factor is not None:
+                sample['factor'] = self.factor
         return samples
 
     def list_samples(self):

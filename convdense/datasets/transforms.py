@@ -174,26 +174,38 @@ class RandomJointFlip:
 
 @TRANSFORMS.register_module()
 class MakeLowResolution:
-    """Crop to a multiple of ``factor`` and make the low-res input ``low`` (see :func:`make_low_resolution`)."""
+    """Crop to a multiple of ``factor`` and make the low-res input ``low`` (see :func:`make_low_resolution`).
 
-    def __init__(self, factor):
-        if factor < 2 or factor & (factor - 1):
-            raise ValueError(f'upsampling factor must be a power of two >= 2, got {factor}')
+    ``factor=None`` takes the sample's ``factor`` (set by the dataset's ``factor`` argument).
+    """
+
+    def __init__(self, factor=None):
+        if factor is not None:
+            _check_factor(factor)
         self.factor = factor
 
     def __call__(self, results):
-        results['guide'] = crop_to_multiple(results['guide'], self.factor)
-        results['target'] = crop_to_multiple(results['target'], self.factor)
+        factor = self.factor or results.get('factor')
+        if factor is None:
+            raise ValueError('MakeLowResolution needs a factor (argument or the dataset\'s factor)')
+        _check_factor(factor)
+        results['guide'] = crop_to_multiple(results['guide'], factor)
+        results['target'] = crop_to_multiple(results['target'], factor)
         name = results.get('name', 'sample')
         if not np.isfinite(results['target']).all(axis=2).any():
             raise ValueError(f'{name}: target has no valid pixel')
         try:
-            results['low'] = make_low_resolution(results['target'], self.factor,
+            results['low'] = make_low_resolution(results['target'], factor,
                                                  results.get('target_kind', 'depth'))
         except ValueError as exc:
             raise ValueError(f'{name}: {exc}') from None
-        results['factor'] = self.factor
+        results['factor'] = factor
         return results
+
+
+def _check_factor(factor):
+    if not isinstance(factor, int) or factor < 2 or factor & (factor - 1):
+        raise ValueError(f'upsampling factor must be a power of two >= 2, got {factor!r}')
 
 
 @TRANSFORMS.register_module()

@@ -1,1 +1,2 @@
-"""(being written)"""
+"""Visualisation helpers in the ``convdense`` scope."""
+from .panels import make_panel  # noqa: F401

@@ -1,0 +1,59 @@
+"""Runner hooks for joint upsampling."""
+import os.path as osp
+
+import torch
+from mmengine.hooks import Hook
+
+from ..registry import HOOKS
+
+_UNITS = dict(depth='m', disparity='px', flow='px')
+
+
+@HOOKS.register_module()
+class JointUpsamplingPanelHook(Hook):
+    """Writes comparison panels (guide, low-res, bicubic, JBU, model, GT, error) while testing.
+
+    One PNG per sample, for the first ``max_panels`` test samples, in
+    ``<work_dir>/panels/``. The baselines are run here so the panel compares
+    methods on exactly the input the model saw.
+    """
+
+    def __init__(self, max_panels=4, on_val=False):
+        self.max_panels = max_panels
+        self.on_val = on_val
+        self._written = 0
+
+    def before_test(self, runner):
+        self._written = 0
+
+    def before_val(self, runner):
+        self._written = 0
+
+    def after_val_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        if self.on_val:
+            self._write(runner, outputs)
+
+    def after_test_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        self._write(runner, outputs)
+
+    def _write(self, runner, outputs):
+        from ..models.upsamplers.base import JointUpsampler
+        from ..models.upsamplers.classic import JBU, Bicubic
+        from ..visualization import make_panel
+        for sample in outputs or []:
+            if self._written >= self.max_panels or 'gt' not in sample:
+                return
+            factor = sample['factor']
+            low, guide = sample['low'][None].cpu(), sample['guide'][None].cpu()
+            with torch.no_grad():
+                predictions = {
+                    'bicubic': JointUpsampler(Bicubic(factor)).upsample(low, guide)[0],
+                    'JBU': JointUpsampler(JBU(factor)).upsample(low, guide)[0],
+                    type(getattr(runner.model, 'module', runner.model).net).__name__: sample['pred'].cpu(),
+                }
+            name = str(sample.get('name') or self._written).replace('/', '_')
+            kind = sample.get('kind', 'depth')
+            make_panel(osp.join(runner.work_dir, 'panels', f'{name}.png'), sample['guide'], sample['low'],
+                       predictions, sample['gt'], sample['valid'], kind=kind, unit=_UNITS.get(kind, ''),
+                       title=f'{name} x{factor}')
+            self._written += 1

@@ -1,0 +1,161 @@
+"""Loaders on written upstream layouts (.mat, PNG folders, Middlebury, Sintel .flo) and the low-res protocol."""
+import os
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+from mmengine.registry import init_default_scope
+
+from convdense.datasets import MiddleburyDataset, NYUDepthV2Dataset, SintelFlowDataset
+from convdense.datasets.readers import read_depth, read_flow, write_pfm
+from convdense.datasets.transforms import downsample_flow, subsample_depth
+
+PIPELINE = [dict(type='LoadJointUpsamplingSample'), dict(type='MakeLowResolution'),
+            dict(type='PackJointUpsamplingInputs')]
+
+
+@pytest.fixture(autouse=True)
+def scope():
+    init_default_scope('convdense')
+
+
+def _write_flo(path, flow, magic=b'PIEH'):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    height, width = flow.shape[:2]
+    with open(path, 'wb') as f:
+        f.write(magic)
+        f.write(np.array([width, height], np.int32).tobytes())
+        f.write(flow.astype(np.float32).tobytes())
+
+
+def test_nyu_mat_layout_split_and_units(tmp_path):
+    h5py = pytest.importorskip('h5py')
+    rng = np.random.default_rng(0)
+    count, height, width = 3, 16, 24
+    images = rng.integers(0, 256, (count, 3, width, height), dtype=np.uint8)  # MATLAB order seen by h5py
+    depths = rng.uniform(1, 5, (count, width, height)).astype(np.float32)
+    depths[2, 0, 0] = 0.0  # invalid
+    with h5py.File(tmp_path / 'nyu_depth_v2_labeled.mat', 'w') as mat:
+        mat['images'] = images
+        mat['depths'] = depths
+    train = NYUDepthV2Dataset(data_root=str(tmp_path), split='train', split_index=2, factor=4, pipeline=PIPELINE)
+    test = NYUDepthV2Dataset(data_root=str(tmp_path), split='test', split_index=2, factor=4, pipeline=PIPELINE)
+    assert len(train) == 2 and len(test) == 1
+    sample = test[0]
+    gt, valid = sample['data_samples']['gt'], sample['data_samples']['valid']
+    assert tuple(gt.shape) == (1, height, width)
+    np.testing.assert_allclose(gt[0, 3, 5].item(), depths[2, 5, 3])  # row 3, col 5 = depths[i, col, row]
+    np.testing.assert_allclose(sample['inputs']['guide'][:, 3, 5].numpy(), images[2, :, 5, 3] / 255.0, rtol=1e-6)
+    assert not valid[0, 0, 0] and valid.sum() == height * width - 1
+    assert tuple(sample['inputs']['low'].shape) == (1, height // 4, width // 4)
+
+
+def test_nyu_png_layout_reads_millimetres(tmp_path):
+    for split in ('train', 'test'):
+        os.makedirs(tmp_path / split / 'images')
+        os.makedirs(tmp_path / split / 'depths')
+        iio.imwrite(tmp_path / split / 'images' / '0001.png', np.full((8, 8, 3), 128, np.uint8))
+        depth = np.full((8, 8), 2500, np.uint16)
+        depth[0, 0] = 0
+        iio.imwrite(tmp_path / split / 'depths' / '0001.png', depth)
+    dataset = NYUDepthV2Dataset(data_root=str(tmp_path), split='test', mat_file=None, factor=2, pipeline=PIPELINE)
+    sample = dataset[0]['data_samples']
+    assert sample['gt'][0, 1, 1].item() == pytest.approx(2.5)
+    assert not sample['valid'][0, 0, 0]
+
+
+def test_middlebury_layouts(tmp_path):
+    guide = np.zeros((8, 8, 3), np.uint8)
+    os.makedirs(tmp_path / 'old')
+    iio.imwrite(tmp_path / 'old' / 'view1.png', guide)
+    disp = np.full((8, 8), 40, np.uint8)
+    disp[2, 3] = 0
+    iio.imwrite(tmp_path / 'old' / 'disp1.png', disp)
+    os.makedirs(tmp_path / 'new')
+    iio.imwrite(tmp_path / 'new' / 'im0.png', guide)
+    pfm = np.full((8, 8), 12.5, np.float32)
+    pfm[1, 1] = np.inf
+    write_pfm(str(tmp_path / 'new' / 'disp0.pfm'), pfm)
+    dataset = MiddleburyDataset(data_root=str(tmp_path), disparity_scale=4.0, factor=2, pipeline=PIPELINE)
+    by_name = {dataset[i]['data_samples']['name']: dataset[i]['data_samples'] for i in range(len(dataset))}
+    assert by_name['old']['gt'][0, 0, 0].item() == pytest.approx(10.0)
+    assert not by_name['old']['valid'][0, 2, 3]
+    assert by_name['new']['gt'][0, 0, 0].item() == pytest.approx(12.5)
+    assert not by_name['new']['valid'][0, 1, 1] and by_name['new']['valid'].sum() == 63
+
+
+def test_sintel_layout_split_and_unknown_flow(tmp_path):
+    pytest.importorskip('mmcv')
+    for scene in ('alley_1', 'market_2'):
+        for frame in (1, 2):
+            path = tmp_path / 'training' / 'clean' / scene / f'frame_{frame:04d}.png'
+            os.makedirs(path.parent, exist_ok=True)
+            iio.imwrite(path, np.zeros((8, 8, 3), np.uint8))
+        flow = np.full((8, 8, 2), 4.0, np.float32)
+        flow[0, 0] = 1e9  # unknown
+        _write_flo(str(tmp_path / 'training' / 'flow' / scene / 'frame_0001.flo'), flow)
+    train = SintelFlowDataset(data_root=str(tmp_path), split='train', val_scenes=['market_2'], factor=4,
+                              pipeline=PIPELINE)
+    val = SintelFlowDataset(data_root=str(tmp_path), split='val', val_scenes=['market_2'], factor=4,
+                            pipeline=PIPELINE)
+    assert len(train) == 1 and len(val) == 1
+    sample = val[0]
+    assert sample['data_samples']['name'] == 'market_2/frame_0001'
+    assert not sample['data_samples']['valid'][0, 0, 0]
+    assert sample['data_samples']['gt'][:, 4, 4].tolist() == [4.0, 4.0]
+    assert tuple(sample['inputs']['low'].shape) == (2, 2, 2)
+    split_file = tmp_path / 'split.txt'
+    split_file.write_text('2\n1\n')
+    assert SintelFlowDataset(data_root=str(tmp_path), split='train', split_file=str(split_file),
+                             pipeline=PIPELINE).data_list[0]['scene'] == 'market_2'
+
+
+def test_corrupt_flo_files_name_the_file(tmp_path):
+    pytest.importorskip('mmcv')
+    good = tmp_path / 'good.flo'
+    _write_flo(str(good), np.ones((3, 4, 2), np.float32))
+    assert read_flow(str(good)).shape == (3, 4, 2)
+    bad_magic = tmp_path / 'bad_magic.flo'
+    _write_flo(str(bad_magic), np.ones((3, 4, 2), np.float32), magic=b'XXXX')
+    with pytest.raises(ValueError, match='bad_magic.flo.*magic'):
+        read_flow(str(bad_magic))
+    truncated = tmp_path / 'truncated.flo'
+    truncated.write_bytes(good.read_bytes()[:-8])
+    with pytest.raises(ValueError, match='truncated.flo.*truncated'):
+        read_flow(str(truncated))
+    with pytest.raises(ValueError, match='no such file'):
+        read_flow(str(tmp_path / 'missing.flo'))
+
+
+def test_unreadable_depth_and_size_mismatch(tmp_path):
+    broken = tmp_path / 'broken.png'
+    broken.write_bytes(b'not a png')
+    with pytest.raises(ValueError, match='broken.png'):
+        read_depth(str(broken))
+    os.makedirs(tmp_path / 'scene')
+    iio.imwrite(tmp_path / 'scene' / 'view1.png', np.zeros((8, 8, 3), np.uint8))
+    iio.imwrite(tmp_path / 'scene' / 'disp1.png', np.ones((6, 8), np.uint8))
+    dataset = MiddleburyDataset(data_root=str(tmp_path), factor=2, pipeline=PIPELINE)
+    with pytest.raises(ValueError, match='guide is 8x8 but target is 6x8'):
+        dataset[0]
+
+
+def test_image_without_valid_depth_is_an_error(tmp_path):
+    os.makedirs(tmp_path / 'scene')
+    iio.imwrite(tmp_path / 'scene' / 'view1.png', np.zeros((8, 8, 3), np.uint8))
+    iio.imwrite(tmp_path / 'scene' / 'disp1.png', np.zeros((8, 8), np.uint8))
+    with pytest.raises(ValueError, match='no valid pixel'):
+        MiddleburyDataset(data_root=str(tmp_path), factor=2, pipeline=PIPELINE)[0]
+
+
+def test_low_res_protocols():
+    depth = np.arange(64, dtype=np.float32).reshape(8, 8, 1)
+    low = subsample_depth(depth, 4)
+    # offset (4 - 1) // 2 = 1 inside each 4x4 block
+    np.testing.assert_array_equal(low[..., 0], depth[[1, 5]][:, [1, 5], 0])
+    depth[1, 1] = np.nan
+    assert subsample_depth(depth, 4)[0, 0, 0] in (depth[1, 5, 0], depth[5, 1, 0])  # nearest valid sample
+    flow = np.full((16, 16, 2), 8.0, np.float32)
+    np.testing.assert_allclose(downsample_flow(flow, 8), 1.0)  # magnitudes shrink with the grid
+    with pytest.raises(ValueError, match='multiple'):
+        subsample_depth(np.zeros((6, 8, 1), np.float32), 4)
