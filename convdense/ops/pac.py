@@ -49,10 +49,10 @@ __all__ = [
     'PacConv2d', 'PacConvTranspose2d', 'PacPool2d', 'parse_kernel_type'
 ]
 
-# Upper bound on the elements of one chunk of modulated, shifted input
-# (64 Mi floats = 256 MiB would defeat the purpose; 8 Mi keeps a chunk around
-# 32 MiB while the matmuls stay large enough to run near peak speed).
-DEFAULT_CHUNK_ELEMENTS = 8 * 1024 * 1024
+# Upper bound on the elements of one tile of modulated, shifted input (8 MiB
+# in float32).  Measured on CPU: tiles of 2-8 Mi elements run equally fast,
+# but larger ones leave the allocator holding several times their size.
+DEFAULT_CHUNK_ELEMENTS = 2 * 1024 * 1024
 
 _INV_PATTERN = re.compile(r'^inv_([0-9.eE+-]+)_([0-9.eE+-]+)(_fixed)?$')
 
@@ -363,20 +363,23 @@ class _PacConvFunction(torch.autograd.Function):
         # [C_out, taps * C_in] so that a chunk of taps is a contiguous column range.
         weight_by_tap = weight.permute(0, 2, 3, 1).reshape(out_channels, kh * kw * channels)
         tiling = _Tiling(kh * kw, channels, out_size, chunk_elements)
+        # Buffers are allocated once and reused by every tile: fresh per-tile
+        # tensors fragment the CPU heap and inflate peak memory several-fold.
         buffer = padded.new_empty(tiling.taps_per_chunk * channels * tiling.rows * out_w)
+        block_buffer = padded.new_empty(out_channels * tiling.rows * out_w)
         out = padded.new_empty(batch, out_channels, *out_size)
         for b in range(batch):
             for rows in tiling.row_blocks():
                 pixels = (rows[1] - rows[0]) * out_w
-                block = None
-                for taps in tiling.tap_chunks():
+                block = block_buffer[:out_channels * pixels].view(out_channels, pixels)
+                for i, taps in enumerate(tiling.tap_chunks()):
                     n_taps = taps[1] - taps[0]
                     modulated = _modulate(
                         buffer[:n_taps * channels * pixels].view(n_taps, channels, -1, out_w),
                         padded[b], kernel[b], taps, rows, kw, out_w, stride, dilation)
                     weight_chunk = weight_by_tap[:, taps[0] * channels:taps[1] * channels]
-                    if block is None:
-                        block = torch.mm(weight_chunk, modulated.view(-1, pixels))
+                    if i == 0:
+                        torch.mm(weight_chunk, modulated.view(-1, pixels), out=block)
                     else:
                         block.addmm_(weight_chunk, modulated.view(-1, pixels))
                 out[b, :, rows[0]:rows[1]] = block.view(out_channels, -1, out_w)
@@ -422,10 +425,15 @@ class _PacConvFunction(torch.autograd.Function):
         tiling = _Tiling(kh * kw, channels, out_size, chunk_elements)
         buffer_size = tiling.taps_per_chunk * channels * tiling.rows * out_w
         buffer = padded.new_empty(buffer_size) if need_weight else None
+        grad_buffer = padded.new_empty(buffer_size) if (need_input or need_kernel) else None
+        grad_block_buffer = padded.new_empty(out_channels * tiling.rows * out_w)
         for b in range(batch):
             for rows in tiling.row_blocks():
                 pixels = (rows[1] - rows[0]) * out_w
-                grad_block = grad_out[b, :, rows[0]:rows[1]].reshape(out_channels, pixels)
+                grad_block = grad_block_buffer[:out_channels * pixels].view(
+                    out_channels, -1, out_w)
+                grad_block.copy_(grad_out[b, :, rows[0]:rows[1]])
+                grad_block = grad_block.view(out_channels, pixels)
                 for taps in tiling.tap_chunks():
                     n_taps = taps[1] - taps[0]
                     columns = slice(taps[0] * channels, taps[1] * channels)
@@ -439,8 +447,10 @@ class _PacConvFunction(torch.autograd.Function):
                     if not (need_input or need_kernel):
                         continue
                     # d loss / d modulated input of this tile: [n_taps, C, rows, W_out].
-                    grad_modulated = torch.mm(weight_by_tap[:, columns].t(), grad_block).view(
-                        n_taps, channels, -1, out_w)
+                    grad_modulated = torch.mm(
+                        weight_by_tap[:, columns].t(), grad_block,
+                        out=grad_buffer[:n_taps * channels * pixels].view(-1, pixels)).view(
+                            n_taps, channels, -1, out_w)
                     for i, t in enumerate(range(*taps)):
                         ty, tx = divmod(t, kw)
                         if need_input:
@@ -451,9 +461,11 @@ class _PacConvFunction(torch.autograd.Function):
                         if need_kernel:
                             correlation = grad_modulated[i].mul_(
                                 _tile_view(padded[b], ty, tx, rows, out_w, stride, dilation))
+                            target = grad_kernel[b, :, ty, tx, rows[0]:rows[1]]
                             if kernel_channels == 1:
-                                correlation = correlation.sum(dim=0, keepdim=True)
-                            grad_kernel[b, :, ty, tx, rows[0]:rows[1]] = correlation
+                                torch.sum(correlation, dim=0, keepdim=True, out=target)
+                            else:
+                                target.copy_(correlation)
         if need_weight:
             grad_weight = grad_by_tap.view(out_channels, kh, kw, channels).permute(0, 3, 1, 2)
         return grad_padded, grad_kernel, grad_weight, None, None, None, None, None

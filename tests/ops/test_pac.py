@@ -18,6 +18,17 @@ from convdense.ops.pac import (PacConv2d, PacConvTranspose2d, PacPool2d, pac_con
 TOL = 1e-5
 
 
+@pytest.fixture(autouse=True, scope='module')
+def single_thread():
+    """These shapes are tiny; on a shared 2-core box every multi-threaded op
+    waits at an OpenMP barrier for a descheduled thread, which made this file
+    6x slower without changing any result."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 # ---------------------------------------------------------------------------
 # Slow references: plain Python loops over output pixels and taps (conv), or
 # over input pixels scattering into the output (transposed conv).
