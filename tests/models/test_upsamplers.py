@@ -1,0 +1,131 @@
+"""Joint upsamplers: shapes, parameter counts, JBU vs a slow reference, normalisation, masked loss, training."""
+import math
+
+import pytest
+import torch
+
+from convdense.models.upsamplers import (DJF, JBU, Bicubic, JointUpsampler, PacJointUpsample,
+                                         PacJointUpsampleLite)
+
+
+def _count(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+@pytest.mark.parametrize('factor', [4, 8, 16])
+@pytest.mark.parametrize('net_type', [PacJointUpsample, PacJointUpsampleLite, DJF, JBU, Bicubic])
+def test_output_shapes(net_type, factor):
+    torch.manual_seed(0)
+    net = net_type(factor, channels=2)
+    low, guide = torch.rand(2, 2, 3, 2), torch.rand(2, 3, 3 * factor, 2 * factor)
+    out = net(low, guide)
+    assert out.shape == (2, 2, 3 * factor, 2 * factor)
+    assert torch.isfinite(out).all()
+
+
+def test_parameter_counts_follow_the_architectures():
+    conv = lambda cin, cout, k: cin * cout * k * k + cout  # noqa: E731
+    # DJF: two (9, 1, 5) branches of widths (96, 48, 1), fusion (64, 32, 1) on 2 channels
+    djf = (conv(1, 96, 9) + conv(96, 48, 1) + conv(48, 1, 5) + conv(3, 96, 9) + conv(96, 48, 1)
+           + conv(48, 1, 5) + conv(2, 64, 9) + conv(64, 32, 1) + conv(32, 1, 5))
+    assert _count(DJF(4)) == djf == 56_323
+    for factor in (4, 8, 16):
+        n_up = int(math.log2(factor))
+        pac = (conv(1, 32, 5) + 2 * conv(32, 32, 5) + conv(3, 32, 5) + conv(32, 32, 5) + conv(32, 16 * n_up, 5)
+               + n_up * conv(32, 32, 5) + conv(32, 32, 5) + conv(32, 1, 5))
+        assert _count(PacJointUpsample(factor)) == pac
+    assert 180_000 < _count(PacJointUpsample(4)) < 186_000  # the paper's PAC x4 net: 183K
+    assert abs(_count(PacJointUpsampleLite(4)) - 56_000) / 56_000 < 0.1  # "about DJF's size"
+
+
+def _slow_jbu(low, guide, factor, sigma_spatial, sigma_color):
+    """Joint bilateral upsampling by explicit loops over output pixels and low-res samples."""
+    _, _, height, width = guide.shape
+    offset = (factor - 1) // 2
+    out = torch.zeros(low.shape[1], height, width, dtype=torch.float64)
+    g = guide[0].double()
+    for y in range(height):
+        for x in range(width):
+            num = torch.zeros(low.shape[1], dtype=torch.float64)
+            den = 0.0
+            for j in range(low.shape[2]):
+                for i in range(low.shape[3]):
+                    sy, sx = factor * j + offset, factor * i + offset
+                    if abs(sy - y) > factor or abs(sx - x) > factor:
+                        continue
+                    w = math.exp(-((sy - y) ** 2 + (sx - x) ** 2) / (2 * sigma_spatial ** 2)
+                                 - float(((g[:, sy, sx] - g[:, y, x]) ** 2).sum()) / (2 * sigma_color ** 2))
+                    num += w * low[0, :, j, i].double()
+                    den += w
+            out[:, y, x] = num / den
+    return out
+
+
+@pytest.mark.parametrize('factor', [2, 4])
+def test_jbu_matches_the_bilateral_formula(factor):
+    torch.manual_seed(1)
+    low, guide = torch.rand(1, 2, 3, 4), torch.rand(1, 3, 3 * factor, 4 * factor)
+    net = JBU(factor, sigma_spatial=1.5, sigma_color=0.3)
+    expected = _slow_jbu(low, guide, factor, 1.5, 0.3)
+    torch.testing.assert_close(net(low, guide)[0].double(), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_channels_are_independent_images_with_shared_weights():
+    torch.manual_seed(0)
+    net = PacJointUpsampleLite(4, channels=2)
+    low, guide = torch.rand(1, 2, 4, 4), torch.rand(1, 3, 16, 16)
+    both = net(low, guide)
+    torch.testing.assert_close(both[:, :1], net(low[:, :1], guide), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(both[:, 1:], net(low[:, 1:], guide), rtol=1e-5, atol=1e-6)
+
+
+def test_normalisation_makes_prediction_affine_equivariant():
+    torch.manual_seed(0)
+    model = JointUpsampler(dict(type='PacJointUpsampleLite', factor=4)).eval()
+    low, guide = torch.rand(1, 1, 4, 4) + 1, torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        base = model.upsample(low, guide)
+        scaled = model.upsample(3.0 * low + 7.0, guide)  # depth in other units, other offset
+    torch.testing.assert_close(scaled, 3.0 * base + 7.0, rtol=1e-4, atol=1e-4)
+
+
+def test_loss_ignores_invalid_pixels_and_rejects_empty_masks():
+    torch.manual_seed(0)
+    model = JointUpsampler(dict(type='DJF', factor=4))
+    inputs = dict(guide=torch.rand(1, 3, 16, 16), low=torch.rand(1, 1, 4, 4))
+    gt = torch.rand(1, 1, 16, 16)
+    valid = torch.ones(1, 1, 16, 16, dtype=torch.bool)
+    valid[..., :4, :] = False
+    corrupted = gt.clone()
+    corrupted[..., :4, :] = 1e6
+    loss = model(inputs, dict(gt=gt, valid=valid), mode='loss')['loss']
+    assert model(inputs, dict(gt=corrupted, valid=valid), mode='loss')['loss'].item() == pytest.approx(loss.item())
+    with pytest.raises(ValueError, match='no valid'):
+        model(inputs, dict(gt=gt, valid=torch.zeros_like(valid)), mode='loss')
+
+
+def test_mismatched_guide_is_a_clear_error():
+    model = JointUpsampler(dict(type='Bicubic', factor=8))
+    with pytest.raises(ValueError, match='x8 needs 32x32'):
+        model(dict(guide=torch.rand(1, 3, 30, 32), low=torch.rand(1, 1, 4, 4)))
+
+
+def test_short_training_lowers_the_loss():
+    torch.manual_seed(0)
+    model = JointUpsampler(dict(type='PacJointUpsampleLite', factor=4, residual=True))
+    # a step edge in the target that the guide shows too: learnable from the guide
+    guide = torch.zeros(4, 3, 32, 32)
+    guide[..., 13:] = 1.0
+    guide += 0.05 * torch.rand_like(guide)
+    gt = guide[:, :1].clone() + 0.5
+    low = gt[..., 1::4, 1::4]
+    data = dict(inputs=dict(guide=guide, low=low), data_samples=dict(gt=gt, valid=torch.ones_like(gt, dtype=torch.bool)))
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    losses = []
+    for _ in range(25):
+        loss = model(**data, mode='loss')['loss']
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]

@@ -1,0 +1,137 @@
+"""Upsample one low-res depth/disparity/flow map guided by its high-res RGB image.
+
+    python tools/upsample.py --method pac|pac-lite|djf|jbu|bicubic \
+        [--config CFG --checkpoint CKPT] --guide RGB.png \
+        (--low LOW.png | --gt GT.png --factor F) [--kind depth|disparity|flow] \
+        [--scale S] --out OUT.png|OUT.flo [--panel PANEL.png]
+
+``--low`` is the user's own low-res input (its size times the factor must be the
+guide's size); ``--gt`` makes the low-res input from a full-resolution ground
+truth with the benchmark protocol and prints the error on valid pixels as the
+last line (``RMSE <value>`` in the target's units, or ``EPE <value>`` in pixels).
+Depth/disparity are written as 16-bit PNG (``value * scale``, 0 = unknown), flow
+as ``.flo``. Formats read: 8/16-bit PNG, .npy, .npz, .pfm, .flo. PNG values are
+divided by ``--scale`` (e.g. 1000 for millimetre depth, 256 for KITTI disparity).
+The learned methods need ``--checkpoint``; ``make demo`` prints one (PAC lite x8
+on disparity, ``--method pac-lite``) and its config is found automatically.
+"""
+import argparse
+import os.path as osp
+import sys
+
+import numpy as np
+import torch
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from convdense import launch  # noqa: E402
+
+NETS = dict(pac='PacJointUpsample', **{'pac-lite': 'PacJointUpsampleLite'}, djf='DJF', jbu='JBU', bicubic='Bicubic')
+DEMO_CONFIGS = {'pac-lite': 'configs/joint_upsampling/pacjointupsample_lite_x8_demo.py',
+                'djf': 'configs/joint_upsampling/djf_x8_demo.py'}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--method', required=True, choices=sorted(NETS))
+    parser.add_argument('--config', help='config of the learned model (default: the demo config)')
+    parser.add_argument('--checkpoint', help='checkpoint of the learned model')
+    parser.add_argument('--guide', required=True, help='high-resolution RGB image')
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument('--low', help='low-resolution input to upsample')
+    source.add_argument('--gt', help='full-resolution ground truth: make the low-res input and score')
+    parser.add_argument('--factor', type=int, help='upsampling factor (needed with --gt; else inferred)')
+    parser.add_argument('--kind', default='depth', choices=['depth', 'disparity', 'flow'])
+    parser.add_argument('--scale', type=float, default=1.0, help='PNG value per unit (in and out)')
+    parser.add_argument('--out', required=True, help='output .png (depth/disparity) or .flo (flow)')
+    parser.add_argument('--panel', help='comparison panel PNG (default: OUT with _panel.png)')
+    return parser.parse_args(argv)
+
+
+def build_model(args, factor):
+    from mmengine.registry import init_default_scope
+
+    from convdense.registry import MODELS
+    init_default_scope('convdense')
+    if args.method in ('jbu', 'bicubic'):
+        return MODELS.build(dict(type='JointUpsampler', net=dict(type=NETS[args.method], factor=factor)))
+    if not args.checkpoint:
+        raise launch.ConfigError(f'--method {args.method} is learned: give --checkpoint (make demo prints one)')
+    if not osp.isfile(args.checkpoint):
+        raise launch.ConfigError(f'checkpoint not found: {args.checkpoint}')
+    config = args.config or osp.join(ROOT, DEMO_CONFIGS.get(args.method, ''))
+    if not osp.isfile(config):
+        raise launch.ConfigError(f'--method {args.method} needs --config (the config it was trained with)')
+    cfg = launch.load_config(config)
+    if cfg.model.net.factor != factor:
+        raise launch.ConfigError(f'{config} is a x{cfg.model.net.factor} model but the input needs x{factor}')
+    model = MODELS.build(cfg.model)
+    from mmengine.runner import load_checkpoint
+    load_checkpoint(model, args.checkpoint, map_location='cpu', logger='silent')
+    return model.eval()
+
+
+def main(argv=None):
+    from convdense.datasets.readers import read_rgb, read_target, write_depth_png, write_flow
+    from convdense.datasets.transforms import crop_to_multiple, fill_invalid_nearest, make_low_resolution
+    from convdense.evaluation import depth_rmse, flow_epe_sum
+
+    args = parse_args(argv)
+    guide = read_rgb(args.guide)
+    gt = None
+    if args.gt:
+        if not args.factor:
+            raise launch.ConfigError('--gt needs --factor')
+        gt = read_target(args.gt, args.kind, args.scale)
+        if gt.shape[:2] != guide.shape[:2]:
+            raise launch.ConfigError(f'{args.gt} is {gt.shape[1]}x{gt.shape[0]} but the guide '
+                                     f'{args.guide} is {guide.shape[1]}x{guide.shape[0]}')
+        guide, gt = crop_to_multiple(guide, args.factor), crop_to_multiple(gt, args.factor)
+        if not np.isfinite(gt).all(axis=2).any():
+            raise launch.ConfigError(f'{args.gt}: no valid pixel')
+        low = make_low_resolution(gt, args.factor, args.kind)
+        factor = args.factor
+    else:
+        low = fill_invalid_nearest(read_target(args.low, args.kind, args.scale))
+        factor = guide.shape[0] // low.shape[0]
+        if args.factor and args.factor != factor or factor < 2 or \
+                (low.shape[0] * factor, low.shape[1] * factor) != guide.shape[:2]:
+            raise launch.ConfigError(f'{args.low} is {low.shape[1]}x{low.shape[0]} and the guide is '
+                                     f'{guide.shape[1]}x{guide.shape[0]}: not an integer factor'
+                                     + (f' of {args.factor}' if args.factor else ''))
+    model = build_model(args, factor)
+
+    def chw(array):
+        return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))[None]
+
+    with torch.no_grad():
+        pred = model.upsample(chw(low), chw(guide))[0]
+    pred_hwc = pred.numpy().transpose(1, 2, 0)
+    if args.kind == 'flow':
+        write_flow(args.out, pred_hwc)
+    else:
+        write_depth_png(args.out, pred_hwc[..., 0], args.scale)
+    print(f'wrote {args.out}')
+
+    panel = args.panel or osp.splitext(args.out)[0] + '_panel.png'
+    from convdense.visualization import make_panel
+    if gt is not None:
+        valid = np.isfinite(gt).all(axis=2)
+        gt_chw = torch.from_numpy(np.where(valid[..., None], gt, 0).transpose(2, 0, 1).copy())
+        valid_t = torch.from_numpy(valid)[None]
+    else:
+        gt_chw, valid_t = pred, torch.ones(1, *pred.shape[1:], dtype=torch.bool)
+    make_panel(panel, chw(guide)[0], chw(low)[0], {args.method: pred}, gt_chw, valid_t, kind=args.kind,
+               title=f'{args.method} x{factor}' + ('' if gt is not None else ' (no ground truth)'))
+    print(f'wrote {panel}')
+    if gt is not None:
+        if args.kind == 'flow':
+            total, count = flow_epe_sum(pred, gt_chw, valid_t)
+            print(f'EPE {total / count:.4f}')
+        else:
+            print(f'RMSE {depth_rmse(pred, gt_chw, valid_t):.4f}')
+
+
+if __name__ == '__main__':
+    launch.run_cli(main)
