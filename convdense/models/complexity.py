@@ -130,7 +130,8 @@ def classifier_complexity(backbone_cfg, input_size=224, num_classes=1000, scope=
     from mmengine.model import revert_sync_batchnorm
 
     # SyncBN (mmseg configs) cannot run outside a process group; it counts as BN.
-    backbone = revert_sync_batchnorm(build_backbone(cfg, scope)).eval()
+    backbone = revert_sync_batchnorm(build_backbone(cfg, scope))
+    backbone.eval()  # not chained: mmdet's ResNet.train() returns None
     height, width = _as_hw(input_size)
     images = torch.zeros(1, 3, height, width)
     with torch.no_grad():

@@ -167,7 +167,9 @@ def _build_model_from_config(path, scope):
     with DefaultScope.overwrite_default_scope(scope):
         model = registry.build(cfg.model)
     # SyncBN (mmseg configs) only runs inside a process group.
-    return cfg, revert_sync_batchnorm(model).eval()
+    model = revert_sync_batchnorm(model)
+    model.eval()
+    return cfg, model
 
 
 def assert_detector_config_works(path, backbone_class, input_hw=(96, 128)):

@@ -66,7 +66,8 @@ def reference_block(block, x, first_of_stage, stride, scales, groups):
 ], ids=['res2net', 'res2next', 'res2net-se-6s'])
 def test_blocks_match_plain_torch_reference(cfg):
     torch.manual_seed(0)
-    backbone = checks.build(cfg).eval()
+    backbone = checks.build(cfg)
+    backbone.eval()
     _randomise_norms(backbone)
     scales, groups = cfg.get('scales', 4), cfg.get('groups', 1)
     cases = [('layer1', 0, 64, 1, True),   # first block, stride 1: pooled last split
