@@ -94,14 +94,21 @@ def test_ddp_wrapper_cfg_for_cpu_module():
     assert 'WRAPPED MMDistributedDataParallel' in result.stdout
 
 
-def test_remote_checkpoints_in_upstream_configs_are_found():
+def _upstream(tmp_path, base):
+    from mmengine.config import Config
+    path = tmp_path / (base.replace('::', '_').replace('/', '_'))
+    path.write_text(f"_base_ = '{base}'\n")
+    return Config.fromfile(str(path))
+
+
+def test_remote_checkpoints_in_upstream_configs_are_found(tmp_path):
     from mmengine.config import Config
 
     from convdense.compat import find_remote_checkpoints
-    upstream = Config.fromfile('mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py')
+    upstream = _upstream(tmp_path, 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py')
     assert ('model.backbone.init_cfg.checkpoint', 'torchvision://resnet50') in \
         find_remote_checkpoints(upstream.to_dict())
-    seg = Config.fromfile('mmseg::upernet/upernet_r50_4xb4-80k_ade20k-512x512.py')
+    seg = _upstream(tmp_path, 'mmseg::upernet/upernet_r50_4xb4-80k_ade20k-512x512.py')
     assert [key for key, _ in find_remote_checkpoints(seg.to_dict())] == ['model.pretrained']
     for ours in ('configs/mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py',
                  'configs/segmentation/upernet_r50_ade20k.py'):
