@@ -65,7 +65,9 @@ def build_models(names):
     for name in names:
         cfg, _ = BACKBONES[name]
         try:
-            models[name] = build_backbone(dict(cfg)).eval()
+            model = build_backbone(dict(cfg))
+            model.eval()  # not chained: mmdet's ResNet.train returns None
+            models[name] = model
         except Exception as error:  # a backbone still being written must not stop the run
             unavailable[name] = f'{type(error).__name__}: {error}'.splitlines()[0]
     return models, unavailable

@@ -227,11 +227,12 @@ class OctaveConv2d(nn.Conv2d):
 
         Splitting input columns copies the weight; when no gradient is
         recorded the copies are kept until the weight changes (version counter
-        or storage), saving a copy of most weights per inference forward.
+        or storage), saving a copy of most weights per inference forward. A
+        traced graph (FLOP counters) gets the slicing ops, not the copies.
         """
         out_high, in_high = self.out_split[0], self.in_split[0]
         weight = self.weight
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() or torch.jit.is_tracing():
             self._block_cache = None
             return weight[:out_high, :in_high], weight[:out_high, in_high:]
         key = (weight._version, weight.data_ptr())

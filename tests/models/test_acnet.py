@@ -121,13 +121,16 @@ def test_adaptive_conv_rejects_bad_arguments():
 # ---------------------------------------------------------------- backbone --
 def _build(**cfg):
     from convdense.registry import MODELS
-    return MODELS.build(dict(type='ACNet', depth=50, **cfg))
+    model = MODELS.build(dict(type='ACNet', depth=50, **cfg))
+    model.train()  # mmdet's ResNet.train returns None, so no chained .eval()
+    return model
 
 
 @pytest.mark.parametrize('mode', ['dataset', 'pixel'])
 @pytest.mark.parametrize('size', [(64, 64), (97, 131)])
 def test_outputs_have_resnet_strides_and_widths(mode, size):
-    model = _build(mode=mode).eval()
+    model = _build(mode=mode)
+    model.eval()
     with torch.no_grad():
         outs = model(torch.randn(1, 3, *size))
     assert len(outs) == 4
@@ -139,7 +142,8 @@ def test_outputs_have_resnet_strides_and_widths(mode, size):
 
 @pytest.mark.parametrize('mode', ['dataset', 'pixel'])
 def test_last_gates_cover_every_block(mode):
-    model = _build(mode=mode).eval()
+    model = _build(mode=mode)
+    model.eval()
     with torch.no_grad():
         model(torch.randn(2, 3, 64, 96))
     gates = model.last_gates()
@@ -166,7 +170,7 @@ def test_frozen_stages_and_norm_eval():
 @pytest.mark.parametrize('mode', ['dataset', 'pixel'])
 def test_gradient_reaches_every_parameter(mode):
     torch.manual_seed(0)
-    model = _build(mode=mode, norm_eval=False).train()
+    model = _build(mode=mode, norm_eval=False)
     outs = model(torch.randn(2, 3, 64, 64))
     sum(o.square().mean() for o in outs).backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum()]
@@ -220,7 +224,9 @@ def test_config_builds_and_runs_backbone(config, registry):
         from mmdet.registry import MODELS
     else:
         from mmseg.registry import MODELS
-    model = MODELS.build(cfg.model).eval()
+    from mmengine.model import revert_sync_batchnorm
+    model = revert_sync_batchnorm(MODELS.build(cfg.model))  # as a 1-process Runner does
+    model.eval()
     from convdense.models.backbones.acnet import ACNet
     assert isinstance(model.backbone, ACNet)
     with torch.no_grad():

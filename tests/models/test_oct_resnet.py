@@ -148,13 +148,16 @@ def test_octave_conv_rejects_bad_arguments():
 # ---------------------------------------------------------------- backbone --
 def _build(**cfg):
     from convdense.registry import MODELS
-    return MODELS.build(dict(type='OctResNet', depth=50, **cfg))
+    model = MODELS.build(dict(type='OctResNet', depth=50, **cfg))
+    model.train()  # mmdet's ResNet.train returns None, so no chained .eval()
+    return model
 
 
 @pytest.mark.parametrize('alpha', [0.5, 0.25])
 @pytest.mark.parametrize('size', [(64, 64), (97, 131)])
 def test_outputs_have_resnet_strides_and_widths(alpha, size):
-    model = _build(alpha=alpha).eval()
+    model = _build(alpha=alpha)
+    model.eval()
     with torch.no_grad():
         outs = model(torch.randn(1, 3, *size))
     assert len(outs) == 4
@@ -165,7 +168,8 @@ def test_outputs_have_resnet_strides_and_widths(alpha, size):
 
 
 def test_out_indices_subset_and_stage_alphas():
-    model = _build(out_indices=(1, 3), stage_alphas=(0.5, 0.25, 0.125, 0.5)).eval()
+    model = _build(out_indices=(1, 3), stage_alphas=(0.5, 0.25, 0.125, 0.5))
+    model.eval()
     assert model.layer2[0].conv1.alpha_in == 0.5 and model.layer2[0].conv1.alpha_out == 0.25
     assert model.layer1[0].conv1.alpha_in == 0.0
     with torch.no_grad():
@@ -186,7 +190,8 @@ def test_paper_layout_last_stage_plain():
 def _plain_resnet_checkpoint(tmp_path):
     from mmdet.models.backbones import ResNet
     torch.manual_seed(0)
-    resnet = ResNet(depth=50).eval()
+    resnet = ResNet(depth=50)
+    resnet.eval()
     for m in resnet.modules():  # non-trivial norm statistics
         if isinstance(m, nn.BatchNorm2d):
             m.running_mean.uniform_(-0.1, 0.1)
@@ -236,7 +241,7 @@ def test_frozen_stages_and_norm_eval():
 
 def test_gradient_reaches_every_parameter():
     torch.manual_seed(0)
-    model = _build(norm_eval=False).train()
+    model = _build(norm_eval=False)
     outs = model(torch.randn(2, 3, 64, 64))
     sum(o.square().mean() for o in outs).backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum()]
@@ -245,7 +250,8 @@ def test_gradient_reaches_every_parameter():
 
 def test_with_cp_matches_plain_forward_and_grads():
     torch.manual_seed(0)
-    model = _build(norm_eval=False, out_indices=(3, )).train()
+    model = _build(norm_eval=False, num_stages=2, strides=(1, 2), dilations=(1, 1),
+                   out_indices=(1, ))
     x = torch.randn(2, 3, 48, 40, requires_grad=True)
     model(x)[0].sum().backward()
     plain_grad = model.layer2[0].conv2.weight.grad.clone()
@@ -296,7 +302,9 @@ def test_config_builds_and_runs_backbone(config, registry):
         from mmdet.registry import MODELS
     else:
         from mmseg.registry import MODELS
-    model = MODELS.build(cfg.model).eval()
+    from mmengine.model import revert_sync_batchnorm
+    model = revert_sync_batchnorm(MODELS.build(cfg.model))  # as a 1-process Runner does
+    model.eval()
     from convdense.models.backbones.oct_resnet import OctResNet
     assert isinstance(model.backbone, OctResNet)
     with torch.no_grad():
