@@ -32,7 +32,7 @@ def evaluate(config, work_dir, net=None, checkpoint=None, panels=True, quiet=Tru
     cfg = launch.load_config(config, None, work_dir)
     if net is not None:
         factor = cfg.model.net.factor
-        cfg.model.net = dict(type=net, factor=factor)
+        cfg.model.net = dict(type=net, factor=factor)  # values_scale_with_resolution is kept
     cfg.load_from = checkpoint
     cfg.resume = False
     if not panels:

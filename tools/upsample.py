@@ -55,7 +55,8 @@ def build_model(args, factor):
     from convdense.registry import MODELS
     init_default_scope('convdense')
     if args.method in ('jbu', 'bicubic'):
-        return MODELS.build(dict(type='JointUpsampler', net=dict(type=NETS[args.method], factor=factor)))
+        return MODELS.build(dict(type='JointUpsampler', net=dict(type=NETS[args.method], factor=factor),
+                                 values_scale_with_resolution=args.kind == 'flow'))
     if not args.checkpoint:
         raise launch.ConfigError(f'--method {args.method} is learned: give --checkpoint (make demo prints one)')
     if not osp.isfile(args.checkpoint):
@@ -66,6 +67,8 @@ def build_model(args, factor):
     cfg = launch.load_config(config)
     if cfg.model.net.factor != factor:
         raise launch.ConfigError(f'{config} is a x{cfg.model.net.factor} model but the input needs x{factor}')
+    if cfg.model.get('values_scale_with_resolution', False) != (args.kind == 'flow'):
+        raise launch.ConfigError(f'{config} was not trained on --kind {args.kind} targets')
     model = MODELS.build(cfg.model)
     from mmengine.runner import load_checkpoint
     load_checkpoint(model, args.checkpoint, map_location='cpu', logger='silent')

@@ -2,7 +2,7 @@
 # u and v go through the network as two single-channel images with shared weights.
 _base_ = ['./_base_/runtime.py', './_base_/sintel.py']
 factor = 4
-model = dict(net=dict(type='PacJointUpsample', factor=factor, channels=2))
+model = dict(net=dict(type='PacJointUpsample', factor=factor, channels=2), values_scale_with_resolution=True)
 train_dataloader = dict(dataset=dict(factor=factor))
 val_dataloader = dict(dataset=dict(factor=factor))
 test_dataloader = val_dataloader

@@ -45,11 +45,13 @@ class JointUpsamplingPanelHook(Hook):
                 return
             factor = sample['factor']
             low, guide = sample['low'][None].cpu(), sample['guide'][None].cpu()
+            model = getattr(runner.model, 'module', runner.model)
+            rescale = model.values_scale_with_resolution
             with torch.no_grad():
                 predictions = {
-                    'bicubic': JointUpsampler(Bicubic(factor)).upsample(low, guide)[0],
-                    'JBU': JointUpsampler(JBU(factor)).upsample(low, guide)[0],
-                    type(getattr(runner.model, 'module', runner.model).net).__name__: sample['pred'].cpu(),
+                    'bicubic': JointUpsampler(Bicubic(factor), rescale).upsample(low, guide)[0],
+                    'JBU': JointUpsampler(JBU(factor), rescale).upsample(low, guide)[0],
+                    type(model.net).__name__: sample['pred'].cpu(),
                 }
             name = str(sample.get('name') or self._written).replace('/', '_')
             kind = sample.get('kind', 'depth')

@@ -129,3 +129,14 @@ def test_short_training_lowers_the_loss():
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_flow_values_scale_with_resolution():
+    # low-res flow is in low-res pixels: a uniform 1-pixel motion is 4 pixels at x4
+    model = JointUpsampler(dict(type='Bicubic', factor=4), values_scale_with_resolution=True)
+    low = torch.ones(1, 2, 3, 3)
+    torch.testing.assert_close(model.upsample(low, torch.rand(1, 3, 12, 12)), torch.full((1, 2, 12, 12), 4.0))
+    gt = torch.full((1, 2, 12, 12), 4.0)
+    data_samples = dict(gt=gt, valid=torch.ones(1, 1, 12, 12, dtype=torch.bool))
+    loss = model(dict(guide=torch.rand(1, 3, 12, 12), low=low + 0.5 * torch.rand_like(low)), data_samples, mode='loss')
+    assert loss['loss'].item() < 1.0  # compared in low-res units, not off by the factor

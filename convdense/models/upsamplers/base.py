@@ -45,18 +45,23 @@ class JointUpsampler(BaseModel):
 
     Args:
         net: config of the network (``PacJointUpsample``, ``DJF``, ``Bicubic``, ``JBU``...).
+        values_scale_with_resolution: the target is a displacement in pixels
+            (optical flow): the low-res input is in low-res pixels, so the
+            prediction is multiplied by ``factor`` to be in high-res pixels.
     """
 
-    def __init__(self, net, data_preprocessor=None, init_cfg=None):
+    def __init__(self, net, values_scale_with_resolution=False, data_preprocessor=None, init_cfg=None):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.net = MODELS.build(net) if isinstance(net, dict) else net
         self.factor = self.net.factor
+        self.values_scale_with_resolution = values_scale_with_resolution
+        self.value_scale = float(self.factor) if values_scale_with_resolution else 1.0
 
     def upsample(self, low, guide):
         """De-normalised upsampling: ``low`` ``(B, C, h, w)`` in target units -> ``(B, C, H, W)``."""
         self._check_shapes(low, guide)
         lo_min, span = low_res_range(low)
-        return self.net((low - lo_min) / span, guide) * span + lo_min
+        return (self.net((low - lo_min) / span, guide) * span + lo_min) * self.value_scale
 
     def forward(self, inputs, data_samples=None, mode='tensor'):
         guide, low = inputs['guide'], inputs['low']
@@ -66,13 +71,13 @@ class JointUpsampler(BaseModel):
         if mode == 'loss':
             if data_samples is None:
                 raise ValueError("mode='loss' needs data_samples with gt and valid")
-            gt_norm = (data_samples['gt'] - lo_min) / span
+            gt_norm = (data_samples['gt'] / self.value_scale - lo_min) / span
             valid = data_samples['valid'].to(pred_norm.dtype).expand_as(pred_norm)
             if not valid.any():
                 raise ValueError('batch has no valid ground-truth pixel')
             loss = ((pred_norm - gt_norm).pow(2) * valid).sum() / valid.sum()
             return dict(loss=loss)
-        pred = pred_norm * span + lo_min
+        pred = (pred_norm * span + lo_min) * self.value_scale
         if mode == 'tensor':
             return pred
         if mode == 'predict':
