@@ -32,7 +32,8 @@ class DJF(nn.Module):
     Args:
         factor: upsampling factor (H = factor * h).
         residual: add the bilinear upsampling to the fused output (DJF's
-            journal version learns this residual; off reproduces the ECCV net).
+            journal version learns this residual; off reproduces the ECCV net);
+            the last fusion conv then starts at zero (untrained = bilinear).
     """
 
     def __init__(self, factor, channels=1, guide_channels=3, kernel_sizes=(9, 1, 5),
@@ -44,6 +45,9 @@ class DJF(nn.Module):
         self.branch_target = _cnn(1, branch_widths, kernel_sizes)
         self.branch_guide = _cnn(guide_channels, branch_widths, kernel_sizes)
         self.fusion = _cnn(2 * branch_widths[-1], fusion_widths, kernel_sizes)
+        if residual:
+            nn.init.zeros_(self.fusion[-1].weight)
+            nn.init.zeros_(self.fusion[-1].bias)
 
     def forward(self, low, guide):
         batch, channels = low.shape[:2]

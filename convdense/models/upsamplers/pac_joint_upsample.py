@@ -40,7 +40,9 @@ class PacJointUpsample(nn.Module):
         channels: target channels (1 depth, 2 flow); only checked, weights are shared.
         target_widths, guide_widths, kernel_channels, fusion_widths: layer widths.
         residual: add the bilinear upsampling of ``low`` to the output, so the
-            network learns a correction (not in the reference design; off by default).
+            network learns a correction (not in the reference design; off by
+            default). The last conv then starts at zero: an untrained residual
+            net is exactly bilinear upsampling, not bilinear plus noise.
     """
 
     def __init__(self, factor, channels=1, guide_channels=3, target_widths=(32, 32, 32),
@@ -64,6 +66,9 @@ class PacJointUpsample(nn.Module):
         self.branch_fusion = nn.Sequential(
             _conv_stack(width, fusion_widths, kernel_size, last_relu=True),
             nn.Conv2d(fusion_widths[-1], 1, kernel_size, padding=kernel_size // 2))
+        if residual:
+            nn.init.zeros_(self.branch_fusion[-1].weight)
+            nn.init.zeros_(self.branch_fusion[-1].bias)
 
     def forward(self, low, guide):
         batch, channels, height, width = low.shape
