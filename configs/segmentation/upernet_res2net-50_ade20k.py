@@ -5,5 +5,6 @@ _base_ = './upernet_r50_ade20k.py'
 model = dict(backbone=dict(
     _delete_=True, type='convdense.Res2Net', depth=50, scales=4, base_width=26,
     deep_stem=True, out_indices=(0, 1, 2, 3), strides=(1, 2, 2, 2),
-    dilations=(1, 1, 1, 1), norm_cfg={{_base_.norm_cfg}}, norm_eval=False,
+    dilations=(1, 1, 1, 1), norm_eval=False,
+    norm_cfg=dict(type='SyncBN', requires_grad=True),  # as the baseline's norm_cfg
     style='pytorch', init_cfg=None))
