@@ -48,7 +48,7 @@ def load_image(path, longer_side):
 
 def build_acnet(mode, depth, checkpoint=None):
     from convdense.registry import MODELS
-    model = MODELS.build(dict(type='ACNet', depth=depth, mode=mode)).eval()
+    model = MODELS.build(dict(type='ACNet', depth=depth, mode=mode))
     if checkpoint:
         state = torch.load(checkpoint, map_location='cpu', weights_only=False)
         state = state.get('state_dict', state)
@@ -59,6 +59,7 @@ def build_acnet(mode, depth, checkpoint=None):
         if missing:
             raise KeyError(f'{checkpoint}: no ACNet {mode} weights for {missing[0]} '
                            f'(and {len(missing) - 1} more keys)')
+    model.eval()
     return model
 
 

@@ -10,6 +10,11 @@ from torch import nn
 
 from convdense.ops.adaptive_conv import AdaptiveConv2d
 
+pytest.importorskip('mmdet.models')
+pytest.importorskip('mmseg.models')
+
+from tests.models import backbone_checks as checks  # noqa: E402
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
@@ -119,25 +124,26 @@ def test_adaptive_conv_rejects_bad_arguments():
 
 
 # ---------------------------------------------------------------- backbone --
+ACNET50 = dict(type='convdense.ACNet', depth=50)
+DET_CONFIG = osp.join(REPO, 'configs/mask_rcnn/mask-rcnn_acnet-50_fpn_1x_coco.py')
+SEG_CONFIG = osp.join(REPO, 'configs/segmentation/upernet_acnet-50_ade20k.py')
+
+
 def _build(**cfg):
-    from convdense.registry import MODELS
-    model = MODELS.build(dict(type='ACNet', depth=50, **cfg))
-    model.train()  # mmdet's ResNet.train returns None, so no chained .eval()
-    return model
+    return checks.build(dict(ACNET50, **cfg))
 
 
 @pytest.mark.parametrize('mode', ['dataset', 'pixel'])
-@pytest.mark.parametrize('size', [(64, 64), (97, 131)])
+@pytest.mark.parametrize('size', checks.ODD_SIZES[:2])
 def test_outputs_have_resnet_strides_and_widths(mode, size):
-    model = _build(mode=mode)
-    model.eval()
-    with torch.no_grad():
-        outs = model(torch.randn(1, 3, *size))
-    assert len(outs) == 4
-    for i, out in enumerate(outs):
-        stride = 2 ** (i + 2)
-        assert out.shape == (1, 256 * 2 ** i, math.ceil(size[0] / stride),
-                             math.ceil(size[1] / stride)), (i, out.shape)
+    checks.assert_output_shapes(_build(mode=mode), size)
+
+
+def test_out_indices_caffe_style_and_dilation():
+    checks.assert_output_shapes(_build(out_indices=(1, 3), style='caffe'), (45, 61),
+                                out_indices=(1, 3))
+    dilated = _build(mode='pixel', strides=(1, 2, 1, 1), dilations=(1, 1, 2, 4))
+    checks.assert_output_shapes(dilated, (64, 64), strides=(4, 8, 8, 8))
 
 
 @pytest.mark.parametrize('mode', ['dataset', 'pixel'])
@@ -155,26 +161,34 @@ def test_last_gates_cover_every_block(mode):
         assert gates['layer4.2'].shape == (2, 3, 2, 3)
 
 
-def test_frozen_stages_and_norm_eval():
-    model = _build(frozen_stages=1, norm_eval=True)
-    model.train()
-    for name in ('conv1', 'bn1', 'layer1'):
-        assert not any(p.requires_grad for p in getattr(model, name).parameters()), name
-    assert all(p.requires_grad for p in model.layer2.parameters())
-    assert all(not m.training for m in model.modules() if isinstance(m, nn.BatchNorm2d))
-    before = model.layer2[0].bn2.running_mean.clone()
-    model(torch.randn(2, 3, 64, 64))
-    assert torch.equal(before, model.layer2[0].bn2.running_mean)
+@pytest.mark.parametrize('frozen_stages', [0, 2])
+def test_frozen_stages(frozen_stages):
+    checks.assert_frozen_stages(_build(frozen_stages=frozen_stages, norm_eval=False),
+                                frozen_stages)
+
+
+def test_norm_eval():
+    checks.assert_norm_eval(_build(norm_eval=True))
 
 
 @pytest.mark.parametrize('mode', ['dataset', 'pixel'])
-def test_gradient_reaches_every_parameter(mode):
+def test_every_parameter_gets_a_gradient(mode):
     torch.manual_seed(0)
-    model = _build(mode=mode, norm_eval=False)
-    outs = model(torch.randn(2, 3, 64, 64))
-    sum(o.square().mean() for o in outs).backward()
-    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum()]
-    assert not missing, missing
+    backbone = _build(mode=mode, norm_eval=False, zero_init_residual=False)
+    backbone.init_weights()
+    checks.assert_all_params_get_grad(backbone)
+
+
+def test_zero_init_residual_zeroes_norm3():
+    backbone = _build()
+    backbone.init_weights()
+    assert all(block.norm3.weight.abs().sum() == 0
+               for layer in backbone.res_layers for block in getattr(backbone, layer))
+    assert backbone.layer1[0].norm2.weight.abs().sum() > 0
+
+
+def test_loads_a_local_prefixed_checkpoint(tmp_path):
+    checks.assert_loads_prefixed_checkpoint(ACNET50, tmp_path)
 
 
 def test_resnet_checkpoint_loads_into_local_branches(tmp_path):
@@ -199,6 +213,19 @@ def test_rejects_unsupported_options():
         _build(dcn=dict(type='DCNv2', deform_groups=1))
 
 
+@pytest.mark.parametrize('mode', ['pixel', 'dataset'])
+def test_visualize_gates_tool_writes_a_png(mode, tmp_path):
+    from PIL import Image
+
+    from tests.helpers.e2e import load_tool
+    image = tmp_path / 'image.png'
+    Image.fromarray((torch.rand(50, 70, 3) * 255).byte().numpy()).save(image)
+    out = load_tool('visualize_acnet_gates').main(
+        [str(image), '--mode', mode, '--size', '96', '--out', str(tmp_path / 'gates.png')])
+    with Image.open(out) as png:
+        assert png.size[0] > 100 and png.size[1] > 100
+
+
 # ------------------------------------------------------------- paper table --
 @pytest.mark.parametrize('row', ['acnet50_dataset', 'acnet50_pixel'])
 def test_paper_table_params(row):
@@ -210,25 +237,12 @@ def test_paper_table_params(row):
 
 
 # ----------------------------------------------------------------- configs --
-@pytest.mark.parametrize('config,registry', [
-    ('configs/mask_rcnn/mask-rcnn_acnet-50_fpn_1x_coco.py', 'mmdet'),
-    ('configs/segmentation/upernet_acnet-50_ade20k.py', 'mmseg'),
-])
-def test_config_builds_and_runs_backbone(config, registry):
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-    cfg = Config.fromfile(osp.join(REPO, config))
-    assert cfg.model.backbone.type == 'convdense.ACNet'
-    init_default_scope(registry)
-    if registry == 'mmdet':
-        from mmdet.registry import MODELS
-    else:
-        from mmseg.registry import MODELS
-    from mmengine.model import revert_sync_batchnorm
-    model = revert_sync_batchnorm(MODELS.build(cfg.model))  # as a 1-process Runner does
-    model.eval()
-    from convdense.models.backbones.acnet import ACNet
-    assert isinstance(model.backbone, ACNet)
-    with torch.no_grad():
-        feats = model.extract_feat(torch.randn(1, 3, 64, 96))
-    assert len(feats) >= 4
+def test_configs_build_and_feed_their_heads():
+    checks.assert_detector_config_works(DET_CONFIG, 'ACNet')
+    checks.assert_segmentor_config_works(SEG_CONFIG, 'ACNet')
+
+
+@pytest.mark.parametrize('config,kind', [(DET_CONFIG, 'det'), (SEG_CONFIG, 'seg')],
+                         ids=['mask-rcnn', 'upernet'])
+def test_train_checkpoint_test_end_to_end(config, kind, tmp_path):
+    checks.assert_end_to_end(config, kind, tmp_path)

@@ -10,6 +10,11 @@ from torch import nn
 
 from convdense.ops.octconv import OctaveConv2d, merge_octave, octave_conv2d
 
+pytest.importorskip('mmdet.models')
+pytest.importorskip('mmseg.models')
+
+from tests.models import backbone_checks as checks  # noqa: E402
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
@@ -146,35 +151,32 @@ def test_octave_conv_rejects_bad_arguments():
 
 
 # ---------------------------------------------------------------- backbone --
+OCT50 = dict(type='convdense.OctResNet', depth=50)
+DET_CONFIG = osp.join(REPO, 'configs/mask_rcnn/mask-rcnn_oct-resnet-50_fpn_1x_coco.py')
+SEG_CONFIG = osp.join(REPO, 'configs/segmentation/upernet_oct-resnet-50_ade20k.py')
+
+
 def _build(**cfg):
-    from convdense.registry import MODELS
-    model = MODELS.build(dict(type='OctResNet', depth=50, **cfg))
-    model.train()  # mmdet's ResNet.train returns None, so no chained .eval()
-    return model
+    return checks.build(dict(OCT50, **cfg))
 
 
 @pytest.mark.parametrize('alpha', [0.5, 0.25])
-@pytest.mark.parametrize('size', [(64, 64), (97, 131)])
+@pytest.mark.parametrize('size', checks.ODD_SIZES)
 def test_outputs_have_resnet_strides_and_widths(alpha, size):
-    model = _build(alpha=alpha)
-    model.eval()
-    with torch.no_grad():
-        outs = model(torch.randn(1, 3, *size))
-    assert len(outs) == 4
-    for i, out in enumerate(outs):
-        stride = 2 ** (i + 2)
-        assert out.shape == (1, 256 * 2 ** i, math.ceil(size[0] / stride),
-                             math.ceil(size[1] / stride)), (i, out.shape)
+    checks.assert_output_shapes(_build(alpha=alpha), size)
 
 
 def test_out_indices_subset_and_stage_alphas():
     model = _build(out_indices=(1, 3), stage_alphas=(0.5, 0.25, 0.125, 0.5))
-    model.eval()
     assert model.layer2[0].conv1.alpha_in == 0.5 and model.layer2[0].conv1.alpha_out == 0.25
     assert model.layer1[0].conv1.alpha_in == 0.0
-    with torch.no_grad():
-        outs = model(torch.randn(1, 3, 65, 33))
-    assert [o.shape[1:] for o in outs] == [(512, 9, 5), (2048, 3, 2)]
+    checks.assert_output_shapes(model, (65, 33), out_indices=(1, 3))
+
+
+def test_caffe_style_and_dilation_and_deep_stem():
+    checks.assert_output_shapes(_build(style='caffe', deep_stem=True), (45, 61))
+    dilated = _build(strides=(1, 2, 1, 1), dilations=(1, 1, 2, 4))
+    checks.assert_output_shapes(dilated, (64, 64), strides=(4, 8, 8, 8))
 
 
 def test_paper_layout_last_stage_plain():
@@ -227,25 +229,33 @@ def test_resnet_checkpoint_is_split_into_octave_norms(tmp_path):
                                theirs['layer1.0.downsample.1.bias'][128:])
 
 
-def test_frozen_stages_and_norm_eval():
-    model = _build(frozen_stages=2, norm_eval=True)
-    model.train()
-    for name in ('conv1', 'bn1', 'layer1', 'layer2'):
-        assert not any(p.requires_grad for p in getattr(model, name).parameters()), name
-    assert all(p.requires_grad for p in model.layer3.parameters())
-    assert all(not m.training for m in model.modules() if isinstance(m, nn.BatchNorm2d))
-    before = model.layer3[0].bn2.low.running_mean.clone()
-    model(torch.randn(2, 3, 64, 64))
-    assert torch.equal(before, model.layer3[0].bn2.low.running_mean)
+@pytest.mark.parametrize('frozen_stages', [0, 2])
+def test_frozen_stages(frozen_stages):
+    checks.assert_frozen_stages(_build(frozen_stages=frozen_stages, norm_eval=False),
+                                frozen_stages)
 
 
-def test_gradient_reaches_every_parameter():
+def test_norm_eval():
+    checks.assert_norm_eval(_build(norm_eval=True))
+
+
+def test_every_parameter_gets_a_gradient():
     torch.manual_seed(0)
-    model = _build(norm_eval=False)
-    outs = model(torch.randn(2, 3, 64, 64))
-    sum(o.square().mean() for o in outs).backward()
-    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum()]
-    assert not missing, missing
+    backbone = _build(norm_eval=False, zero_init_residual=False)
+    backbone.init_weights()
+    checks.assert_all_params_get_grad(backbone)
+
+
+def test_zero_init_residual_zeroes_both_frequency_groups_of_norm3():
+    backbone = _build()
+    backbone.init_weights()
+    block = backbone.layer2[1]
+    assert block.norm3.high.weight.abs().sum() == 0 and block.norm3.low.weight.abs().sum() == 0
+    assert block.norm2.low.weight.abs().sum() > 0
+
+
+def test_loads_a_local_prefixed_checkpoint(tmp_path):
+    checks.assert_loads_prefixed_checkpoint(OCT50, tmp_path)
 
 
 def test_with_cp_matches_plain_forward_and_grads():
@@ -288,25 +298,12 @@ def test_paper_table_params_and_flops(row):
 
 
 # ----------------------------------------------------------------- configs --
-@pytest.mark.parametrize('config,registry', [
-    ('configs/mask_rcnn/mask-rcnn_oct-resnet-50_fpn_1x_coco.py', 'mmdet'),
-    ('configs/segmentation/upernet_oct-resnet-50_ade20k.py', 'mmseg'),
-])
-def test_config_builds_and_runs_backbone(config, registry):
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-    cfg = Config.fromfile(osp.join(REPO, config))
-    assert cfg.model.backbone.type == 'convdense.OctResNet'
-    init_default_scope(registry)
-    if registry == 'mmdet':
-        from mmdet.registry import MODELS
-    else:
-        from mmseg.registry import MODELS
-    from mmengine.model import revert_sync_batchnorm
-    model = revert_sync_batchnorm(MODELS.build(cfg.model))  # as a 1-process Runner does
-    model.eval()
-    from convdense.models.backbones.oct_resnet import OctResNet
-    assert isinstance(model.backbone, OctResNet)
-    with torch.no_grad():
-        feats = model.extract_feat(torch.randn(1, 3, 64, 96))
-    assert len(feats) >= 4
+def test_configs_build_and_feed_their_heads():
+    checks.assert_detector_config_works(DET_CONFIG, 'OctResNet')
+    checks.assert_segmentor_config_works(SEG_CONFIG, 'OctResNet')
+
+
+@pytest.mark.parametrize('config,kind', [(DET_CONFIG, 'det'), (SEG_CONFIG, 'seg')],
+                         ids=['mask-rcnn', 'upernet'])
+def test_train_checkpoint_test_end_to_end(config, kind, tmp_path):
+    checks.assert_end_to_end(config, kind, tmp_path)

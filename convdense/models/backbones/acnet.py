@@ -26,6 +26,8 @@ from torch import Tensor
 from convdense.ops.adaptive_conv import ADAPTIVE_MODES, AdaptiveConv2d
 from convdense.registry import MODELS
 
+from .oct_resnet import ZERO_NORM3, zero_init_norm3
+
 
 class AdaptiveBottleneck(Bottleneck):
     """mmdet's ``Bottleneck`` whose ``conv2`` is an adaptively connected conv.
@@ -75,10 +77,13 @@ class ACNet(ResNet):
             if kwargs.get(unsupported) is not None:
                 raise ValueError(f'ACNet does not support {unsupported}')
         self.mode = mode
+        self._zero_init_norm3 = zero_init_norm3(kwargs)
         super().__init__(depth, **kwargs)
 
     def make_res_layer(self, **kwargs) -> ResLayer:
         kwargs.pop('dcn', None)
+        if self._zero_init_norm3:
+            kwargs['init_cfg'] = ZERO_NORM3
         return ResLayer(mode=self.mode, **kwargs)
 
     def last_gates(self) -> Dict[str, Tensor]:
