@@ -67,13 +67,14 @@ def main(argv=None):
         metrics, params = evaluate(PAC_CONFIG, osp.join(work_dir, name), net=net, panels=False)
         rows.append((name, params, metrics))
     learned = {}
-    for name, config in (('DJF', DJF_CONFIG), ('PAC (lite)', PAC_CONFIG)):
+    for name, config in (('PAC (lite)', PAC_CONFIG), ('DJF', DJF_CONFIG)):
         sub_dir = osp.join(work_dir, name.split()[0].lower())
         checkpoint = train(config, sub_dir, max_iters)
         metrics, params = evaluate(config, sub_dir, checkpoint=checkpoint, panels=name.startswith('PAC'))
         rows.append((name, params, metrics))
         learned[name] = checkpoint
 
+    rows = rows[:2] + rows[:1:-1]  # bicubic, JBU, DJF, PAC: the paper's column order
     metric = next(iter(rows[0][2]))
     table = format_table(rows, title='Held-out region of the bundled Middlebury 2014 Motorcycle, x8 '
                                      '(disparity RMSE in pixels, lower is better)')

@@ -10,8 +10,9 @@ guide's size); ``--gt`` makes the low-res input from a full-resolution ground
 truth with the benchmark protocol and prints the error on valid pixels as the
 last line (``RMSE <value>`` in the target's units, or ``EPE <value>`` in pixels).
 Depth/disparity are written as 16-bit PNG (``value * scale``, 0 = unknown), flow
-as ``.flo``. Formats read: 8/16-bit PNG, .npy, .npz, .pfm, .flo. PNG values are
-divided by ``--scale`` (e.g. 1000 for millimetre depth, 256 for KITTI disparity).
+as ``.flo``. Formats read: 8/16-bit PNG, .npy, .npz, .pfm, .flo. PNG values (read
+and written) are ``value * --scale`` (e.g. 1000 for millimetre depth, 256 for
+KITTI-style disparity); float formats hold the values themselves.
 The learned methods need ``--checkpoint``; ``make demo`` prints one (PAC lite x8
 on disparity, ``--method pac-lite``) and its config is found automatically.
 """

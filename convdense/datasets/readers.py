@@ -140,8 +140,9 @@ def read_depth(path, scale=1.0, zero_is_invalid=True):
     Args:
         path: ``.png`` (8/16-bit integers; divided by ``scale``, e.g. 1000 for
             millimetre depth PNGs, 256 for KITTI-style disparity), ``.npy``,
-            ``.npz`` (first array) or ``.pfm`` (``inf`` = unknown).
-        scale: stored value per unit (metres for depth, pixels for disparity).
+            ``.npz`` (first array) or ``.pfm`` (``inf`` = unknown); float
+            formats already hold metres / pixels and are not scaled.
+        scale: stored PNG value per unit (metres for depth, pixels for disparity).
         zero_is_invalid: treat 0 as unknown (the PNG convention of NYU and
             Middlebury, where 0 means "no measurement").
     """
@@ -168,7 +169,9 @@ def read_depth(path, scale=1.0, zero_is_invalid=True):
     data = np.squeeze(np.asarray(data))
     if data.ndim != 2:
         raise ValueError(f'{path}: expected a 2-D depth/disparity map, got shape {data.shape}')
-    depth = data.astype(np.float32) / np.float32(scale)
+    depth = data.astype(np.float32)
+    if ext == '.png':
+        depth /= np.float32(scale)
     invalid = ~np.isfinite(depth)
     if zero_is_invalid:
         invalid |= depth == 0

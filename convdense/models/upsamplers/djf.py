@@ -45,9 +45,12 @@ class DJF(nn.Module):
         self.branch_target = _cnn(1, branch_widths, kernel_sizes)
         self.branch_guide = _cnn(guide_channels, branch_widths, kernel_sizes)
         self.fusion = _cnn(2 * branch_widths[-1], fusion_widths, kernel_sizes)
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, nonlinearity='relu')
+                nn.init.zeros_(module.bias)
         if residual:
             nn.init.zeros_(self.fusion[-1].weight)
-            nn.init.zeros_(self.fusion[-1].bias)
 
     def forward(self, low, guide):
         batch, channels = low.shape[:2]

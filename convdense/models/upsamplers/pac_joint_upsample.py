@@ -8,6 +8,7 @@ the image steer where the upsampled signal may change.
 """
 import math
 
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -66,9 +67,23 @@ class PacJointUpsample(nn.Module):
         self.branch_fusion = nn.Sequential(
             _conv_stack(width, fusion_widths, kernel_size, last_relu=True),
             nn.Conv2d(fusion_widths[-1], 1, kernel_size, padding=kernel_size // 2))
-        if residual:
+        self._init_weights()
+
+    def _init_weights(self):
+        # He init keeps activations at scale through ~10 layers; torch's default
+        # shrinks them each layer, which leaves a freshly built net near-silent.
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, nonlinearity='relu')
+                nn.init.zeros_(module.bias)
+        for up_conv in self.up_convs:
+            # a stride-2 transposed conv sees 1 in 4 taps (the rest are inserted zeros)
+            nn.init.kaiming_normal_(up_conv.weight, nonlinearity='relu')
+            with torch.no_grad():
+                up_conv.weight.mul_(2.0)
+            nn.init.zeros_(up_conv.bias)
+        if self.residual:
             nn.init.zeros_(self.branch_fusion[-1].weight)
-            nn.init.zeros_(self.branch_fusion[-1].bias)
 
     def forward(self, low, guide):
         batch, channels, height, width = low.shape
