@@ -19,7 +19,7 @@ class ConfigError(ValueError):
 
 
 def _has_path(cfg, dotted):
-    node = cfg
+    node = cfg._cfg_dict if isinstance(cfg, Config) else cfg
     for part in dotted.split('.'):
         if isinstance(node, dict) and part in node:
             node = node[part]

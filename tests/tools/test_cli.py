@@ -36,7 +36,7 @@ def test_misspelt_override_parent_key():
 def test_unknown_argument_of_a_module(tmp_path):
     result = run_tool('tools/train.py', BASELINE, '--work-dir', str(tmp_path),
                       '--cfg-options', 'model.backbone.no_such_option=1')
-    assert_one_line_error(result, 'no_such_option')
+    assert_one_line_error(result, "unexpected keyword argument 'no_such_option'")
 
 
 def test_upstream_config_that_would_download_is_refused(tmp_path):

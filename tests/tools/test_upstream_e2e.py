@@ -11,6 +11,7 @@ import sys
 
 import pytest
 import torch
+from mmengine.runner.checkpoint import _load_checkpoint
 
 from tests.helpers import e2e
 
@@ -32,7 +33,7 @@ def test_mask_rcnn_train_checkpoint_resume_test(tmp_path):
     train_tool.main([run['config'], '--work-dir', str(tmp_path), '--resume',
                      '--cfg-options', 'train_cfg.max_iters=5', 'default_hooks.checkpoint.interval=1'])
     assert osp.isfile(tmp_path / 'iter_5.pth') and not osp.isfile(tmp_path / 'iter_1.pth')
-    resumed = torch.load(tmp_path / 'iter_5.pth', map_location='cpu')
+    resumed = _load_checkpoint(str(tmp_path / 'iter_5.pth'), map_location='cpu')
     assert resumed['meta']['iter'] == 5
     assert 'optimizer' in resumed and resumed['optimizer']['state']
     assert len(e2e.read_losses(str(tmp_path))) == 3 + 2
@@ -45,7 +46,7 @@ def test_upernet_train_checkpoint_test(tmp_path):
     for key in ('aAcc', 'mIoU', 'mAcc'):
         assert key in metrics, sorted(metrics)
         assert 0.0 <= metrics[key] <= 100.0
-    trained = torch.load(run['checkpoint'], map_location='cpu')['state_dict']
+    trained = _load_checkpoint(run['checkpoint'], map_location='cpu')['state_dict']
     assert any(key.startswith('backbone.') for key in trained)
 
 
@@ -53,7 +54,7 @@ def test_checkpoint_is_the_trained_model(tmp_path):
     """tools/test.py evaluates the weights it was given, not a fresh init."""
     run = e2e.train_and_test(osp.join(REPO, 'configs/segmentation/upernet_r50_ade20k.py'),
                              str(tmp_path), kind='seg', iters=2)
-    state = torch.load(run['checkpoint'], map_location='cpu')['state_dict']
+    state = _load_checkpoint(run['checkpoint'], map_location='cpu')['state_dict']
     state = {k: v * 0 if v.is_floating_point() else v for k, v in state.items()}
     zeroed = tmp_path / 'zeroed.pth'
     torch.save(dict(state_dict=state, meta=dict()), zeroed)
