@@ -93,14 +93,17 @@ def make_init_dist_cpu_aware():
 def cpu_ddp_wrapper_cfg(cfg):
     """Return ``cfg.model_wrapper_cfg`` suited to a CPU-only distributed run (fix 3).
 
-    The Runner only passes ``device_ids`` when no wrapper config is given, so an
-    explicit config without it is enough. A user's own wrapper config is kept.
+    The Runner passes ``device_ids=[LOCAL_RANK]`` as a default argument to any
+    DistributedDataParallel wrapper; an explicit ``device_ids=None`` in the
+    wrapper config overrides it. A user's own wrapper config keeps its settings.
     """
     wrapper = cfg.get('model_wrapper_cfg')
-    if wrapper is not None:
-        return wrapper
-    return dict(type='MMDistributedDataParallel', broadcast_buffers=False,
-                find_unused_parameters=cfg.get('find_unused_parameters', False))
+    if wrapper is None:
+        wrapper = dict(type='MMDistributedDataParallel', broadcast_buffers=False,
+                       find_unused_parameters=cfg.get('find_unused_parameters', False))
+    wrapper = dict(wrapper)
+    wrapper.setdefault('device_ids', None)
+    return wrapper
 
 
 _REMOTE = re.compile(r'^(torchvision|open-mmlab|openmmlab|mmcls|mmpretrain|https?)://')

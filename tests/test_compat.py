@@ -84,7 +84,9 @@ def test_ddp_wrapper_cfg_for_cpu_module():
             print('DEFAULT_OK')
         except Exception as exc:
             print('DEFAULT_FAILS', type(exc).__name__)
-        wrapper = MODEL_WRAPPERS.build(cpu_ddp_wrapper_cfg(Config(dict())), default_args=dict(module=module))
+        # the Runner always adds device_ids=[LOCAL_RANK] as a default argument
+        wrapper = MODEL_WRAPPERS.build(cpu_ddp_wrapper_cfg(Config(dict())),
+                                       default_args=dict(module=module, device_ids=[0]))
         print('WRAPPED', type(wrapper).__name__)
     """
     env = dict(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(free_port()))
