@@ -107,7 +107,7 @@ def test_sintel_layout_split_and_unknown_flow(tmp_path):
     split_file = tmp_path / 'split.txt'
     split_file.write_text('2\n1\n')
     assert SintelFlowDataset(data_root=str(tmp_path), split='train', split_file=str(split_file),
-                             pipeline=PIPELINE).data_list[0]['scene'] == 'market_2'
+                             pipeline=PIPELINE).get_data_info(0)['scene'] == 'market_2'
 
 
 def test_corrupt_flo_files_name_the_file(tmp_path):
