@@ -38,7 +38,7 @@ The gates of the last forward pass are kept, detached, in ``last_gates``:
 ``(3,)`` in dataset mode, ``(N, 3, H_out, W_out)`` in pixel mode, order
 ``(alpha, beta, gamma)``.
 """
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -109,6 +109,7 @@ class AdaptiveConv2d(nn.Module):
             self.gate_hidden = nn.Conv2d(2 * out_channels, out_channels, 1, bias=False)
             self.gate_out = nn.Conv2d(out_channels, 3, 1)
         self.last_gates: Optional[Tensor] = None
+        self._folded_cache = None
 
     def global_branch(self, x: Tensor) -> Tensor:
         """``(N, C_in, H, W) -> (N, C_out, 1, 1)``."""
@@ -134,17 +135,33 @@ class AdaptiveConv2d(nn.Module):
             return torch.softmax(self.gate_logits, dim=0)
         return self.predict_pixel_gates(local_out, global_out)
 
+    def folded_weight(self) -> Tuple[Tensor, Tensor]:
+        """Dataset mode: the gates ``(3,)`` and ``beta * W_local`` with
+        ``alpha * W_self`` added on the centre tap, ``(C_out, C_in, k, k)``.
+
+        ``alpha * conv1x1(x) + beta * convkxk(x)`` is one kxk conv with this
+        weight (the 1x1 conv samples the kernel's centre), exactly and at the
+        plain conv's cost. Without autograd the folded weight is kept until a
+        parameter changes, so inference does not rebuild it every forward.
+        """
+        params = (self.gate_logits, self.local_branch.weight, self.self_branch.weight)
+        key = tuple((p._version, p.data_ptr()) for p in params)
+        cacheable = not (torch.is_grad_enabled() or torch.jit.is_tracing())
+        if cacheable and self._folded_cache is not None and self._folded_cache[0] == key:
+            return self._folded_cache[1]
+        gates = torch.softmax(self.gate_logits, dim=0)
+        k = self.local_branch.kernel_size[0]
+        centre = F.pad(self.self_branch.weight, [k // 2] * 4)
+        folded = (gates, gates[1] * self.local_branch.weight + gates[0] * centre)
+        self._folded_cache = (key, folded) if cacheable else None
+        return folded
+
     def forward(self, x: Tensor) -> Tensor:
         global_out = self.global_branch(x)
         if self.mode == 'dataset':
-            # alpha * conv1x1 + beta * convkxk == one kxk conv whose centre tap
-            # also carries alpha * W_self: exact, and as cheap as the plain conv.
-            gates = torch.softmax(self.gate_logits, dim=0)
+            gates, weight = self.folded_weight()
             self.last_gates = gates.detach()
             conv = self.local_branch
-            k = conv.kernel_size[0]
-            centre = F.pad(self.self_branch.weight, [k // 2] * 4)
-            weight = gates[1] * conv.weight + gates[0] * centre
             out = F.conv2d(x, weight, None, conv.stride, conv.padding, conv.dilation)
             return out + gates[2] * global_out
         local_out = self.local_branch(x)

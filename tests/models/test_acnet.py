@@ -54,6 +54,21 @@ def test_adaptive_conv_matches_reference(mode, stride, dilation):
     torch.testing.assert_close(out, _reference_adaptive(layer, x))
 
 
+def test_no_grad_folded_weight_follows_parameter_updates():
+    torch.manual_seed(0)
+    layer = AdaptiveConv2d(4, 6, 3, padding=1)
+    x = torch.randn(1, 4, 9, 7)
+    with torch.no_grad():
+        first = layer(x)
+        torch.testing.assert_close(layer(x), first)
+        layer.gate_logits.add_(torch.tensor([1.0, -1.0, 0.5]))  # in-place, like an optimizer
+        layer.self_branch.weight.mul_(3.0)
+        updated = layer(x)
+    assert not torch.allclose(updated, first)
+    torch.testing.assert_close(updated, _reference_adaptive(layer, x))
+    torch.testing.assert_close(layer(x), updated)  # with autograd, no cache
+
+
 def _force(layer, branch):
     """Make the gate of ``branch`` (0 self, 1 local, 2 global) exactly 1."""
     logits = torch.full((3, ), -1e4)
