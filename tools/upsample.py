@@ -127,7 +127,8 @@ def main(argv=None):
     else:
         gt_chw, valid_t = pred, torch.ones(1, *pred.shape[1:], dtype=torch.bool)
     make_panel(panel, chw(guide)[0], chw(low)[0], {args.method: pred}, gt_chw, valid_t, kind=args.kind,
-               title=f'{args.method} x{factor}' + ('' if gt is not None else ' (no ground truth)'))
+               unit='' if args.kind == 'depth' else 'px',
+               low_value_scale=model.value_scale, title=f'{args.method} x{factor}' + ('' if gt is not None else ' (no ground truth)'))
     print(f'wrote {panel}')
     if gt is not None:
         if args.kind == 'flow':

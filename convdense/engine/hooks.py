@@ -57,5 +57,5 @@ class JointUpsamplingPanelHook(Hook):
             kind = sample.get('kind', 'depth')
             make_panel(osp.join(runner.work_dir, 'panels', f'{name}.png'), sample['guide'], sample['low'],
                        predictions, sample['gt'], sample['valid'], kind=kind, unit=_UNITS.get(kind, ''),
-                       title=f'{name} x{factor}')
+                       title=f'{name} x{factor}', low_value_scale=model.value_scale)
             self._written += 1

@@ -31,7 +31,7 @@ def _flow_rgb(flow, max_magnitude):
     return np.clip(rgb, 0, 1)
 
 
-def make_panel(path, guide, low, predictions, gt, valid, kind='depth', unit='', title=''):
+def make_panel(path, guide, low, predictions, gt, valid, kind='depth', unit='', title='', low_value_scale=1.0):
     """Write a PNG panel.
 
     Args:
@@ -43,12 +43,14 @@ def make_panel(path, guide, low, predictions, gt, valid, kind='depth', unit='', 
         gt: ``(C, H, W)`` ground truth; valid: ``(1, H, W)`` bool.
         kind: ``'depth'``, ``'disparity'`` or ``'flow'``.
         unit: unit of the error colour bar.
+        low_value_scale: multiplies ``low`` for display (``factor`` for flow,
+            whose low-res values are in low-res pixels).
     """
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    guide, low, gt = _to_hwc(guide), _to_hwc(low), _to_hwc(gt)
+    guide, low, gt = _to_hwc(guide), _to_hwc(low) * low_value_scale, _to_hwc(gt)
     valid = _to_hwc(valid)[..., 0] > 0
     height, width = gt.shape[:2]
     repeat = height // low.shape[0]
