@@ -101,6 +101,12 @@ def build_runner(cfg):
     """mmengine's Runner, or the config's ``runner_type`` if it names one."""
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
+    from mmengine.visualization import Visualizer
+    visualizer = cfg.get('visualizer')
+    if visualizer is not None and Visualizer.check_instance_created(visualizer.get('name', '')):
+        # Upstream configs name their visualizer 'visualizer'; a second run in the
+        # same process would get the first run's instance back, save_dir included.
+        visualizer.pop('name')
     try:
         if 'runner_type' in cfg:
             return RUNNERS.build(cfg)

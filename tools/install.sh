@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
+export PIP_ROOT_USER_ACTION=ignore
 PIP="$PYTHON -m pip install --disable-pip-version-check -q"
 
 $PIP -r requirements/build.txt

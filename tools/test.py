@@ -22,8 +22,8 @@ def parse_args(argv=None):
     parser.add_argument('config', help='config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='where the evaluation logs go')
-    parser.add_argument('--show-dir', help='write visualised predictions here (relative to '
-                        'the run\'s timestamped log dir, as mmdet/mmseg do)')
+    parser.add_argument('--show-dir', help='write visualised predictions here (mmdet: relative to '
+                        'the run\'s timestamped log dir; mmseg: as given), as upstream tools do')
     parser.add_argument('--out', help='write the metrics to this JSON file')
     parser.add_argument('--cfg-options', nargs='+', action=launch.DictAction,
                         help='override config entries, key=value')
@@ -36,15 +36,25 @@ def parse_args(argv=None):
 
 
 def enable_show_dir(cfg, show_dir):
-    """Turn on the task's visualization hook (mmdet's / mmseg's / ours) to save images."""
-    hooks = cfg.get('default_hooks', {})
-    vis = hooks.get('visualization')
-    if vis is None:
+    """Turn on the task's visualization hook to save images, the way each
+    upstream does it: mmdet's hook takes ``test_out_dir`` (relative to the run's
+    log dir); mmseg's hook draws through the visualizer, whose ``save_dir`` is set."""
+    import inspect
+
+    from mmengine.registry import HOOKS
+    hook = cfg.get('default_hooks', {}).get('visualization')
+    if hook is None:
         raise launch.ConfigError('--show-dir: the config has no default_hooks.visualization hook')
-    vis['draw'] = True
-    vis['show'] = False
-    vis['test_out_dir'] = show_dir
-    vis['interval'] = 1
+    with HOOKS.switch_scope_and_registry(cfg.get('default_scope')) as registry:
+        hook_class = registry.get(hook['type'])
+    hook['draw'] = True
+    hook['interval'] = 1
+    if 'test_out_dir' in inspect.signature(hook_class).parameters:
+        hook['test_out_dir'] = show_dir
+    elif cfg.get('visualizer') is not None:
+        cfg.visualizer['save_dir'] = show_dir
+    else:
+        raise launch.ConfigError(f"--show-dir: don't know where {hook['type']} saves images")
 
 
 def main(argv=None):

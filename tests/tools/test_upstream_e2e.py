@@ -2,6 +2,7 @@
 tools/train.py on tiny generated datasets in the real upstream layouts,
 checkpointed, resumed, and evaluated by tools/test.py with mmdet's CocoMetric /
 mmseg's IoUMetric."""
+import glob
 import math
 import os
 import os.path as osp
@@ -59,7 +60,10 @@ def test_checkpoint_is_the_trained_model(tmp_path):
     zeroed = tmp_path / 'zeroed.pth'
     torch.save(dict(state_dict=state, meta=dict()), zeroed)
     test_tool = e2e.load_tool('test')
-    metrics = test_tool.main([run['config'], str(zeroed), '--work-dir', str(tmp_path / 'z')])
+    metrics = test_tool.main([run['config'], str(zeroed), '--work-dir', str(tmp_path / 'z'),
+                              '--show-dir', str(tmp_path / 'shown')])
+    shown = glob.glob(str(tmp_path / 'shown' / '**' / '*.png'), recursive=True)
+    assert len(shown) == 2, shown  # one visualised prediction per validation image
     # an all-zero network predicts one class everywhere: accuracy is that class's share
     assert metrics['mIoU'] < 100.0 / 3 + 1e-6
 
