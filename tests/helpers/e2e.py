@@ -148,6 +148,13 @@ def shrink_config(config_path, data_root, kind, iters=4, image_size=(128, 96), l
             cfg[evaluator].ann_file = osp.join(data_root, 'annotations/instances_val2017.json')
         # An untrained detector scores every box low; keep them so both COCO metrics run.
         cfg.model.test_cfg.rcnn.score_thr = 0.0
+        # Fewer proposals, sampled RoIs and kept detections: on a CPU the RoI heads'
+        # cost is per box, not per pixel, and dominates a tiny image (the mask head
+        # on 100 detections alone is ~46 GMACs).
+        cfg.model.train_cfg.rpn_proposal.update(nms_pre=200, max_per_img=100)
+        cfg.model.train_cfg.rcnn.sampler.num = 64
+        cfg.model.test_cfg.rpn.update(nms_pre=200, max_per_img=100)
+        cfg.model.test_cfg.rcnn.max_per_img = 10
     elif kind == 'seg':
         crop = (image_size[1] // 2, image_size[0] // 2)
         cfg.model.data_preprocessor.size = crop
