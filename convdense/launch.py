@@ -116,6 +116,19 @@ def build_runner(cfg):
         raise ConfigError(f'{exc.args[0] if exc.args else exc}') from exc
 
 
+def parse_with_common_options(parser, argv=None):
+    """Add the options every tool shares (``--cfg-options``, ``--launcher``,
+    ``--local-rank``) to ``parser`` and parse ``argv``."""
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config entries, key=value')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
 def run_cli(main):
     """Run a tool's ``main``; print a :class:`ConfigError` as one line and exit 2."""
     import sys

@@ -8,7 +8,6 @@ them as JSON.
 """
 import argparse
 import json
-import os
 import os.path as osp
 import sys
 
@@ -25,14 +24,7 @@ def parse_args(argv=None):
     parser.add_argument('--show-dir', help='write visualised predictions here (mmdet: relative to '
                         'the run\'s timestamped log dir; mmseg: as given), as upstream tools do')
     parser.add_argument('--out', help='write the metrics to this JSON file')
-    parser.add_argument('--cfg-options', nargs='+', action=launch.DictAction,
-                        help='override config entries, key=value')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    return launch.parse_with_common_options(parser, argv)
 
 
 def enable_show_dir(cfg, show_dir):

@@ -7,7 +7,6 @@ The config's ``default_scope`` picks the registries, so upstream configs and
 configs that inherit them work unchanged.
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
@@ -23,14 +22,7 @@ def parse_args(argv=None):
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
                         help='resume from CKPT, or from the latest checkpoint in the work dir')
     parser.add_argument('--amp', action='store_true', help='mixed-precision training (GPU)')
-    parser.add_argument('--cfg-options', nargs='+', action=launch.DictAction,
-                        help='override config entries, key=value')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    return launch.parse_with_common_options(parser, argv)
 
 
 def main(argv=None):
