@@ -63,3 +63,12 @@ PARAM_SCHEDULERS = _child('parameter scheduler', MMENGINE_PARAM_SCHEDULERS)
 TASK_UTILS = _child('task util', MMENGINE_TASK_UTILS)
 LOG_PROCESSORS = _child('log_processor', MMENGINE_LOG_PROCESSORS)
 FUNCTIONS = _child('function', MMENGINE_FUNCTIONS)
+
+
+def build_model(cfg):
+    """Build a model config in the convdense scope, whatever the caller's default
+    scope is: an mmdet or mmseg run makes its own scope current, and mmengine
+    looks unprefixed types up there, not here."""
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope(SCOPE):
+        return MODELS.build(cfg)

@@ -66,3 +66,15 @@ def test_no_convdense_name_overrides_upstream():
         ours = [name for name, cls in registry.module_dict.items()
                 if cls.__module__.startswith('convdense')]
         assert ours == [], f'convdense registered {ours} outside its scope'
+
+
+def test_build_model_ignores_an_upstream_default_scope():
+    """A convdense model that builds its parts from config must find them while an
+    mmseg/mmdet run holds the default scope."""
+    from mmengine.registry import DefaultScope
+
+    from convdense.registry import build_model
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        with pytest.raises(KeyError, match='mmseg'):
+            MODELS.build(dict(type='RegistryProbeBackbone'))
+        assert isinstance(build_model(dict(type='RegistryProbeBackbone')), RegistryProbeBackbone)

@@ -15,7 +15,7 @@ room 2 m deep and one 8 m deep, and the prediction is mapped back for the metric
 import torch
 from mmengine.model import BaseModel
 
-from ...registry import MODELS
+from ...registry import MODELS, build_model
 
 _EPS = 1e-6
 
@@ -52,7 +52,7 @@ class JointUpsampler(BaseModel):
 
     def __init__(self, net, values_scale_with_resolution=False, data_preprocessor=None, init_cfg=None):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        self.net = MODELS.build(net) if isinstance(net, dict) else net
+        self.net = build_model(net) if isinstance(net, dict) else net
         self.factor = self.net.factor
         self.values_scale_with_resolution = values_scale_with_resolution
         self.value_scale = float(self.factor) if values_scale_with_resolution else 1.0
