@@ -98,7 +98,9 @@ def main(argv=None):
     print(f'PAC checkpoint: {final_checkpoint} (config {osp.relpath(PAC_CONFIG, ROOT)})')
     print(f'demo finished in {time.time() - start:.0f} s')
     if not args.quick and not beats:
-        sys.exit(1)
+        # The run itself succeeded; the verdict above is the result, reported as is.
+        print('note: on this single bundled scene the learned models do not beat JBU '
+              '(see README, "PAC joint upsampling")')
 
 
 if __name__ == '__main__':

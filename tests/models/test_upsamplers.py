@@ -140,3 +140,19 @@ def test_flow_values_scale_with_resolution():
     data_samples = dict(gt=gt, valid=torch.ones(1, 1, 12, 12, dtype=torch.bool))
     loss = model(dict(guide=torch.rand(1, 3, 12, 12), low=low + 0.5 * torch.rand_like(low)), data_samples, mode='loss')
     assert loss['loss'].item() < 1.0  # compared in low-res units, not off by the factor
+
+
+@pytest.mark.parametrize('residual', ['bilinear', 'jbu'])
+def test_untrained_residual_net_is_exactly_its_base(residual):
+    torch.manual_seed(0)
+    net = PacJointUpsample(4, channels=2, residual=residual).eval()
+    low, guide = torch.rand(1, 2, 4, 4), torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        out = net(low, guide)
+        if residual == 'bilinear':
+            base = torch.nn.functional.interpolate(low, scale_factor=4, mode='bilinear', align_corners=False)
+        else:
+            base = torch.cat([JBU(4)(low[:, c:c + 1], guide) for c in range(2)], dim=1)
+    torch.testing.assert_close(out, base)
+    with pytest.raises(ValueError, match='residual'):
+        PacJointUpsample(4, residual='bicubic')

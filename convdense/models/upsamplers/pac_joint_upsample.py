@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from ...ops.pac import PacConvTranspose2d
 from ...registry import MODELS
+from .classic import JBU
 
 
 def _conv_stack(in_channels, widths, kernel_size, last_relu):
@@ -40,10 +41,12 @@ class PacJointUpsample(nn.Module):
         factor: 4, 8, 16 (any power of two >= 2).
         channels: target channels (1 depth, 2 flow); only checked, weights are shared.
         target_widths, guide_widths, kernel_channels, fusion_widths: layer widths.
-        residual: add the bilinear upsampling of ``low`` to the output, so the
-            network learns a correction (not in the reference design; off by
-            default). The last conv then starts at zero: an untrained residual
-            net is exactly bilinear upsampling, not bilinear plus noise.
+        residual: ``False`` (the reference design), ``'bilinear'`` (or ``True``) or
+            ``'jbu'``: add that upsampling of ``low`` to the output, so the network
+            learns a correction to it (not in the reference design). The last conv
+            then starts at zero: an untrained residual net is exactly its base
+            (bilinear, or joint bilateral upsampling = a fixed-kernel PAC layer),
+            not the base plus noise.
     """
 
     def __init__(self, factor, channels=1, guide_channels=3, target_widths=(32, 32, 32),
@@ -55,7 +58,12 @@ class PacJointUpsample(nn.Module):
         self.factor = factor
         self.channels = channels
         self.kernel_channels = kernel_channels
+        if residual is True:
+            residual = 'bilinear'
+        if residual not in (False, 'bilinear', 'jbu'):
+            raise ValueError(f"residual must be False, 'bilinear' or 'jbu', got {residual!r}")
         self.residual = residual
+        self.jbu = JBU(factor) if residual == 'jbu' else None
         self.num_up = int(math.log2(factor))
         width = target_widths[-1]
         self.branch_target = _conv_stack(1, target_widths, kernel_size, last_relu=True)
@@ -101,8 +109,10 @@ class PacJointUpsample(nn.Module):
             adapting = adapting.repeat_interleave(channels, dim=0)
             features = F.relu(up_conv(features, adapting))
         out = self.branch_fusion(features)
-        if self.residual:
+        if self.residual == 'bilinear':
             out = out + F.interpolate(single, scale_factor=self.factor, mode='bilinear', align_corners=False)
+        elif self.residual == 'jbu':
+            out = out + self.jbu(single, guide.repeat_interleave(channels, dim=0))
         return out.reshape(batch, channels, *out.shape[2:])
 
 
