@@ -201,24 +201,10 @@ def assert_segmentor_config_works(path, backbone_class, input_hw=(64, 96)):
 METRIC_KEYS = {'det': ('coco/bbox_mAP', 'coco/segm_mAP'), 'seg': ('mIoU', 'aAcc')}
 
 
-def forget_named_visualizers(name='visualizer'):
-    """Drop mmengine's global visualizer instances called ``name``. Upstream configs
-    name theirs ``'visualizer'``, and mmengine hands every later Runner of the same
-    process (and class) that first instance, which keeps writing ``scalars.json``
-    into the first run's work dir."""
-    from mmengine.visualization import Visualizer
-    classes = [Visualizer]
-    while classes:
-        cls = classes.pop()
-        cls._instance_dict.pop(name, None)
-        classes.extend(cls.__subclasses__())
-
-
 def assert_end_to_end(config, kind, work_dir, iters=6):
     """Train ``config`` on the lead's tiny generated dataset, checkpoint, test the
     checkpoint with tools/test.py: the loss falls and the metrics are reported."""
     from tests.helpers.e2e import train_and_test
-    forget_named_visualizers()
     result = train_and_test(str(config), str(work_dir), kind=kind, iters=iters)
     losses = result['losses']
     assert len(losses) == iters, f'logged {len(losses)} losses for {iters} iterations'
