@@ -1,6 +1,7 @@
 # Bundled flow data (data/flow, MPI-Sintel layout): real Middlebury frames with an
 # exactly known piecewise-smooth motion (see data/README.md). Three scenes train,
 # Grove2 is held out for evaluation. EPE in pixels over valid pixels.
+_base_ = ['./joint_upsampling_data.py']
 data_root = 'data/flow'
 factor = 4
 val_scenes = ['Grove2']
@@ -11,23 +12,14 @@ train_pipeline = [
     dict(type='MakeLowResolution'),
     dict(type='PackJointUpsamplingInputs'),
 ]
-test_pipeline = [
-    dict(type='LoadJointUpsamplingSample'),
-    dict(type='MakeLowResolution'),
-    dict(type='PackJointUpsamplingInputs'),
-]
 train_dataloader = dict(
-    batch_size=4, num_workers=0,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
-    collate_fn=dict(type='default_collate'),
-    dataset=dict(type='SintelFlowDataset', data_root=data_root, split='train', val_scenes=val_scenes,
-                 factor=factor, pipeline=train_pipeline))
+    batch_size=4, num_workers=0, persistent_workers=False,
+    dataset=dict(type='SintelFlowDataset', data_root=data_root, val_scenes=val_scenes, factor=factor,
+                 split='train', pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=1, num_workers=0,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='default_collate'),
-    dataset=dict(type='SintelFlowDataset', data_root=data_root, split='val', val_scenes=val_scenes,
-                 factor=factor, pipeline=test_pipeline))
+    num_workers=0, persistent_workers=False,
+    dataset=dict(type='SintelFlowDataset', data_root=data_root, val_scenes=val_scenes, factor=factor,
+                 split='val'))
 test_dataloader = val_dataloader
 val_evaluator = dict(type='FlowEPE')
 test_evaluator = val_evaluator

@@ -2,6 +2,7 @@
 # ground-truth disparity in pixels). Training crops come from the left 55% of the
 # image, evaluation uses the held-out right 40% (never seen in training).
 # RMSE in disparity pixels on valid pixels, 6-pixel border ignored.
+_base_ = ['./joint_upsampling_data.py']
 data_root = 'data/middlebury'
 factor = 8
 train_region = (0.0, 0.0, 1.0, 0.55)
@@ -13,23 +14,14 @@ train_pipeline = [
     dict(type='MakeLowResolution'),
     dict(type='PackJointUpsamplingInputs'),
 ]
-test_pipeline = [
-    dict(type='LoadJointUpsamplingSample'),
-    dict(type='MakeLowResolution'),
-    dict(type='PackJointUpsamplingInputs'),
-]
 train_dataloader = dict(
-    batch_size=4, num_workers=0,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
-    collate_fn=dict(type='default_collate'),
+    batch_size=4, num_workers=0, persistent_workers=False,
     dataset=dict(type='MiddleburyDataset', data_root=data_root, factor=factor,
                  region_frac=train_region, pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=1, num_workers=0,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='default_collate'),
+    num_workers=0, persistent_workers=False,
     dataset=dict(type='MiddleburyDataset', data_root=data_root, factor=factor,
-                 region_frac=test_region, pipeline=test_pipeline))
+                 region_frac=test_region))
 test_dataloader = val_dataloader
 val_evaluator = dict(type='DepthRMSE', border=6, scale=1.0, unit='px')
 test_evaluator = val_evaluator
