@@ -650,6 +650,25 @@ class _PacBase(nn.Module):
                 f'kernel_type={self.kernel_type!r}, normalize_kernel={self.normalize_kernel}, '
                 f'channel_wise={self.channel_wise}')
 
+    def compute_kernel(self, guide, mask=None):
+        """[B, C_g, H, W] -> [B, 1 or C_g, kh, kw, H_out, W_out]."""
+        return self._kernel(guide, mask, transposed=False)
+
+    def _guide_size(self, input):
+        """The spatial size the guide must have for ``input``, and its name in errors."""
+        return input.shape[2:], 'same as input'
+
+    def _kernel_for_input(self, input, guide, kernel, mask):
+        """The given kernel, or one computed from a guide of the required size."""
+        _require_4d('input', input)
+        if kernel is None:
+            if guide is None:
+                raise ValueError('guide: needed when no kernel is given, got None '
+                                 f'(input shape {_shape(input)})')
+            self._check_guide(guide, input, *self._guide_size(input))
+            kernel = self.compute_kernel(guide, mask)
+        return kernel
+
 
 class PacConv2d(_PacBase):
     """Pixel-adaptive ``nn.Conv2d``.
@@ -679,18 +698,8 @@ class PacConv2d(_PacBase):
         self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
         self._reset(self.weight, self.bias)
 
-    def compute_kernel(self, guide, mask=None):
-        """[B, C_g, H, W] -> [B, 1 or C_g, kh, kw, H_out, W_out]."""
-        return self._kernel(guide, mask, transposed=False)
-
     def forward(self, input, guide=None, kernel=None, mask=None):
-        _require_4d('input', input)
-        if kernel is None:
-            if guide is None:
-                raise ValueError('guide: needed when no kernel is given, got None '
-                                 f'(input shape {_shape(input)})')
-            self._check_guide(guide, input, input.shape[2:], 'same as input')
-            kernel = self.compute_kernel(guide, mask)
+        kernel = self._kernel_for_input(input, guide, kernel, mask)
         return pac_conv2d(input, kernel, self.weight, self.bias, self.stride, self.padding,
                           self.dilation, self.shared_filters)
 
@@ -734,15 +743,11 @@ class PacConvTranspose2d(_PacBase):
         """[B, C_g, H_out, W_out] -> [B, 1 or C_g, kh, kw, H_out, W_out]."""
         return self._kernel(guide, mask, transposed=True, output_padding=self.output_padding)
 
+    def _guide_size(self, input):
+        return self.output_size(input.shape[2:]), 'the output size'
+
     def forward(self, input, guide=None, kernel=None, mask=None):
-        _require_4d('input', input)
-        if kernel is None:
-            if guide is None:
-                raise ValueError('guide: needed when no kernel is given, got None '
-                                 f'(input shape {_shape(input)})')
-            self._check_guide(guide, input, self.output_size(input.shape[2:]),
-                              'the output size')
-            kernel = self.compute_kernel(guide, mask)
+        kernel = self._kernel_for_input(input, guide, kernel, mask)
         return pac_conv_transpose2d(input, kernel, self.weight, self.bias, self.stride,
                                     self.padding, self.output_padding, self.dilation,
                                     self.shared_filters)
@@ -768,17 +773,7 @@ class PacPool2d(_PacBase):
         self.padding = _resolve_padding(padding, self.kernel_size, self.dilation)
         self._init_kernel(kernel_type, smooth_kernel_type, normalize_kernel, channel_wise)
 
-    def compute_kernel(self, guide, mask=None):
-        """[B, C_g, H, W] -> [B, 1 or C_g, kh, kw, H_out, W_out]."""
-        return self._kernel(guide, mask, transposed=False)
-
     def forward(self, input, guide=None, kernel=None, mask=None):
-        _require_4d('input', input)
-        if kernel is None:
-            if guide is None:
-                raise ValueError('guide: needed when no kernel is given, got None '
-                                 f'(input shape {_shape(input)})')
-            self._check_guide(guide, input, input.shape[2:], 'same as input')
-            kernel = self.compute_kernel(guide, mask)
+        kernel = self._kernel_for_input(input, guide, kernel, mask)
         return pac_pool2d(input, kernel, self.kernel_size, self.stride, self.padding,
                           self.dilation)
