@@ -637,6 +637,19 @@ class _PacBase(nn.Module):
                              f'channels; input shape {_shape(input)}, guide shape '
                              f'{_shape(guide)}')
 
+    def _init_filters(self, in_channels, out_channels, shared_filters, bias, transposed):
+        """Weight ``[C_out, C_in, kh, kw]`` (``[C_in, C_out, ...]`` when transposed, as
+        torch's layers), or ``[1, 1, kh, kw]`` shared by all channels; bias ``[C_out]``."""
+        self.shared_filters = shared_filters
+        if shared_filters and in_channels != out_channels:
+            raise ValueError(f'out_channels: shared_filters needs in_channels == out_channels, '
+                             f'got {in_channels} and {out_channels}')
+        channels = (in_channels, out_channels) if transposed else (out_channels, in_channels)
+        weight_shape = (1, 1) if shared_filters else channels
+        self.weight = nn.Parameter(torch.empty(*weight_shape, *self.kernel_size))
+        self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
+        self._reset(self.weight, self.bias)
+
     def _reset(self, weight, bias):
         nn.init.kaiming_uniform_(weight, a=math.sqrt(5))
         if bias is not None:
@@ -688,15 +701,8 @@ class PacConv2d(_PacBase):
         self.stride = _pair(stride, 'stride')
         self.dilation = _pair(dilation, 'dilation')
         self.padding = _resolve_padding(padding, self.kernel_size, self.dilation)
-        self.shared_filters = shared_filters
-        if shared_filters and in_channels != out_channels:
-            raise ValueError(f'out_channels: shared_filters needs in_channels == out_channels, '
-                             f'got {in_channels} and {out_channels}')
         self._init_kernel(kernel_type, smooth_kernel_type, normalize_kernel, channel_wise)
-        weight_shape = (1, 1) if shared_filters else (out_channels, in_channels)
-        self.weight = nn.Parameter(torch.empty(*weight_shape, *self.kernel_size))
-        self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
-        self._reset(self.weight, self.bias)
+        self._init_filters(in_channels, out_channels, shared_filters, bias, transposed=False)
 
     def forward(self, input, guide=None, kernel=None, mask=None):
         kernel = self._kernel_for_input(input, guide, kernel, mask)
@@ -724,15 +730,8 @@ class PacConvTranspose2d(_PacBase):
         self.padding = _pair(padding, 'padding')
         self.output_padding = _pair(output_padding, 'output_padding')
         self.dilation = _pair(dilation, 'dilation')
-        self.shared_filters = shared_filters
-        if shared_filters and in_channels != out_channels:
-            raise ValueError(f'out_channels: shared_filters needs in_channels == out_channels, '
-                             f'got {in_channels} and {out_channels}')
         self._init_kernel(kernel_type, smooth_kernel_type, normalize_kernel, channel_wise)
-        weight_shape = (1, 1) if shared_filters else (in_channels, out_channels)
-        self.weight = nn.Parameter(torch.empty(*weight_shape, *self.kernel_size))
-        self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
-        self._reset(self.weight, self.bias)
+        self._init_filters(in_channels, out_channels, shared_filters, bias, transposed=True)
 
     def output_size(self, input_size):
         """(H, W) of the input -> (H_out, W_out)."""
