@@ -1,7 +1,8 @@
-# Bundled real data (data/middlebury/motorcycle: Middlebury 2014 "Motorcycle", 741x500,
-# ground-truth disparity in pixels). Training crops come from the left 55% of the
-# image, evaluation uses the held-out right 40% (never seen in training).
-# RMSE in disparity pixels on valid pixels, 6-pixel border ignored.
+# Bundled real data (data/README.md): data/middlebury/aloe (Middlebury 2006 "Aloe", half
+# size 641x555, 2005/2006 layout: disp1.png = 2 x disparity) and data/middlebury/motorcycle
+# (Middlebury 2014 "Motorcycle", 741x500, disp0.pfm). Training crops come from the left 55%
+# of each image, evaluation uses the held-out right 40% (never seen in training).
+# RMSE in disparity pixels on valid pixels, 6-pixel border ignored, per image then averaged.
 _base_ = ['./joint_upsampling_data.py']
 data_root = 'data/middlebury'
 factor = 8
@@ -16,11 +17,11 @@ train_pipeline = [
 ]
 train_dataloader = dict(
     batch_size=4, num_workers=0, persistent_workers=False,
-    dataset=dict(type='MiddleburyDataset', data_root=data_root, factor=factor,
+    dataset=dict(type='MiddleburyDataset', data_root=data_root, factor=factor, disparity_scale=2.0,
                  region_frac=train_region, pipeline=train_pipeline))
 val_dataloader = dict(
     num_workers=0, persistent_workers=False,
-    dataset=dict(type='MiddleburyDataset', data_root=data_root, factor=factor,
+    dataset=dict(type='MiddleburyDataset', data_root=data_root, factor=factor, disparity_scale=2.0,
                  region_frac=test_region))
 test_dataloader = val_dataloader
 val_evaluator = dict(type='DepthRMSE', border=6, scale=1.0, unit='px')
