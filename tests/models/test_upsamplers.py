@@ -70,6 +70,34 @@ def test_jbu_matches_the_bilateral_formula(factor):
     torch.testing.assert_close(net(low, guide)[0].double(), expected, rtol=1e-4, atol=1e-5)
 
 
+def test_learnable_jbu_starts_as_jbu_and_learns_its_bandwidths():
+    torch.manual_seed(2)
+    low, guide = torch.rand(1, 1, 4, 5), torch.rand(1, 3, 16, 20)
+    learnable = JBU(4, sigma_spatial=1.5, sigma_color=0.3, learnable=True)
+    torch.testing.assert_close(learnable(low, guide), JBU(4, sigma_spatial=1.5, sigma_color=0.3)(low, guide))
+    assert sum(p.numel() for p in learnable.parameters()) == 10
+    learnable(low, guide).pow(2).sum().backward()
+    assert learnable.log_sigma_spatial.grad.abs() > 0
+    assert learnable.color_transform.grad.abs().sum() > 0
+    # a different bandwidth is the fixed layer at that bandwidth
+    with torch.no_grad():
+        learnable.log_sigma_spatial.fill_(math.log(3.0))
+    torch.testing.assert_close(learnable(low, guide), _slow_jbu(low, guide, 4, 3.0, 0.3)[None].float(),
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_jbu_with_a_guide_net_starts_as_jbu_and_its_guide_net_gets_gradients():
+    torch.manual_seed(3)
+    low, guide = torch.rand(2, 1, 4, 4), torch.rand(2, 3, 16, 16)
+    net = JBU(4, learnable=True, guide_widths=(8, 8))
+    torch.testing.assert_close(net(low, guide), JBU(4)(low, guide))
+    net(low, guide).pow(2).sum().backward()
+    # the guide net's last conv starts at zero; the colour term keeps that from being a saddle point
+    assert net.guide_net[-1].weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match='learnable'):
+        JBU(4, guide_widths=(8,))
+
+
 def test_channels_are_independent_images_with_shared_weights():
     torch.manual_seed(0)
     net = PacJointUpsampleLite(4, channels=2)
@@ -142,10 +170,10 @@ def test_flow_values_scale_with_resolution():
     assert loss['loss'].item() < 1.0  # compared in low-res units, not off by the factor
 
 
-@pytest.mark.parametrize('residual', ['bilinear', 'jbu'])
-def test_untrained_residual_net_is_exactly_its_base(residual):
+@pytest.mark.parametrize('residual,learnable_jbu', [('bilinear', False), ('jbu', False), ('jbu', True)])
+def test_untrained_residual_net_is_exactly_its_base(residual, learnable_jbu):
     torch.manual_seed(0)
-    net = PacJointUpsample(4, channels=2, residual=residual).eval()
+    net = PacJointUpsample(4, channels=2, residual=residual, learnable_jbu=learnable_jbu).eval()
     low, guide = torch.rand(1, 2, 4, 4), torch.rand(1, 3, 16, 16)
     with torch.no_grad():
         out = net(low, guide)

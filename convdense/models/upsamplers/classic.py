@@ -3,6 +3,8 @@
 ``forward(low (B, C, h, w), guide (B, 3, H, W)) -> (B, C, H, W)``; they have no
 parameters, so they run through the same :class:`JointUpsampler` and metrics.
 """
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -52,27 +54,57 @@ class JBU(nn.Module):
     is normalised over the low-res samples in the window: exactly JBU, which is
     the PAC paper's point that PAC generalises it.
 
+    With ``learnable=True`` the same layer becomes a small learned PAC layer that
+    starts as JBU: the spatial bandwidth (one log-scale) and the colour features
+    (a learned 3x3 colour transform, initialised to ``I / sigma_color``) are
+    parameters, so training moves the kernel away from JBU only where the data
+    supports it (5 + 9 = 10 parameters, nothing that can overfit a single scene
+    badly).
+
     Args:
         sigma_spatial: in high-res pixels.
         sigma_color: in RGB units of [0, 1]. The defaults (factor/2, 0.2) are the best of
             a small grid on the training region of the bundled Middlebury scene.
+        learnable: make the bandwidth and colour transform trainable (see above).
     """
 
-    def __init__(self, factor, sigma_spatial=None, sigma_color=0.2, **unused):
+    def __init__(self, factor, sigma_spatial=None, sigma_color=0.2, learnable=False, guide_widths=(),
+                 **unused):
         super().__init__()
         self.factor = factor
         self.sigma_spatial = float(sigma_spatial if sigma_spatial is not None else factor / 2)
         self.sigma_color = float(sigma_color)
+        self.learnable = learnable
         self.geometry = jbu_geometry(factor)
+        if learnable:
+            self.log_sigma_spatial = nn.Parameter(torch.tensor(math.log(self.sigma_spatial)))
+            self.color_transform = nn.Parameter(torch.eye(3) / self.sigma_color)
+        self.guide_net = None
+        if guide_widths:
+            if not learnable:
+                raise ValueError('JBU guide_widths needs learnable=True')
+            layers, width = [], 3
+            for out in guide_widths:
+                layers += [nn.Conv2d(width, out, 3, padding=1), nn.ReLU(inplace=True)]
+                width = out
+            layers.append(nn.Conv2d(width, 3, 3, padding=1))
+            nn.init.zeros_(layers[-1].weight)
+            nn.init.zeros_(layers[-1].bias)
+            self.guide_net = nn.Sequential(*layers)
 
     def adapting_features(self, guide):
         """``(B, 3, H, W)`` RGB -> ``(B, 5, H, W)`` scaled (x, y, r, g, b)."""
         batch, _, height, width = guide.shape
-        ys = torch.arange(height, dtype=guide.dtype, device=guide.device) / self.sigma_spatial
-        xs = torch.arange(width, dtype=guide.dtype, device=guide.device) / self.sigma_spatial
+        ys = torch.arange(height, dtype=guide.dtype, device=guide.device)
+        xs = torch.arange(width, dtype=guide.dtype, device=guide.device)
         grid_y, grid_x = torch.meshgrid(ys, xs, indexing='ij')
         coords = torch.stack([grid_x, grid_y])[None].expand(batch, 2, height, width)
-        return torch.cat([coords, guide / self.sigma_color], dim=1)
+        if not self.learnable:
+            return torch.cat([coords / self.sigma_spatial, guide / self.sigma_color], dim=1)
+        color = torch.einsum('oc,bchw->bohw', self.color_transform, guide)
+        if self.guide_net is not None:
+            color = color + self.guide_net(guide)
+        return torch.cat([coords * torch.exp(-self.log_sigma_spatial), color], dim=1)
 
     def forward(self, low, guide):
         geometry = dict(self.geometry)

@@ -47,11 +47,14 @@ class PacJointUpsample(nn.Module):
             then starts at zero: an untrained residual net is exactly its base
             (bilinear, or joint bilateral upsampling = a fixed-kernel PAC layer),
             not the base plus noise.
+        learnable_jbu: with ``residual='jbu'``, learn the JBU layer's bandwidth and
+            colour features too (``JBU(learnable=True)``), starting from JBU; a dict
+            gives further ``JBU`` arguments (e.g. ``guide_widths``).
     """
 
     def __init__(self, factor, channels=1, guide_channels=3, target_widths=(32, 32, 32),
                  guide_widths=(32, 32), kernel_channels=16, fusion_widths=(32,), kernel_size=5,
-                 residual=False):
+                 residual=False, learnable_jbu=False):
         super().__init__()
         if factor < 2 or factor & (factor - 1):
             raise ValueError(f'factor must be a power of two >= 2, got {factor}')
@@ -63,7 +66,10 @@ class PacJointUpsample(nn.Module):
         if residual not in (False, 'bilinear', 'jbu'):
             raise ValueError(f"residual must be False, 'bilinear' or 'jbu', got {residual!r}")
         self.residual = residual
-        self.jbu = JBU(factor) if residual == 'jbu' else None
+        self.jbu = None
+        if residual == 'jbu':
+            jbu_args = dict(learnable_jbu) if isinstance(learnable_jbu, dict) else {}
+            self.jbu = JBU(factor, learnable=bool(learnable_jbu), **jbu_args)
         self.num_up = int(math.log2(factor))
         width = target_widths[-1]
         self.branch_target = _conv_stack(1, target_widths, kernel_size, last_relu=True)
