@@ -84,6 +84,20 @@ def test_middlebury_layouts(tmp_path):
     assert not by_name['new']['valid'][0, 1, 1] and by_name['new']['valid'].sum() == 63
 
 
+def test_bundled_middlebury_scenes_load_in_disparity_pixels():
+    root = os.path.join(os.path.dirname(__file__), '..', '..', 'data', 'middlebury')
+    dataset = MiddleburyDataset(data_root=root, disparity_scale=2.0, factor=8, pipeline=PIPELINE)
+    samples = {dataset[i]['data_samples']['name']: dataset[i] for i in range(len(dataset))}
+    assert sorted(samples) == ['aloe', 'motorcycle']
+    # Aloe: half size with 2005/2006 half-size disparities (PNG = 2 x disparity); Motorcycle: 741 px wide
+    for name, (height, width), max_disparity in (('aloe', (552, 640), 106), ('motorcycle', (496, 736), 75)):
+        sample = samples[name]
+        gt, valid = sample['data_samples']['gt'], sample['data_samples']['valid']
+        assert tuple(gt.shape[1:]) == (height, width) and sample['inputs']['guide'].shape[1:] == (height, width)
+        assert 0.9 < valid.float().mean() < 1.0
+        assert 5 < gt[valid].min() and gt[valid].max() < max_disparity
+
+
 def test_sintel_layout_split_and_unknown_flow(tmp_path):
     pytest.importorskip('mmcv')
     for scene in ('alley_1', 'market_2'):
