@@ -27,9 +27,10 @@ def count_parameters(cfg):
     return sum(p.numel() for p in MODELS.build(cfg.model.net).parameters())
 
 
-def evaluate(config, work_dir, net=None, checkpoint=None, panels=True, quiet=True):
-    """Run the config's test loop (optionally with another ``net``) and return its metrics dict."""
-    cfg = launch.load_config(config, None, work_dir)
+def evaluate(config, work_dir, net=None, checkpoint=None, panels=True, quiet=True, overrides=None):
+    """Run the config's test loop (optionally with another ``net`` or ``--cfg-options``-style
+    ``overrides``) and return ``(metrics dict, parameter count)``."""
+    cfg = launch.load_config(config, overrides, work_dir)
     if net is not None:
         factor = cfg.model.net.factor
         cfg.model.net = dict(type=net, factor=factor)  # values_scale_with_resolution is kept

@@ -31,12 +31,14 @@ from convdense import launch  # noqa: E402
 NETS = dict(pac='PacJointUpsample', **{'pac-lite': 'PacJointUpsampleLite'}, djf='DJF', jbu='JBU', bicubic='Bicubic')
 DEMO_CONFIGS = {'pac-lite': 'configs/joint_upsampling/pacjointupsample_lite_x8_demo.py',
                 'djf': 'configs/joint_upsampling/djf_x8_demo.py'}
+FLOW_DEMO_CONFIGS = {'pac-lite': 'configs/joint_upsampling/pacjointupsample_lite_x4_flow_demo.py',
+                     'djf': 'configs/joint_upsampling/djf_x4_flow_demo.py'}
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--method', required=True, choices=sorted(NETS))
-    parser.add_argument('--config', help='config of the learned model (default: the demo config)')
+    parser.add_argument('--config', help='config of the learned model (default: the demo config for --kind)')
     parser.add_argument('--checkpoint', help='checkpoint of the learned model')
     parser.add_argument('--guide', required=True, help='high-resolution RGB image')
     source = parser.add_mutually_exclusive_group(required=True)
@@ -62,7 +64,8 @@ def build_model(args, factor):
         raise launch.ConfigError(f'--method {args.method} is learned: give --checkpoint (make demo prints one)')
     if not osp.isfile(args.checkpoint):
         raise launch.ConfigError(f'checkpoint not found: {args.checkpoint}')
-    config = args.config or osp.join(ROOT, DEMO_CONFIGS.get(args.method, ''))
+    demo_configs = FLOW_DEMO_CONFIGS if args.kind == 'flow' else DEMO_CONFIGS
+    config = args.config or osp.join(ROOT, demo_configs.get(args.method, ''))
     if not osp.isfile(config):
         raise launch.ConfigError(f'--method {args.method} needs --config (the config it was trained with)')
     cfg = launch.load_config(config)

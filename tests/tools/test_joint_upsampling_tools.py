@@ -39,7 +39,22 @@ def test_quick_demo_prints_table_and_leaves_checkpoint_and_panels(quick_demo):
     checkpoint = work_dir / 'pac_lite_x8_demo.pth'
     assert checkpoint.is_file() and f'PAC checkpoint: {checkpoint}' in stdout
     panels = list((work_dir / 'pac' / 'panels').glob('*.png'))
-    assert panels and all(p.stat().st_size > 10_000 for p in panels)
+    assert sorted(p.stem for p in panels) == ['aloe', 'motorcycle']
+    assert all(p.stat().st_size > 10_000 for p in panels)
+    # per-scene columns, and the last column is the metric's own mean over the scenes
+    for row in results['rows']:
+        assert row['rmse_px'] == pytest.approx((row['Aloe'] + row['Motorcycle']) / 2, rel=1e-6)
+
+
+def test_quick_demo_runs_the_flow_task_too(quick_demo):
+    work_dir, stdout = quick_demo
+    assert 'EPE (px)' in stdout
+    flow = json.load(open(work_dir / 'results.json'))['flow']
+    scores = {row['method']: row['epe_px'] for row in flow['rows']}
+    assert sorted(scores) == ['DJF', 'JBU', 'PAC (lite)', 'bicubic']
+    assert all(np.isfinite(v) and 0 < v < 10 for v in scores.values())
+    assert (work_dir / 'pac_lite_x4_flow_demo.pth').is_file()
+    assert list((work_dir / 'flow' / 'pac' / 'panels').glob('*.png'))
 
 
 def test_upsample_tool_scores_a_checkpoint_and_baselines(quick_demo, tmp_path):
@@ -56,6 +71,20 @@ def test_upsample_tool_scores_a_checkpoint_and_baselines(quick_demo, tmp_path):
         values[method] = float(last.split()[1])
         assert out.is_file() and (tmp_path / f'{method}_panel.png').is_file()
     assert 0 < values['bicubic'] < 20 and 0 < values['pac-lite'] < 20
+
+
+def test_upsample_tool_applies_the_flow_checkpoint(quick_demo, tmp_path):
+    work_dir, _ = quick_demo
+    flow_root = osp.join(ROOT, 'data', 'flow', 'training')
+    out = tmp_path / 'grove2.flo'
+    result = _run(['tools/upsample.py', '--method', 'pac-lite', '--kind', 'flow', '--factor', '4',
+                   '--checkpoint', str(work_dir / 'pac_lite_x4_flow_demo.pth'),
+                   '--guide', osp.join(flow_root, 'clean', 'Grove2', 'frame_0001.png'),
+                   '--gt', osp.join(flow_root, 'flow', 'Grove2', 'frame_0001.flo'), '--out', str(out)])
+    assert result.returncode == 0, result.stderr[-2000:]
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith('EPE ') and 0 < float(last.split()[1]) < 10
+    assert out.is_file()
 
 
 def test_upsample_tool_rejects_mismatched_sizes(tmp_path):

@@ -1,7 +1,7 @@
 _base_ = ['./runtime.py']
 # A few CPU minutes instead of the paper's days: a 10x larger learning rate
 # than the paper's 1e-4 and one x0.1 step late in the run.
-max_iters = 300
+max_iters = 500
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
 optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='Adam', lr=1e-3))
 param_scheduler = [dict(type='MultiStepLR', by_epoch=False, milestones=[int(max_iters * 0.8)], gamma=0.1)]
