@@ -26,6 +26,12 @@ running interpreter only.
    ``open-mmlab://`` or ``http(s)://`` checkpoints, which would download;
    :func:`find_remote_checkpoints` lists them so the tools fail with a one-line
    error naming the config key instead of hanging on a closed network.
+6. With ``max_keep_ckpts``, mmengine's ``CheckpointHook`` deletes the oldest
+   checkpoint *before* writing the new one (so the kept-ids list stored in the new
+   checkpoint is already up to date); with ``max_keep_ckpts=1`` a save that fails
+   leaves no checkpoint at all. The hook's bookkeeping is kept as is, but the
+   deletions it asks for are deferred until the new checkpoint is on disk; if
+   saving raises they are dropped and the kept-ids list is restored.
 """
 import functools
 import os
@@ -161,6 +167,41 @@ def make_local_writes_atomic():
     LocalBackend.put, LocalBackend.put_text = put, put_text
 
 
+def _save_then_prune(original, hook, runner, step, meta):
+    import copy
+    backend = hook.file_backend
+    deferred = []
+    kept = copy.copy(getattr(hook, 'keep_ckpt_ids', None))
+    backend.remove = lambda path: deferred.append((type(backend).remove, path))
+    backend.rmtree = lambda path: deferred.append((type(backend).rmtree, path))
+    try:
+        original(hook, runner, step, meta)
+    except BaseException:
+        if kept is not None:  # the old checkpoint is still there: keep tracking it
+            hook.keep_ckpt_ids = kept
+            runner.message_hub.update_info('keep_ckpt_ids', list(kept))
+        raise
+    finally:
+        del backend.remove, backend.rmtree  # back to the class methods
+    for remove, path in deferred:  # only reached once the new checkpoint is saved
+        remove(backend, path)
+
+
+def prune_checkpoints_after_saving():
+    """Make ``CheckpointHook`` delete old checkpoints only after saving the new one (fix 6)."""
+    from mmengine.hooks import CheckpointHook
+    original = CheckpointHook._save_checkpoint_with_step
+    if getattr(original, '_convdense_save_first', False):
+        return
+
+    @functools.wraps(original)
+    def save_checkpoint_with_step(self, runner, step, meta):
+        _save_then_prune(original, self, runner, step, meta)
+
+    save_checkpoint_with_step._convdense_save_first = True
+    CheckpointHook._save_checkpoint_with_step = save_checkpoint_with_step
+
+
 def apply():
     """Apply every fix once; safe to call repeatedly."""
     global _APPLIED
@@ -169,6 +210,7 @@ def apply():
     allow_mmengine_checkpoints_in_safe_load()
     make_init_dist_cpu_aware()
     make_local_writes_atomic()
+    prune_checkpoints_after_saving()
     _APPLIED = True
 
 

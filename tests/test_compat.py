@@ -142,3 +142,43 @@ def test_checkpoint_writes_are_atomic(tmp_path):
     fixed = run_python(code, compat=True)
     assert fixed.returncode == 0, fixed.stderr[-2000:]
     assert 'WRITE FAILED' in fixed.stdout and 'INTACT' in fixed.stdout
+
+
+def test_checkpoint_hook_keeps_the_old_checkpoint_until_the_new_one_is_saved(tmp_path):
+    """max_keep_ckpts=1 and a save that fails: the previous checkpoint must survive."""
+    code = f"""
+        import os
+        from unittest import mock
+        import torch
+        import convdense
+        from mmengine.hooks import CheckpointHook
+        from mmengine.fileio import get_file_backend
+        from mmengine.logging import MessageHub
+        work_dir = {str(tmp_path)!r}
+        hook = CheckpointHook(interval=1, by_epoch=False, max_keep_ckpts=1)
+        hook.out_dir = work_dir
+        hook.file_backend = get_file_backend(work_dir)
+        hook.filename_tmpl = 'iter_{{}}.pth'
+        hook.keep_ckpt_ids = __import__('collections').deque()
+        runner = mock.Mock(work_dir=work_dir, message_hub=MessageHub.get_instance('compat-test'))
+        def save(out_dir, filename, *args, **kwargs):
+            torch.save(dict(step=filename), os.path.join(out_dir, filename))
+        runner.save_checkpoint.side_effect = save
+        hook._save_checkpoint_with_step(runner, 1, dict())
+        runner.save_checkpoint.side_effect = OSError('disk full')
+        try:
+            hook._save_checkpoint_with_step(runner, 2, dict())
+        except OSError:
+            print('SAVE FAILED')
+        print('KEPT' if os.path.isfile(os.path.join(work_dir, 'iter_1.pth')) else 'LOST')
+        runner.save_checkpoint.side_effect = save
+        hook._save_checkpoint_with_step(runner, 3, dict())
+        print(sorted(f for f in os.listdir(work_dir) if f.endswith('.pth')))
+    """
+    without = run_python(code, compat=False)
+    assert 'SAVE FAILED' in without.stdout and 'LOST' in without.stdout, without.stderr[-2000:]
+    fixed = run_python(code, compat=True)
+    assert fixed.returncode == 0, fixed.stderr[-2000:]
+    assert 'SAVE FAILED' in fixed.stdout and 'KEPT' in fixed.stdout
+    # pruning still happens once a save succeeds: only the newest checkpoint remains
+    assert fixed.stdout.strip().splitlines()[-1] == "['iter_3.pth']"
