@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .inference import fast_inference, onednn_conv2d
+
 OctaveTensor = Tuple[Tensor, Optional[Tensor]]
 
 
@@ -79,6 +81,27 @@ def add_upsampled(x: Tensor, low: Tensor) -> Tensor:
     return pairs.view(n, c, h, w)
 
 
+def add_upsampled_(x: Tensor, low: Tensor) -> Tensor:
+    """In-place :func:`add_upsampled` for inference: adds into ``x`` and returns it.
+
+    Same numbers (one float add per element). The broadcast add above runs an
+    inner loop of length 2 and is several times slower on CPU than a plain
+    add, so here each low pixel is first doubled along W in one vectorised op
+    (``view_as_real(complex(low, low))`` lays ``(v, v)`` pairs out in memory),
+    then added to the even and to the odd rows. Falls back to
+    :func:`add_upsampled` for odd sides or unusual layouts/dtypes.
+    """
+    n, c, h, w = x.shape
+    if (h % 2 or w % 2 or x.dtype not in (torch.float32, torch.float64)
+            or low.dtype != x.dtype or not x.is_contiguous() or not low.is_contiguous()):
+        return add_upsampled(x, low)
+    wide = torch.view_as_real(torch.complex(low, low)).view(n * c * (h // 2), w)
+    rows = x.view(n * c * (h // 2), 2, w)
+    rows[:, 0].add_(wide)
+    rows[:, 1].add_(wide)
+    return x
+
+
 def merge_octave(x_high: Tensor, x_low: Optional[Tensor]) -> Tensor:
     """Concatenate the upsampled low group after the high group.
 
@@ -87,6 +110,19 @@ def merge_octave(x_high: Tensor, x_low: Optional[Tensor]) -> Tensor:
     """
     if x_low is None:
         return x_high
+    n, c_high, h, w = x_high.shape
+    if (fast_inference() and not h % 2 and not w % 2 and x_high.dtype in (torch.float32, torch.float64)
+            and x_low.dtype == x_high.dtype and x_low.is_contiguous()):
+        # Same values without F.interpolate (slow on CPU): each low pixel is
+        # doubled along W in one op, then copied to the even and odd rows.
+        c_low = x_low.shape[1]
+        out = x_high.new_empty(n, c_high + c_low, h, w)
+        out[:, :c_high] = x_high
+        wide = torch.view_as_real(torch.complex(x_low, x_low)).view(n, c_low * (h // 2), w)
+        rows = out[:, c_high:].view(n, c_low * (h // 2), 2, w)
+        rows[:, :, 0] = wide
+        rows[:, :, 1] = wide
+        return out
     return torch.cat([x_high, upsample_to(x_low, x_high.shape[-2:])], dim=1)
 
 
@@ -178,6 +214,45 @@ def _octave_conv2d_blocks(x_high, x_low, weight, high_from_high, high_from_low,
     return y_high, y_low
 
 
+def _conv_inference(x: Tensor, weight: Tensor, bias: Optional[Tensor], padding: int,
+                    dilation: int, onednn: bool) -> Tensor:
+    """Stride-1 conv of the inference path: on oneDNN when ``onednn`` (the
+    octave conv has ``k > 1`` or stride 2, where ResNet-50's conv runs on
+    oneDNN), else ``F.conv2d`` (a GEMM for the stride-1 ``1 x 1`` convs, as
+    ResNet-50's); see :mod:`convdense.ops.inference`."""
+    if onednn:
+        return onednn_conv2d(x, weight, bias, 1, padding, dilation)
+    return F.conv2d(x, weight, bias, 1, padding, dilation)
+
+
+def _octave_conv2d_inference(x_high, x_low, weight, high_from_high, high_from_low,
+                             out_high, bias, stride, padding, dilation):
+    """:func:`_octave_conv2d_blocks` for inference: the same convolutions and
+    sums, with :func:`_conv_inference` and the in-place :func:`add_upsampled_`."""
+    conv = dict(padding=padding, dilation=dilation,
+                onednn=weight.shape[-1] > 1 or stride == 2)
+    bias_high = None if bias is None else bias[:out_high]
+    bias_low = None if bias is None else bias[out_high:]
+    to_low = weight[out_high:] if weight.shape[0] > out_high else None
+    if stride == 2:
+        x_high = downsample_by_two(x_high)
+        both = x_high if x_low is None else torch.cat([x_high, x_low], dim=1)
+        y_high = _conv_inference(both, weight[:out_high], bias_high, **conv)
+        y_low = None if to_low is None else _conv_inference(
+            downsample_by_two(both), to_low, bias_low, **conv)
+        return y_high, y_low
+    y_high = _conv_inference(x_high, high_from_high, bias_high, **conv)
+    if x_low is not None:
+        y_high = add_upsampled_(y_high, _conv_inference(x_low, high_from_low, None, **conv))
+    y_low = None
+    if to_low is not None:
+        low_in = downsample_by_two(x_high)
+        if x_low is not None:
+            low_in = torch.cat([low_in, x_low], dim=1)
+        y_low = _conv_inference(low_in, to_low, bias_low, **conv)
+    return y_high, y_low
+
+
 class OctaveConv2d(nn.Conv2d):
     """``nn.Conv2d`` whose input and output are octave pairs.
 
@@ -252,7 +327,8 @@ class OctaveConv2d(nn.Conv2d):
             blocks = (None, None)
         else:
             blocks = self.high_weight_blocks()
-        return _octave_conv2d_blocks(x_high, x_low, self.weight, *blocks,
+        impl = _octave_conv2d_inference if fast_inference() else _octave_conv2d_blocks
+        return impl(x_high, x_low, self.weight, *blocks,
                                      self.out_split[0], self.bias, self.stride[0],
                                      self.padding[0], self.dilation[0])
 

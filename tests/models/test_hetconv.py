@@ -4,7 +4,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from convdense.ops.hetconv import HetConv2d, hetconv_kernel_mask
+from convdense.ops.hetconv import HetConv2d, dense_pointwise_weight, hetconv_kernel_mask
 
 
 def paper_cyclic_mask(in_channels, out_channels, kernel_size, part):
@@ -38,6 +38,53 @@ def test_hetconv_matches_masked_dense_conv(part, stride, dilation, kernel):
     out = layer(x)
     assert out.shape == expected.shape == (2, 24, -(-13 // stride), -(-10 // stride))
     torch.testing.assert_close(out, expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize('part,stride,dilation,kernel,bias', [
+    (2, 1, 1, 3, False), (4, 1, 1, 3, True), (4, 2, 1, 3, False), (4, 1, 2, 3, False),
+    (8, 2, 1, 5, True)])
+@pytest.mark.parametrize('size', [(13, 10), (7, 7), (16, 16)])
+def test_inference_path_matches_exact_path(part, stride, dilation, kernel, bias, size):
+    """No-grad forwards use one dense pointwise conv (zeros on each filter
+    block's own input block) instead of the gather + grouped conv; same outputs."""
+    torch.manual_seed(0)
+    layer = HetConv2d(32, 24, kernel, part=part, stride=stride, dilation=dilation, bias=bias)
+    if bias:
+        nn.init.uniform_(layer.spatial.bias, -1, 1)
+    x = torch.randn(2, 32, *size)
+    exact = layer(x)
+    assert exact.requires_grad
+    for context in (torch.no_grad, torch.inference_mode):
+        with context():
+            fast = layer(x)
+        torch.testing.assert_close(fast, exact.detach(), rtol=1e-5, atol=1e-5)
+    reference = F.conv2d(x, layer.dense_weight(), layer.spatial.bias, stride=stride,
+                         padding=dilation * (kernel // 2), dilation=dilation)
+    torch.testing.assert_close(fast, reference.detach(), rtol=1e-5, atol=1e-5)
+
+
+def test_dense_pointwise_weight_is_the_centre_taps_off_the_own_blocks():
+    torch.manual_seed(0)
+    layer = HetConv2d(16, 8, 3, part=4).double()
+    dense = layer.dense_weight().detach()
+    expected = dense[:, :, 1:2, 1:2].clone()
+    for g in range(4):  # own blocks hold the 3x3 kernels, not 1x1 ones
+        expected[2 * g:2 * g + 2, 4 * g:4 * g + 4] = 0
+    assert torch.equal(dense_pointwise_weight(layer.pointwise.weight.detach(), 4), expected)
+    mask = hetconv_kernel_mask(16, 8, 3, 4)
+    assert int((expected != 0).sum()) == int(mask[:, :, 1, 1].sum()) - 16 * 8 // 4
+
+
+def test_inference_weight_cache_follows_weight_updates():
+    torch.manual_seed(0)
+    layer = HetConv2d(8, 8, 3, part=4)
+    x = torch.randn(1, 8, 6, 6)
+    with torch.no_grad():
+        before = layer(x)
+        layer.pointwise.weight.mul_(2.0)  # an in-place optimizer step
+        after = layer(x)
+    torch.testing.assert_close(after, layer(x).detach())
+    assert not torch.allclose(before, after)
 
 
 def test_hetconv_p1_equals_plain_conv():
@@ -155,6 +202,23 @@ def test_backbone_with_part_1_is_mmdets_resnet50():
     with torch.no_grad():
         for ours, theirs in zip(hetconv(x), resnet(x)):
             torch.testing.assert_close(ours, theirs)
+
+
+@pytest.mark.parametrize('size', [(64, 64), (61, 75)])
+def test_backbone_inference_forward_matches_exact_forward(size):
+    checks = _mm()
+    torch.manual_seed(0)
+    backbone = checks.build(dict(HETCONV50, zero_init_residual=False))
+    backbone.init_weights()
+    backbone.eval()
+    x = torch.randn(1, 3, *size)
+    exact = backbone(x)
+    with torch.inference_mode():
+        fast = backbone(x)
+    for f, e in zip(fast, exact):
+        # float32 through 50 layers of growing activations: relative to the scale
+        scale = e.detach().abs().max()
+        torch.testing.assert_close(f / scale, e.detach() / scale, rtol=0, atol=1e-5)
 
 
 def test_every_conv2_is_a_hetconv_and_strided_ones_keep_their_stride():

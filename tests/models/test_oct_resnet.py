@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from convdense.ops.octconv import OctaveConv2d, merge_octave, octave_conv2d
+from convdense.ops.octconv import (OctaveConv2d, add_upsampled, add_upsampled_, merge_octave,
+                                   octave_conv2d)
 
 pytest.importorskip('mmdet.models')
 pytest.importorskip('mmseg.models')
@@ -112,6 +113,46 @@ def test_no_grad_weight_cache_follows_weight_updates():
         torch.testing.assert_close(b, c)
 
 
+@pytest.mark.parametrize('alphas', [(0.0, 0.5), (0.5, 0.5), (0.5, 0.0), (0.25, 0.75)])
+@pytest.mark.parametrize('stride,dilation', [(1, 1), (2, 1), (1, 2)])
+@pytest.mark.parametrize('size', [(14, 12), (9, 13), (7, 7)])
+@pytest.mark.parametrize('kernel', [1, 3])
+def test_inference_path_matches_exact_path(alphas, stride, dilation, size, kernel):
+    """No-grad forwards take the inference path (oneDNN kernels, in-place
+    upsample-add); it must give the exact path's outputs, odd sides included."""
+    torch.manual_seed(0)
+    a_in, a_out = alphas
+    padding = dilation * (kernel // 2)
+    layer = OctaveConv2d(32, 24, kernel, a_in, a_out, stride=stride, padding=padding,
+                         dilation=dilation, bias=True)
+    in_low = int(a_in * 32)
+    x_high = torch.randn(2, 32 - in_low, *size)
+    x_low = torch.randn(2, in_low, *(math.ceil(s / 2) for s in size)) if in_low else None
+    x = (x_high, x_low) if in_low else x_high
+    exact = layer(x)  # grad enabled: the exact path
+    assert exact[0].requires_grad
+    for context in (torch.no_grad, torch.inference_mode):
+        with context():
+            fast = layer(x)
+        for f, e in zip(fast, exact):
+            if e is None:
+                assert f is None
+            else:
+                torch.testing.assert_close(f, e.detach(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('size', [(6, 8), (7, 8), (6, 9), (5, 5)])
+def test_in_place_upsample_add_and_merge_give_the_same_numbers(size):
+    high = torch.randn(2, 3, *size)
+    low = torch.randn(2, 3, *(math.ceil(s / 2) for s in size))
+    assert torch.equal(add_upsampled_(high.clone(), low), add_upsampled(high, low))
+    assert torch.equal(add_upsampled(high, low), high + _reference_upsample(low, size))
+    exact = merge_octave(high, low)
+    with torch.no_grad():
+        assert torch.equal(merge_octave(high, low), exact)
+    assert torch.equal(exact[:, 3:], _reference_upsample(low, size))
+
+
 def test_octave_conv_bias_added_once_per_output_channel():
     layer = OctaveConv2d(8, 8, 1, 0.5, 0.5, bias=True)
     nn.init.zeros_(layer.weight)
@@ -164,6 +205,29 @@ def _build(**cfg):
 @pytest.mark.parametrize('size', checks.ODD_SIZES)
 def test_outputs_have_resnet_strides_and_widths(alpha, size):
     checks.assert_output_shapes(_build(alpha=alpha), size)
+
+
+@pytest.mark.parametrize('size', [(64, 64), (61, 75)])
+def test_inference_forward_matches_exact_forward(size):
+    """Whole backbone, random norms (not the zero-initialised residual): the
+    inference path gives the outputs of the exact (grad-enabled) path."""
+    torch.manual_seed(0)
+    model = _build(zero_init_residual=False)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            nn.init.uniform_(module.weight, 0.5, 1.5)
+            nn.init.uniform_(module.bias, -0.2, 0.2)
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+    model.eval()
+    x = torch.randn(1, 3, *size)
+    exact = model(x)
+    with torch.inference_mode():
+        fast = model(x)
+    for f, e in zip(fast, exact):
+        # float32 through 50 layers of growing activations: relative to the scale
+        scale = e.detach().abs().max()
+        torch.testing.assert_close(f / scale, e.detach() / scale, rtol=0, atol=1e-5)
 
 
 def test_out_indices_subset_and_stage_alphas():
