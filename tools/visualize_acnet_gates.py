@@ -47,8 +47,8 @@ def load_image(path, longer_side):
 
 
 def build_acnet(mode, depth, checkpoint=None):
-    from convdense.registry import MODELS
-    model = MODELS.build(dict(type='ACNet', depth=depth, mode=mode))
+    from convdense.registry import build_model
+    model = build_model(dict(type='ACNet', depth=depth, mode=mode))
     if checkpoint:
         state = torch.load(checkpoint, map_location='cpu', weights_only=False)
         state = state.get('state_dict', state)

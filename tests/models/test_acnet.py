@@ -228,15 +228,23 @@ def test_rejects_unsupported_options():
         _build(dcn=dict(type='DCNv2', deform_groups=1))
 
 
-@pytest.mark.parametrize('mode', ['pixel', 'dataset'])
-def test_visualize_gates_tool_writes_a_png(mode, tmp_path):
+@pytest.mark.parametrize('mode,current_scope', [('pixel', None), ('dataset', 'mmseg')])
+def test_visualize_gates_tool_writes_a_png(mode, current_scope, tmp_path):
+    """The tool builds ACNet whichever default scope an earlier mmseg/mmdet run
+    in the same process left current (CI once failed on exactly that)."""
+    import contextlib
+
+    from mmengine.registry import DefaultScope
     from PIL import Image
 
     from tests.helpers.e2e import load_tool
     image = tmp_path / 'image.png'
     Image.fromarray((torch.rand(50, 70, 3) * 255).byte().numpy()).save(image)
-    out = load_tool('visualize_acnet_gates').main(
-        [str(image), '--mode', mode, '--size', '96', '--out', str(tmp_path / 'gates.png')])
+    scope = (DefaultScope.overwrite_default_scope(current_scope) if current_scope
+             else contextlib.nullcontext())
+    with scope:
+        out = load_tool('visualize_acnet_gates').main(
+            [str(image), '--mode', mode, '--size', '96', '--out', str(tmp_path / 'gates.png')])
     with Image.open(out) as png:
         assert png.size[0] > 100 and png.size[1] > 100
 
