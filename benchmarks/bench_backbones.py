@@ -129,8 +129,7 @@ def load_average():
 
 def run_trials(args, argv):
     """Run ``args.trials`` single-trial benchmarks in fresh processes and
-    combine them: per model and size, the median ms and the median, min and
-    max of the trials' ratios."""
+    combine them (:func:`combine_trials`)."""
     import subprocess
     import tempfile
     passed = [a for i, a in enumerate(argv) if not a.startswith(('--trials', '--json'))
@@ -144,7 +143,13 @@ def run_trials(args, argv):
                             '--json', out], check=True)
             with open(out) as f:
                 trials.append(json.load(f))
-    results = dict(meta=dict(trials[0]['meta'], trials=args.trials,
+    return combine_trials(trials)
+
+
+def combine_trials(trials):
+    """One result from single-trial results: per model and size, the median
+    ms and the median, min and max of the trials' ratios."""
+    results = dict(meta=dict(trials[0]['meta'], trials=len(trials),
                              statistic='per trial (fresh process): ' + trials[0]['meta']['statistic']
                              + '; reported: median over trials of ms and of ratio, '
                                'ratio_min/ratio_max over trials',
