@@ -225,18 +225,36 @@ def _conv_inference(x: Tensor, weight: Tensor, bias: Optional[Tensor], padding: 
     return F.conv2d(x, weight, bias, 1, padding, dilation)
 
 
+def _pooled_cat(x_high: Tensor, x_low: Optional[Tensor]) -> Tensor:
+    """``torch.cat([downsample_by_two(x_high), x_low], 1)`` for inference, the
+    pooled group written straight into the concatenated buffer (one full-size
+    pass fewer than pooling, then concatenating)."""
+    n, c_high, h, w = x_high.shape
+    if x_low is None or h % 2 or w % 2 or not x_high.is_contiguous():
+        pooled = downsample_by_two(x_high)
+        return pooled if x_low is None else torch.cat([pooled, x_low], dim=1)
+    out = x_high.new_empty(n, c_high + x_low.shape[1], h // 2, w // 2)
+    rows = x_high.view(n, c_high, h // 2, 2 * w)
+    pairs = torch.add(rows[..., :w], rows[..., w:]).view(n, c_high, h // 2, w // 2, 2)
+    pooled = out[:, :c_high]
+    torch.add(pairs[..., 0], pairs[..., 1], out=pooled)
+    pooled.mul_(0.25)
+    out[:, c_high:] = x_low
+    return out
+
+
 def _octave_conv2d_inference(x_high, x_low, weight, high_from_high, high_from_low,
                              out_high, bias, stride, padding, dilation):
     """:func:`_octave_conv2d_blocks` for inference: the same convolutions and
-    sums, with :func:`_conv_inference` and the in-place :func:`add_upsampled_`."""
+    sums, with :func:`_conv_inference`, the in-place :func:`add_upsampled_`
+    and :func:`_pooled_cat`."""
     conv = dict(padding=padding, dilation=dilation,
                 onednn=weight.shape[-1] > 1 or stride == 2)
     bias_high = None if bias is None else bias[:out_high]
     bias_low = None if bias is None else bias[out_high:]
     to_low = weight[out_high:] if weight.shape[0] > out_high else None
     if stride == 2:
-        x_high = downsample_by_two(x_high)
-        both = x_high if x_low is None else torch.cat([x_high, x_low], dim=1)
+        both = _pooled_cat(x_high, x_low)
         y_high = _conv_inference(both, weight[:out_high], bias_high, **conv)
         y_low = None if to_low is None else _conv_inference(
             downsample_by_two(both), to_low, bias_low, **conv)
@@ -246,10 +264,7 @@ def _octave_conv2d_inference(x_high, x_low, weight, high_from_high, high_from_lo
         y_high = add_upsampled_(y_high, _conv_inference(x_low, high_from_low, None, **conv))
     y_low = None
     if to_low is not None:
-        low_in = downsample_by_two(x_high)
-        if x_low is not None:
-            low_in = torch.cat([low_in, x_low], dim=1)
-        y_low = _conv_inference(low_in, to_low, bias_low, **conv)
+        y_low = _conv_inference(_pooled_cat(x_high, x_low), to_low, bias_low, **conv)
     return y_high, y_low
 
 

@@ -133,7 +133,9 @@ class OctaveBottleneck(Bottleneck):
         out = self._relu(self.norm2(self.conv2(out)))
         out = self.norm3(self.conv3(out))
         identity = x if self.downsample is None else self.downsample(x)
-        return tuple(None if o is None else o + i for o, i in zip(out, identity))
+        # In place, like mmdet's ``out += identity``: the norm output is not
+        # needed for the backward pass, and this saves a full-size allocation.
+        return tuple(None if o is None else o.add_(i) for o, i in zip(out, identity))
 
     def forward(self, x: Union[Tensor, OctavePair]) -> OctavePair:
         x_high, x_low = (x, None) if isinstance(x, Tensor) else x
