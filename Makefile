@@ -19,3 +19,4 @@ test-fast:
 bench: install
 	$(PYTHON) benchmarks/bench_pac.py
 	$(PYTHON) benchmarks/bench_backbones.py
+	$(PYTHON) benchmarks/latency_bound.py
