@@ -1,20 +1,13 @@
 """The backbone benchmark's bookkeeping (not its timings: those are the
 benchmark's output, never a test's assertion)."""
-import importlib.util
-import os.path as osp
-
 import pytest
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from tests.helpers.e2e import load_script
 
 
 @pytest.fixture(scope='module')
 def bench():
-    spec = importlib.util.spec_from_file_location(
-        'convdense_bench_backbones', osp.join(REPO, 'benchmarks', 'bench_backbones.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('benchmarks/bench_backbones.py')
 
 
 def _trial(oct_ms, base_ms, load):

@@ -1,22 +1,15 @@
 """The FLOP-proportional latency estimate of ``benchmarks/latency_bound.py``:
 the formula, the module-name alignment it relies on, and the timing shares
 (never a timing value)."""
-import importlib.util
-import os.path as osp
-
 import pytest
 import torch
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from tests.helpers.e2e import load_script
 
 
 @pytest.fixture(scope='module')
 def bound():
-    spec = importlib.util.spec_from_file_location(
-        'convdense_latency_bound', osp.join(REPO, 'benchmarks', 'latency_bound.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('benchmarks/latency_bound.py')
 
 
 @pytest.fixture(scope='module')

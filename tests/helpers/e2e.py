@@ -185,14 +185,20 @@ def read_losses(work_dir):
     return losses
 
 
-def load_tool(name):
-    """Import ``tools/<name>.py`` as a module (``tools/`` is not a package)."""
+def load_script(relative_path):
+    """Import a script of the repository (``tools/`` and ``benchmarks/`` are no
+    packages) as a module, e.g. ``load_script('benchmarks/latency_bound.py')``."""
     import importlib.util
-    spec = importlib.util.spec_from_file_location(f'convdense_tools_{name}',
-                                                  osp.join(REPO, 'tools', f'{name}.py'))
+    name = 'convdense_' + osp.splitext(relative_path)[0].replace('/', '_')
+    spec = importlib.util.spec_from_file_location(name, osp.join(REPO, relative_path))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_tool(name):
+    """Import ``tools/<name>.py`` as a module."""
+    return load_script(f'tools/{name}.py')
 
 
 def train_and_test(config_path, work_dir, kind, iters=4, data_root=None, **shrink):
