@@ -49,16 +49,23 @@ def octave_split(channels: int, alpha: float) -> Tuple[int, int]:
     return channels - low, low
 
 
-def downsample_by_two(x: Tensor) -> Tensor:
-    """2x2 average pooling, ``(N, C, H, W) -> (N, C, ceil(H/2), ceil(W/2))``."""
+def downsample_by_two(x: Tensor, out: Optional[Tensor] = None) -> Tensor:
+    """2x2 average pooling, ``(N, C, H, W) -> (N, C, ceil(H/2), ceil(W/2))``.
+
+    ``out``: a tensor of that shape to write into (a slice of a larger buffer
+    on the inference path); it is returned.
+    """
     n, c, h, w = x.shape
     if h % 2 or w % 2:
-        return F.avg_pool2d(x, kernel_size=2, stride=2, ceil_mode=True)
+        pooled = F.avg_pool2d(x, kernel_size=2, stride=2, ceil_mode=True)
+        return pooled if out is None else out.copy_(pooled)
     # Same numbers as avg_pool2d, several times faster on CPU: add row pairs
     # (contiguous halves of a 2W-wide view), then column pairs.
     rows = x.reshape(n, c, h // 2, 2 * w)
     rows = (rows[..., :w] + rows[..., w:]).view(n, c, h // 2, w // 2, 2)
-    return (rows[..., 0] + rows[..., 1]) * 0.25
+    if out is None:
+        return (rows[..., 0] + rows[..., 1]) * 0.25
+    return torch.add(rows[..., 0], rows[..., 1], out=out).mul_(0.25)
 
 
 def upsample_to(x: Tensor, size: Tuple[int, int]) -> Tensor:
@@ -227,18 +234,13 @@ def _conv_inference(x: Tensor, weight: Tensor, bias: Optional[Tensor], padding: 
 
 def _pooled_cat(x_high: Tensor, x_low: Optional[Tensor]) -> Tensor:
     """``torch.cat([downsample_by_two(x_high), x_low], 1)`` for inference, the
-    pooled group written straight into the concatenated buffer (one full-size
-    pass fewer than pooling, then concatenating)."""
-    n, c_high, h, w = x_high.shape
-    if x_low is None or h % 2 or w % 2 or not x_high.is_contiguous():
-        pooled = downsample_by_two(x_high)
-        return pooled if x_low is None else torch.cat([pooled, x_low], dim=1)
-    out = x_high.new_empty(n, c_high + x_low.shape[1], h // 2, w // 2)
-    rows = x_high.view(n, c_high, h // 2, 2 * w)
-    pairs = torch.add(rows[..., :w], rows[..., w:]).view(n, c_high, h // 2, w // 2, 2)
-    pooled = out[:, :c_high]
-    torch.add(pairs[..., 0], pairs[..., 1], out=pooled)
-    pooled.mul_(0.25)
+    pooled group written straight into the concatenated buffer (one pass and
+    one allocation fewer than pooling, then concatenating)."""
+    if x_low is None:
+        return downsample_by_two(x_high)
+    c_high = x_high.shape[1]
+    out = x_high.new_empty(x_low.shape[0], c_high + x_low.shape[1], *x_low.shape[-2:])
+    downsample_by_two(x_high, out=out[:, :c_high])
     out[:, c_high:] = x_low
     return out
 

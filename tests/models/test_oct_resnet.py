@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from convdense.ops.octconv import (OctaveConv2d, add_upsampled, add_upsampled_, merge_octave,
-                                   octave_conv2d)
+from convdense.ops.octconv import (OctaveConv2d, _pooled_cat, add_upsampled, add_upsampled_,
+                                   downsample_by_two, merge_octave, octave_conv2d)
 
 pytest.importorskip('mmdet.models')
 pytest.importorskip('mmseg.models')
@@ -151,6 +151,20 @@ def test_in_place_upsample_add_and_merge_give_the_same_numbers(size):
     with torch.no_grad():
         assert torch.equal(merge_octave(high, low), exact)
     assert torch.equal(exact[:, 3:], _reference_upsample(low, size))
+
+
+@pytest.mark.parametrize('size', [(6, 8), (7, 8), (5, 5)])
+def test_pooling_into_the_concatenated_buffer_gives_the_same_numbers(size):
+    high = torch.randn(2, 3, *size)
+    low = torch.randn(2, 4, *(math.ceil(s / 2) for s in size))
+    pooled = F.avg_pool2d(high, 2, 2, ceil_mode=True)
+    torch.testing.assert_close(downsample_by_two(high), pooled)
+    buffer = torch.full((2, 7, *low.shape[-2:]), float('nan'))
+    assert downsample_by_two(high, out=buffer[:, :3]).data_ptr() == buffer.data_ptr()
+    torch.testing.assert_close(buffer[:, :3], pooled)
+    with torch.no_grad():
+        torch.testing.assert_close(_pooled_cat(high, low), torch.cat([pooled, low], 1))
+        torch.testing.assert_close(_pooled_cat(high, None), pooled)
 
 
 def test_octave_conv_bias_added_once_per_output_channel():
