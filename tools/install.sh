@@ -14,5 +14,6 @@ if ! $PYTHON -c "import mmcv, mmcv.ops; assert mmcv.__version__ == '2.1.0'" >/de
     MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-2} $PIP --no-build-isolation -r requirements/mmcv.txt
 fi
 $PIP -r requirements/runtime.txt -r requirements/tests.txt
+$PIP --no-deps -r requirements/nodeps.txt
 $PIP --no-build-isolation --no-deps -e .
 $PYTHON -c "import convdense, mmcv.ops, mmdet, mmseg; print('[install] convdense', convdense.__version__, 'ready')"
