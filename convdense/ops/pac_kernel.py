@@ -1,0 +1,156 @@
+"""Adaptive kernel construction ``K(f_i, f_j)`` for PAC (see :mod:`convdense.ops.pac`).
+
+:func:`pac_kernel2d` turns the guide into a kernel tensor of shape
+``[B, 1 or C, kh, kw, H_out, W_out]`` that :func:`~convdense.ops.pac.pac_conv2d`,
+:func:`~convdense.ops.pac.pac_conv_transpose2d` and
+:func:`~convdense.ops.pac.pac_pool2d` consume.
+"""
+import re
+
+import torch
+import torch.nn.functional as F
+
+from .pac_geometry import (_conv_out_size, _pair, _require_4d, _resolve_padding, _shape,
+                           _tap_view, _transposed_input_grid)
+
+_INV_PATTERN = re.compile(r'^inv_([0-9.eE+-]+)_([0-9.eE+-]+)(_fixed)?$')
+
+
+def parse_kernel_type(kernel_type):
+    """Splits a kernel type name.
+
+    Returns:
+        tuple: ``(family, alpha, lambda, fixed)`` with family ``'gaussian'``
+        or ``'inv'``; alpha/lambda are ``None`` for the Gaussian.
+    """
+    if kernel_type == 'gaussian':
+        return 'gaussian', None, None, True
+    match = _INV_PATTERN.match(kernel_type) if isinstance(kernel_type, str) else None
+    if match is None:
+        raise ValueError(
+            f"kernel_type: expected 'gaussian' or 'inv_{{alpha}}_{{lambda}}[_fixed]' "
+            f"(e.g. 'inv_1_1'), got {kernel_type!r}")
+    alpha, lam = float(match.group(1)), float(match.group(2))
+    if alpha <= 0:
+        raise ValueError(f'kernel_type: inverse kernels need alpha > 0, got {kernel_type!r}')
+    return 'inv', alpha, lam, match.group(3) is not None
+
+
+def pac_kernel2d(guide, kernel_size, stride=1, padding=0, dilation=1, kernel_type='gaussian',
+                 normalize=False, mask=None, transposed=False, output_padding=0, *,
+                 channel_wise=False, inv_alpha=None, inv_lambda=None):
+    """Computes the adaptive kernel ``K(f_i, f_j)`` from guide features.
+
+    Args:
+        guide (Tensor): [B, C_g, H, W] adapting features.  For ``transposed``
+            these are at the *output* resolution of the transposed conv.
+        kernel_size, stride, padding, dilation, output_padding: as the
+            convolution that will consume the kernel.  ``padding='same'``
+            is accepted for odd kernels (non-transposed only).
+        kernel_type (str): ``'gaussian'`` or ``'inv_{alpha}_{lambda}'``
+            (see module docstring).
+        normalize (bool): divide by ``sum_j K`` over the valid taps.
+        mask (Tensor, optional): [B, 1, H_in, W_in] validity (1 valid,
+            0 invalid) of the conv *input* pixels, multiplied into the taps.
+            ``H_in = H`` unless ``transposed``.
+        transposed (bool): kernel for :func:`pac_conv_transpose2d`.  Output
+            pixel ``o`` is the centre; tap ``t`` of the equivalent stride-1
+            conv over the zero-inserted input sits at guide position
+            ``o + t * dilation - floor((k - 1) * dilation / 2)`` and is
+            zero unless it lands on a real input pixel.
+        channel_wise (bool): one kernel per guide channel.
+        inv_alpha, inv_lambda (float or Tensor, optional): override the
+            values in ``kernel_type`` (the modules pass learnable ones).
+
+    Centre of a non-transposed window: tap ``(kh // 2, kw // 2)``.
+
+    Returns:
+        Tensor: [B, 1 or C_g, kh, kw, H_out, W_out].
+    """
+    _require_4d('guide', guide)
+    kernel_size = _pair(kernel_size, 'kernel_size')
+    stride = _pair(stride, 'stride')
+    dilation = _pair(dilation, 'dilation')
+    output_padding = _pair(output_padding, 'output_padding')
+    family, alpha, lam, _ = parse_kernel_type(kernel_type)
+    if inv_alpha is not None:
+        alpha = inv_alpha
+    if inv_lambda is not None:
+        lam = inv_lambda
+    if transposed and padding == 'same':
+        raise ValueError("padding: 'same' is not defined for transposed kernels; "
+                         f'give ints (kernel_size={kernel_size})')
+    padding = _resolve_padding(padding, kernel_size, dilation)
+    batch, _, height, width = guide.shape
+    (kh, kw), (dh, dw) = kernel_size, dilation
+
+    if transposed:
+        out_size = (height, width)
+        in_size = []
+        for axis, (o, k, s, p, op, d) in enumerate(
+                zip(out_size, kernel_size, stride, padding, output_padding, dilation)):
+            span = o - op - 1 - (k - 1) * d + 2 * p
+            if span < 0 or span % s:
+                raise ValueError(
+                    f'guide: output size {tuple(out_size)} of shape {_shape(guide)} is not '
+                    f'reachable by a transposed conv with kernel_size={kernel_size}, '
+                    f'stride={stride}, padding={padding}, output_padding={output_padding}, '
+                    f'dilation={dilation}')
+            if op >= max(s, d):
+                raise ValueError(f'output_padding: must be smaller than stride or dilation, '
+                                 f'got output_padding={output_padding}, stride={stride}, '
+                                 f'dilation={dilation}')
+            in_size.append(span // s + 1)
+        in_size = tuple(in_size)
+        centre_y, centre_x = (kh - 1) * dh // 2, (kw - 1) * dw // 2
+        padded = F.pad(guide, (centre_x, (kw - 1) * dw - centre_x,
+                               centre_y, (kh - 1) * dh - centre_y), mode='replicate')
+        centre = guide
+        tap_stride = (1, 1)
+    else:
+        in_size = (height, width)
+        out_size = _conv_out_size(in_size, kernel_size, stride, padding, dilation)
+        if min(out_size) < 1:
+            raise ValueError(f'guide: shape {_shape(guide)} is too small for kernel_size='
+                             f'{kernel_size}, padding={padding}, dilation={dilation}')
+        padded = F.pad(guide, (padding[1], padding[1], padding[0], padding[0]),
+                       mode='replicate')
+        centre = _tap_view(padded, kh // 2, kw // 2, out_size, stride, dilation)
+        tap_stride = stride
+
+    if mask is not None:
+        expected = (batch, 1) + in_size
+        if not torch.is_tensor(mask) or mask.dim() != 4 or (
+                mask.shape[0] not in (1, batch)) or tuple(mask.shape[1:]) != expected[1:]:
+            got = _shape(mask) if torch.is_tensor(mask) else type(mask).__name__
+            raise ValueError(f'mask: expected shape {expected} (input pixels) for guide of '
+                             f'shape {_shape(guide)}, got {got}')
+        valid = mask.to(guide.dtype)
+    else:
+        valid = guide.new_ones(1, 1, *in_size)
+    if transposed:
+        valid = _transposed_input_grid(valid, kernel_size, stride, padding, output_padding,
+                                       dilation)
+    else:
+        valid = F.pad(valid, (padding[1], padding[1], padding[0], padding[0]))
+
+    taps, valid_taps = [], []
+    for ty in range(kh):
+        for tx in range(kw):
+            neighbour = _tap_view(padded, ty, tx, out_size, tap_stride, dilation)
+            sq_dist = (neighbour - centre).square()
+            if not channel_wise:
+                sq_dist = sq_dist.sum(dim=1, keepdim=True)
+            if family == 'gaussian':
+                taps.append(torch.exp(-0.5 * sq_dist))
+            else:
+                taps.append((alpha + sq_dist).pow(-lam))
+            valid_taps.append(_tap_view(valid, ty, tx, out_size, tap_stride, dilation))
+    kernel = torch.stack(taps, dim=2)
+    kernel = kernel * torch.stack(valid_taps, dim=2)
+    kernel = kernel.view(kernel.shape[0], kernel.shape[1], kh, kw, *out_size)
+    if normalize:
+        total = kernel.sum(dim=(2, 3), keepdim=True)
+        # A window with no valid tap keeps K = 0 rather than producing NaN.
+        kernel = kernel / torch.where(total == 0, torch.ones_like(total), total)
+    return kernel
