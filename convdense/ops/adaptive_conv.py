@@ -44,6 +44,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .inference import DerivedWeightCache
+
 ADAPTIVE_MODES = ('dataset', 'pixel')
 
 
@@ -109,7 +111,7 @@ class AdaptiveConv2d(nn.Module):
             self.gate_hidden = nn.Conv2d(2 * out_channels, out_channels, 1, bias=False)
             self.gate_out = nn.Conv2d(out_channels, 3, 1)
         self.last_gates: Optional[Tensor] = None
-        self._folded_cache = None
+        self._folded_cache = DerivedWeightCache()
 
     def global_branch(self, x: Tensor) -> Tensor:
         """``(N, C_in, H, W) -> (N, C_out, 1, 1)``."""
@@ -141,20 +143,18 @@ class AdaptiveConv2d(nn.Module):
 
         ``alpha * conv1x1(x) + beta * convkxk(x)`` is one kxk conv with this
         weight (the 1x1 conv samples the kernel's centre), exactly and at the
-        plain conv's cost. Without autograd the folded weight is kept until a
-        parameter changes, so inference does not rebuild it every forward.
+        plain conv's cost. In inference the folded weight is kept until a
+        parameter changes (:class:`DerivedWeightCache`), so it is not rebuilt
+        every forward.
         """
         params = (self.gate_logits, self.local_branch.weight, self.self_branch.weight)
-        key = tuple((p._version, p.data_ptr()) for p in params)
-        cacheable = not (torch.is_grad_enabled() or torch.jit.is_tracing())
-        if cacheable and self._folded_cache is not None and self._folded_cache[0] == key:
-            return self._folded_cache[1]
+        return self._folded_cache.get(params, self._fold)
+
+    def _fold(self) -> Tuple[Tensor, Tensor]:
         gates = torch.softmax(self.gate_logits, dim=0)
         k = self.local_branch.kernel_size[0]
         centre = F.pad(self.self_branch.weight, [k // 2] * 4)
-        folded = (gates, gates[1] * self.local_branch.weight + gates[0] * centre)
-        self._folded_cache = (key, folded) if cacheable else None
-        return folded
+        return gates, gates[1] * self.local_branch.weight + gates[0] * centre
 
     def forward(self, x: Tensor) -> Tensor:
         global_out = self.global_branch(x)

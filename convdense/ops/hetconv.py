@@ -47,7 +47,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .inference import fast_inference, onednn_conv2d
+from .inference import DerivedWeightCache, fast_inference, onednn_conv2d
 
 
 def _check_divisible(in_channels, out_channels, part):
@@ -196,7 +196,7 @@ class HetConv2d(nn.Module):
             # Its input is the (P-1)*M gathered channels; each filter sees M - M/P of them.
             self.pointwise = nn.Conv2d(in_channels * (part - 1), out_channels, 1,
                                        groups=part, bias=False)
-        self._dense_pointwise = None  # (key, weight) of the inference path
+        self._dense_pointwise = DerivedWeightCache()  # the inference path's weight
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -214,12 +214,10 @@ class HetConv2d(nn.Module):
     def inference_pointwise_weight(self):
         """The dense ``(N, M, 1, 1)`` pointwise weight of the inference path
         (:func:`dense_pointwise_weight`), rebuilt only when ``pointwise.weight``
-        changes (version counter or storage)."""
+        changes (:class:`DerivedWeightCache`)."""
         weight = self.pointwise.weight
-        key = (weight._version, weight.data_ptr(), weight.dtype, weight.device)
-        if self._dense_pointwise is None or self._dense_pointwise[0] != key:
-            self._dense_pointwise = (key, dense_pointwise_weight(weight.detach(), self.part))
-        return self._dense_pointwise[1]
+        return self._dense_pointwise.get(
+            (weight,), lambda: dense_pointwise_weight(weight.detach(), self.part))
 
     def forward(self, x):
         """``(B, M, H, W)`` -> ``(B, N, floor((H-1)/stride)+1, floor((W-1)/stride)+1)``."""

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .inference import fast_inference, onednn_conv2d
+from .inference import DerivedWeightCache, fast_inference, onednn_conv2d
 
 OctaveTensor = Tuple[Tensor, Optional[Tensor]]
 
@@ -304,7 +304,7 @@ class OctaveConv2d(nn.Conv2d):
                          padding=padding, dilation=dilation, bias=bias)
         self.alpha_in = alpha_in
         self.alpha_out = alpha_out
-        self._block_cache = None
+        self._block_cache = DerivedWeightCache()
 
     @property
     def in_split(self) -> Tuple[int, int]:
@@ -315,24 +315,20 @@ class OctaveConv2d(nn.Conv2d):
         return octave_split(self.out_channels, self.alpha_out)
 
     def high_weight_blocks(self) -> Tuple[Tensor, Tensor]:
-        """``weight[:C_out_high]`` split by input group (H->H, L->H), contiguous.
+        """``weight[:C_out_high]`` split by input group (H->H, L->H).
 
-        Splitting input columns copies the weight; when no gradient is
-        recorded the copies are kept until the weight changes (version counter
-        or storage), saving a copy of most weights per inference forward. A
-        traced graph (FLOP counters) gets the slicing ops, not the copies.
+        Splitting input columns copies the weight: in inference the contiguous
+        copies are kept until the weight changes (:class:`DerivedWeightCache`),
+        saving a copy of most weights per forward. With autograd or tracing
+        (FLOP counters) these are the slicing ops, not copies.
         """
         out_high, in_high = self.out_split[0], self.in_split[0]
         weight = self.weight
-        if torch.is_grad_enabled() or torch.jit.is_tracing():
-            self._block_cache = None
+        if not fast_inference():
+            self._block_cache.clear()
             return weight[:out_high, :in_high], weight[:out_high, in_high:]
-        key = (weight._version, weight.data_ptr())
-        if self._block_cache is None or self._block_cache[0] != key:
-            blocks = (weight[:out_high, :in_high].contiguous(),
-                      weight[:out_high, in_high:].contiguous())
-            self._block_cache = (key, blocks)
-        return self._block_cache[1]
+        return self._block_cache.get((weight,), lambda: (
+            weight[:out_high, :in_high].contiguous(), weight[:out_high, in_high:].contiguous()))
 
     def forward(self, x: Union[Tensor, OctaveTensor]) -> OctaveTensor:
         x_high, x_low = (x, None) if isinstance(x, Tensor) else x
