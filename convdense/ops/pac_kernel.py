@@ -13,6 +13,11 @@ import torch.nn.functional as F
 from .pac_geometry import (_conv_out_size, _pair, _require_4d, _resolve_padding, _shape,
                            _tap_view, _transposed_input_grid)
 
+# Floor of the inverse kernel's alpha: a learnable alpha may drift to <= 0 during
+# training, where (alpha + d) ** -lambda is inf (d = 0) or NaN; clamping keeps
+# K(f_i, f_i) <= MIN_INV_ALPHA ** -lambda (1e3 for lambda = 1).
+MIN_INV_ALPHA = 1e-3
+
 _INV_PATTERN = re.compile(r'^inv_([0-9.eE+-]+)_([0-9.eE+-]+)(_fixed)?$')
 
 
@@ -34,6 +39,14 @@ def parse_kernel_type(kernel_type):
     if alpha <= 0:
         raise ValueError(f'kernel_type: inverse kernels need alpha > 0, got {kernel_type!r}')
     return 'inv', alpha, lam, match.group(3) is not None
+
+
+def _positive_alpha(alpha):
+    if torch.is_tensor(alpha):
+        return alpha.clamp_min(MIN_INV_ALPHA)
+    if not alpha > 0:
+        raise ValueError(f'inv_alpha: inverse kernels need alpha > 0, got {alpha!r}')
+    return alpha
 
 
 def pac_kernel2d(guide, kernel_size, stride=1, padding=0, dilation=1, kernel_type='gaussian',
@@ -60,7 +73,9 @@ def pac_kernel2d(guide, kernel_size, stride=1, padding=0, dilation=1, kernel_typ
             zero unless it lands on a real input pixel.
         channel_wise (bool): one kernel per guide channel.
         inv_alpha, inv_lambda (float or Tensor, optional): override the
-            values in ``kernel_type`` (the modules pass learnable ones).
+            values in ``kernel_type`` (the modules pass learnable ones). A
+            float alpha must be > 0; a tensor alpha is clamped to at least
+            :data:`MIN_INV_ALPHA` (no gradient below it).
 
     Centre of a non-transposed window: tap ``(kh // 2, kw // 2)``.
 
@@ -77,6 +92,8 @@ def pac_kernel2d(guide, kernel_size, stride=1, padding=0, dilation=1, kernel_typ
         alpha = inv_alpha
     if inv_lambda is not None:
         lam = inv_lambda
+    if family == 'inv':
+        alpha = _positive_alpha(alpha)
     if transposed and padding == 'same':
         raise ValueError("padding: 'same' is not defined for transposed kernels; "
                          f'give ints (kernel_size={kernel_size})')

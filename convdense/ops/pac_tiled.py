@@ -6,7 +6,19 @@ It walks (block of output rows) x (chunk of taps) tiles, builds
 ``K_t * shift_t(input)`` for one tile into a reused buffer, contracts it with
 the matching weight columns in one matmul, and in backward recomputes the tile
 instead of storing it.  Peak extra memory is one tile (``chunk_elements``).
+
+Precision: input, kernel and weight must share one floating dtype. Under
+``torch.autocast`` the three are cast to the autocast dtype (bf16 on CPU, fp16
+on CUDA) and the engine runs in it with autocast off inside, as ``F.conv2d``
+computes under autocast; the result has that dtype.
+
+Gradients: first order only. The backward writes into reused buffers, so it is
+not itself differentiable; a second backward (``create_graph=True``, double
+backward) raises a ``RuntimeError`` that says so instead of failing inside an
+``out=`` call.
 """
+import functools
+
 import torch
 
 from .pac_geometry import _tap_view
@@ -68,6 +80,33 @@ def _modulate(out, padded_b, kernel_b, taps, rows, kw, out_w, stride, dilation):
     return out
 
 
+DOUBLE_BACKWARD_ERROR = (
+    'pac_conv2d / pac_conv_transpose2d / pac_pool2d support first-order gradients only: '
+    'their hand-written backward is not differentiable (double backward or create_graph=True '
+    'through a PAC op)')
+
+
+def _once_differentiable(backward):
+    """``torch.autograd.function.once_differentiable`` with an error that names PAC:
+    the backward runs without autograd, and if a graph was requested its
+    outputs carry a node that raises :data:`DOUBLE_BACKWARD_ERROR` when
+    differentiated."""
+
+    @functools.wraps(backward)
+    def wrapper(ctx, *grads):
+        with torch.no_grad():
+            outputs = backward(ctx, *grads)
+        if not torch.is_grad_enabled():  # no create_graph: the usual case
+            return outputs
+        tensors = [o.detach().requires_grad_() for o in outputs if isinstance(o, torch.Tensor)]
+        raising = torch._C._functions.DelayedError(DOUBLE_BACKWARD_ERROR.encode(),
+                                                   len(tensors))(*tensors)
+        raising = iter(raising if isinstance(raising, tuple) else (raising, ))
+        return tuple(next(raising) if isinstance(o, torch.Tensor) else o for o in outputs)
+
+    return wrapper
+
+
 class _PacConvFunction(torch.autograd.Function):
     """Stride/dilation PAC over an already padded input.
 
@@ -118,6 +157,7 @@ class _PacConvFunction(torch.autograd.Function):
         return out
 
     @staticmethod
+    @_once_differentiable
     def backward(ctx, grad_out):
         padded, kernel, weight = ctx.saved_tensors
         out_size, stride, dilation, shared_filters, chunk_elements = ctx.conf
@@ -203,10 +243,31 @@ class _PacConvFunction(torch.autograd.Function):
         return grad_padded, grad_kernel, grad_weight, None, None, None, None, None
 
 
+def _engine_dtype(input, kernel, weight):
+    """The dtype the engine runs in: the autocast dtype under ``torch.autocast``,
+    else the one dtype the three tensors share (a ``TypeError`` if they differ
+    or are not floating point)."""
+    dtypes = (input.dtype, kernel.dtype, weight.dtype)
+    if not all(d.is_floating_point for d in dtypes):
+        raise TypeError(f'PAC needs floating-point input, kernel and weight, got dtypes '
+                        f'{tuple(str(d) for d in dtypes)}')
+    device_type = input.device.type
+    if torch.is_autocast_enabled(device_type):
+        return torch.get_autocast_dtype(device_type)
+    if len(set(dtypes)) > 1:
+        raise TypeError(f'PAC: input, kernel and weight must have the same dtype, got '
+                        f'{tuple(str(d) for d in dtypes)}')
+    return input.dtype
+
+
 def _pac_core(input, kernel, weight, bias, out_size, stride, dilation, shared_filters,
               chunk_elements):
-    out = _PacConvFunction.apply(input, kernel, weight, out_size, stride, dilation,
-                                 shared_filters, int(chunk_elements))
+    """The tiled engine plus bias; see the module docstring for dtypes."""
+    dtype = _engine_dtype(input, kernel, weight)
+    with torch.autocast(input.device.type, enabled=False):
+        out = _PacConvFunction.apply(input.to(dtype), kernel.to(dtype), weight.to(dtype),
+                                     out_size, stride, dilation, shared_filters,
+                                     int(chunk_elements))
     if bias is not None:
-        out = out + bias.view(1, -1, 1, 1)
+        out = out + bias.to(dtype).view(1, -1, 1, 1)
     return out
