@@ -123,13 +123,17 @@ class _PacConvFunction(torch.autograd.Function):
         kh, kw = kernel.shape[2:4]
         batch, channels = padded.shape[:2]
         if shared_filters:
-            out = padded.new_zeros(batch, channels, *out_size)
+            # Half-precision inputs are summed over the taps in float32, as a
+            # library conv accumulates, and rounded once at the end.
+            low_precision = padded.dtype in (torch.float16, torch.bfloat16)
+            out = padded.new_zeros(batch, channels, *out_size,
+                                   dtype=torch.float32 if low_precision else padded.dtype)
             weight_per_tap = weight.reshape(kh * kw)
             for t in range(kh * kw):
                 ty, tx = divmod(t, kw)
                 out.addcmul_(_tap_view(padded, ty, tx, out_size, stride, dilation),
                              kernel[:, :, ty, tx] * weight_per_tap[t])
-            return out
+            return out.to(padded.dtype)
         out_channels, out_w = weight.shape[0], out_size[1]
         # [C_out, taps * C_in] so that a chunk of taps is a contiguous column range.
         weight_by_tap = weight.permute(0, 2, 3, 1).reshape(out_channels, kh * kw * channels)
