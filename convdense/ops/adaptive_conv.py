@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .checks import check_feature_map
 from .inference import DerivedWeightCache
 
 ADAPTIVE_MODES = ('dataset', 'pixel')
@@ -157,6 +158,7 @@ class AdaptiveConv2d(nn.Module):
         return gates, gates[1] * self.local_branch.weight + gates[0] * centre
 
     def forward(self, x: Tensor) -> Tensor:
+        check_feature_map(x, 'input', self.in_channels, self.local_branch.weight)
         global_out = self.global_branch(x)
         if self.mode == 'dataset':
             gates, weight = self.folded_weight()

@@ -47,6 +47,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .checks import check_feature_map
 from .inference import DerivedWeightCache, fast_inference, onednn_conv2d
 
 
@@ -84,8 +85,7 @@ def hetconv2d(x, spatial_weight, pointwise_weight, part, stride=1, dilation=1, b
     Returns:
         Tensor: ``(B, N, H', W')`` with ``H' = floor((H - 1) / stride) + 1``.
     """
-    if x.dim() != 4:
-        raise ValueError(f'hetconv2d expects a (B, M, H, W) input, got shape {tuple(x.shape)}')
+    check_feature_map(x, 'input', like=spatial_weight)
     in_channels = x.shape[1]
     out_channels, block_in, kernel_h, kernel_w = spatial_weight.shape
     _check_divisible(in_channels, out_channels, part)
@@ -221,8 +221,8 @@ class HetConv2d(nn.Module):
 
     def forward(self, x):
         """``(B, M, H, W)`` -> ``(B, N, floor((H-1)/stride)+1, floor((W-1)/stride)+1)``."""
-        if self.pointwise is not None and fast_inference() and x.dim() == 4 \
-                and x.shape[1] == self.in_channels:
+        check_feature_map(x, 'input', self.in_channels, self.spatial.weight)
+        if self.pointwise is not None and fast_inference():
             padding = self.dilation * (self.kernel_size - 1) // 2
             out = onednn_conv2d(x, self.spatial.weight, self.spatial.bias, self.stride,
                                 padding, self.dilation, self.part)

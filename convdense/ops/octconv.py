@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .checks import check_feature_map
 from .inference import DerivedWeightCache, fast_inference, onednn_conv2d
 
 OctaveTensor = Tuple[Tensor, Optional[Tensor]]
@@ -134,9 +135,13 @@ def merge_octave(x_high: Tensor, x_low: Optional[Tensor]) -> Tensor:
 
 
 def _check_inputs(x_high: Tensor, x_low: Optional[Tensor], in_channels: int,
-                  alpha_in: float) -> int:
-    """Raise a one-line error unless the pair fits; return the high channels."""
+                  alpha_in: float, weight: Optional[Tensor] = None) -> int:
+    """Raise a one-line error unless the pair fits (and has ``weight``'s dtype,
+    outside autocast); return the high channels."""
     in_high, in_low = octave_split(in_channels, alpha_in)
+    check_feature_map(x_high, 'x_high', like=weight)
+    if x_low is not None:
+        check_feature_map(x_low, 'x_low', like=weight)
     if x_high.shape[1] != in_high:
         raise ValueError(f'x_high has {x_high.shape[1]} channels, expected '
                          f'{in_high} (C_in={in_channels}, alpha_in={alpha_in})')
@@ -182,7 +187,7 @@ def octave_conv2d(x_high: Tensor,
     if stride not in (1, 2):
         raise ValueError(f'octave conv supports stride 1 or 2, got {stride}')
     out_channels, in_channels = weight.shape[:2]
-    in_high = _check_inputs(x_high, x_low, in_channels, alpha_in)
+    in_high = _check_inputs(x_high, x_low, in_channels, alpha_in, weight)
     out_high, _ = octave_split(out_channels, alpha_out)
     return _octave_conv2d_blocks(x_high, x_low, weight, weight[:out_high, :in_high],
                                  weight[:out_high, in_high:], out_high, bias,
@@ -270,6 +275,13 @@ def _octave_conv2d_inference(x_high, x_low, weight, high_from_high, high_from_lo
     return y_high, y_low
 
 
+def _as_pair(x) -> OctaveTensor:
+    if not isinstance(x, (tuple, list)) or len(x) != 2:
+        raise TypeError(f'octave input must be a tensor or a pair (x_high, x_low), got '
+                        f'{type(x).__name__}')
+    return x[0], x[1]
+
+
 class OctaveConv2d(nn.Conv2d):
     """``nn.Conv2d`` whose input and output are octave pairs.
 
@@ -298,6 +310,10 @@ class OctaveConv2d(nn.Conv2d):
             raise ValueError(f'OctaveConv2d supports groups=1 only, got {groups}')
         if stride not in (1, 2):
             raise ValueError(f'OctaveConv2d supports stride 1 or 2, got {stride}')
+        if kernel_size % 2 == 0 or padding != dilation * (kernel_size - 1) // 2:
+            raise ValueError('OctaveConv2d needs an odd kernel and "same" padding '
+                             '(dilation * (k - 1) / 2) so its high and low paths align; got '
+                             f'kernel_size={kernel_size}, padding={padding}, dilation={dilation}')
         octave_split(in_channels, alpha_in)
         octave_split(out_channels, alpha_out)
         super().__init__(in_channels, out_channels, kernel_size, stride=stride,
@@ -331,11 +347,11 @@ class OctaveConv2d(nn.Conv2d):
             weight[:out_high, :in_high].contiguous(), weight[:out_high, in_high:].contiguous()))
 
     def forward(self, x: Union[Tensor, OctaveTensor]) -> OctaveTensor:
-        x_high, x_low = (x, None) if isinstance(x, Tensor) else x
+        x_high, x_low = (x, None) if isinstance(x, Tensor) else _as_pair(x)
         if self.alpha_in == 0 and self.alpha_out == 0:
             return octave_conv2d(x_high, x_low, self.weight, 0.0, 0.0, self.bias,
                                  self.stride[0], self.padding[0], self.dilation[0])
-        _check_inputs(x_high, x_low, self.in_channels, self.alpha_in)
+        _check_inputs(x_high, x_low, self.in_channels, self.alpha_in, self.weight)
         if self.stride[0] == 2:  # uses whole row blocks only
             blocks = (None, None)
         else:

@@ -323,6 +323,10 @@ class PacConvTranspose2d(_PacBase):
         self.padding = _pair(padding, 'padding')
         self.output_padding = _pair(output_padding, 'output_padding')
         self.dilation = _pair(dilation, 'dilation')
+        if any(op >= max(s, d) for op, s, d in zip(self.output_padding, self.stride, self.dilation)):
+            raise ValueError(f'output_padding: must be smaller than stride or dilation, got '
+                             f'output_padding={self.output_padding}, stride={self.stride}, '
+                             f'dilation={self.dilation}')
         self._init_kernel(kernel_type, smooth_kernel_type, normalize_kernel, channel_wise)
         self._init_filters(in_channels, out_channels, shared_filters, bias, transposed=True)
 

@@ -19,9 +19,14 @@ def _shape(t):
 
 
 def _require_4d(name, tensor):
+    """A floating ``(B, C, H, W)`` tensor with ``H, W >= 1`` (``B = 0`` is fine)."""
     if not torch.is_tensor(tensor) or tensor.dim() != 4:
         got = _shape(tensor) if torch.is_tensor(tensor) else type(tensor).__name__
         raise ValueError(f'{name}: expected a 4-D tensor (B, C, H, W), got shape {got}')
+    if not tensor.is_floating_point():
+        raise TypeError(f'{name}: expected a floating-point tensor, got {tensor.dtype}')
+    if tensor.shape[2] == 0 or tensor.shape[3] == 0:
+        raise ValueError(f'{name}: empty spatial size {_shape(tensor)}')
 
 
 def _resolve_padding(padding, kernel_size, dilation, name='padding'):

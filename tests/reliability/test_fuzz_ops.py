@@ -1,0 +1,253 @@
+"""Fuzzed inputs into every public op module: PacConv2d, PacConvTranspose2d,
+PacPool2d, OctaveConv2d, HetConv2d, AdaptiveConv2d (see fuzz_contract.py).
+
+Each test draws the layer's geometry (channels, kernel, stride, padding,
+dilation), the input's batch and size (empty ones included), dtype, a guide
+of some width, sometimes a mismatched dtype or guide, and NaN/inf; the
+expected output shape comes from ``nn.Conv2d``'s formulas, not from the op.
+"""
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from convdense.ops.adaptive_conv import AdaptiveConv2d
+from convdense.ops.hetconv import HetConv2d
+from convdense.ops.octconv import OctaveConv2d, octave_split
+from convdense.ops.pac import PacConv2d, PacConvTranspose2d, PacPool2d
+
+from .fuzz_contract import FUZZ, call_or_clear_error, conv_out, poison, transposed_out
+
+DTYPES = st.sampled_from([torch.float32, torch.float64])
+POISON = st.sampled_from([None, None, 'nan', 'inf'])
+OTHER_DTYPE = {torch.float32: torch.float64, torch.float64: torch.float32}
+
+
+def _draw_input(draw, channels, dtype, max_side=9):
+    batch = draw(st.integers(0, 2))
+    height, width = draw(st.integers(0, max_side)), draw(st.integers(0, max_side))
+    x = torch.randn(batch, channels, height, width, dtype=dtype)
+    if draw(st.integers(0, 9)) == 0:  # occasionally the wrong dtype
+        x = x.to(OTHER_DTYPE[dtype])
+    return x
+
+
+def _backward_is_finite(out, inputs):
+    out.double().sum().backward()
+    for tensor in inputs:
+        if tensor.grad is not None:
+            assert torch.isfinite(tensor.grad).all(), 'non-finite gradient from finite input'
+
+
+KERNEL_TYPES = st.sampled_from(['gaussian', 'inv_1_1', 'inv_0.5_2_fixed'])
+
+
+def _draw_pac_kernel_args(draw, in_channels):
+    channel_wise = draw(st.booleans())
+    guide_channels = in_channels if channel_wise else draw(st.integers(1, 4))
+    return dict(kernel_type=draw(KERNEL_TYPES), normalize_kernel=draw(st.booleans()),
+                channel_wise=channel_wise), guide_channels
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_pac_conv2d(data):
+    draw = data.draw
+    shared = draw(st.booleans())
+    c_in = draw(st.integers(1, 4))
+    c_out = c_in if shared else draw(st.integers(1, 4))
+    k, stride, dilation, padding = (draw(st.integers(1, 5)), draw(st.integers(1, 3)),
+                                    draw(st.integers(1, 2)), draw(st.integers(0, 3)))
+    kernel_args, guide_c = _draw_pac_kernel_args(draw, c_in)
+    dtype = draw(DTYPES)
+    layer = PacConv2d(c_in, c_out, k, stride, padding, dilation, shared_filters=shared,
+                      **kernel_args).to(dtype)
+    x = _draw_input(draw, c_in, dtype)
+    batch, _, h, w = x.shape
+    guide = torch.randn(batch, guide_c, h, w, dtype=dtype)
+    bad, where = draw(POISON), draw(st.sampled_from(['input', 'guide']))
+    x, guide = (poison(x, bad), guide) if where == 'input' else (x, poison(guide, bad))
+    ho, wo = conv_out(h, k, stride, padding, dilation), conv_out(w, k, stride, padding, dilation)
+    valid = h > 0 and w > 0 and ho > 0 and wo > 0 and x.dtype == dtype
+    x.requires_grad_(valid)
+    out = call_or_clear_error(lambda: layer(x, guide), [(batch, c_out, ho, wo)] if valid else None,
+                              bad is None, must_succeed=valid)
+    if out is not None and bad is None:
+        _backward_is_finite(out, [x, layer.weight])
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_pac_conv_transpose2d(data):
+    draw = data.draw
+    shared = draw(st.booleans())
+    c_in = draw(st.integers(1, 4))
+    c_out = c_in if shared else draw(st.integers(1, 4))
+    k, stride, dilation = draw(st.integers(1, 5)), draw(st.integers(1, 3)), draw(st.integers(1, 2))
+    padding = draw(st.integers(0, 3))
+    output_padding = draw(st.integers(0, 2))
+    kernel_args, guide_c = _draw_pac_kernel_args(draw, c_in)
+    dtype = draw(DTYPES)
+    construct_ok = output_padding < max(stride, dilation)
+    make = lambda: PacConvTranspose2d(c_in, c_out, k, stride, padding, output_padding, dilation,  # noqa: E731
+                                      shared_filters=shared, **kernel_args).to(dtype)
+    if not construct_ok:
+        call_or_clear_error(make, None, True)
+        return
+    layer = make()
+    x = _draw_input(draw, c_in, dtype, max_side=6)
+    batch, _, h, w = x.shape
+    ho, wo = (transposed_out(h, k, stride, padding, output_padding, dilation),
+              transposed_out(w, k, stride, padding, output_padding, dilation))
+    guide = torch.randn(batch, guide_c, max(ho, 0), max(wo, 0), dtype=dtype)
+    if draw(st.integers(0, 9)) == 0:  # a guide of the wrong size
+        guide = torch.randn(batch, guide_c, max(ho, 0) + 1, max(wo, 0), dtype=dtype)
+    bad = draw(POISON)
+    x = poison(x, bad)
+    valid = (h > 0 and w > 0 and ho > 0 and wo > 0 and x.dtype == dtype
+             and tuple(guide.shape[2:]) == (ho, wo))
+    x.requires_grad_(valid)
+    out = call_or_clear_error(lambda: layer(x, guide), [(batch, c_out, ho, wo)] if valid else None,
+                              bad is None, must_succeed=valid)
+    if out is not None and bad is None:
+        _backward_is_finite(out, [x, layer.weight])
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_pac_pool2d(data):
+    draw = data.draw
+    c = draw(st.integers(1, 4))
+    k, stride, dilation, padding = (draw(st.integers(1, 5)), draw(st.integers(1, 3)),
+                                    draw(st.integers(1, 2)), draw(st.integers(0, 3)))
+    kernel_args, guide_c = _draw_pac_kernel_args(draw, c)
+    dtype = draw(DTYPES)
+    layer = PacPool2d(k, stride, padding, dilation, **kernel_args)
+    x = _draw_input(draw, c, dtype)
+    batch, _, h, w = x.shape
+    guide = torch.randn(batch, guide_c, h, w, dtype=dtype)
+    bad = draw(POISON)
+    guide = poison(guide, bad)
+    ho, wo = conv_out(h, k, stride, padding, dilation), conv_out(w, k, stride, padding, dilation)
+    valid = h > 0 and w > 0 and ho > 0 and wo > 0 and x.dtype == dtype
+    call_or_clear_error(lambda: layer(x, guide), [(batch, c, ho, wo)] if valid else None,
+                        bad is None, must_succeed=valid)
+
+
+ALPHAS = st.sampled_from([0.0, 0.25, 0.5, 0.75])
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_octave_conv2d(data):
+    draw = data.draw
+    c_in, c_out = draw(st.integers(1, 8)), draw(st.integers(1, 8))
+    alpha_in, alpha_out = draw(ALPHAS), draw(ALPHAS)
+    k, stride, dilation = draw(st.sampled_from([1, 3, 5])), draw(st.integers(1, 3)), draw(st.integers(1, 2))
+    same = dilation * (k - 1) // 2
+    padding = same if draw(st.integers(0, 3)) else draw(st.integers(0, 3))
+    dtype = draw(DTYPES)
+    make = lambda: OctaveConv2d(c_in, c_out, k, alpha_in, alpha_out, stride, padding,  # noqa: E731
+                                dilation).to(dtype)
+    if stride not in (1, 2) or padding != same:
+        call_or_clear_error(make, None, True)
+        return
+    layer = make()
+    (in_high, in_low), (out_high, out_low) = octave_split(c_in, alpha_in), octave_split(c_out, alpha_out)
+    x = _draw_input(draw, c_in, dtype)
+    batch, _, h, w = x.shape
+    low_size = ((h + 1) // 2, (w + 1) // 2)
+    x_high = x[:, :in_high]
+    x_low = torch.randn(batch, in_low, *low_size, dtype=x.dtype) if in_low else None
+    bad = draw(POISON)
+    x_high = poison(x_high, bad)
+    inputs = x_high if x_low is None else (x_high, x_low)
+    ho, wo = -(-h // stride), -(-w // stride)
+    expected = [(batch, out_high, ho, wo)]
+    if out_low:
+        expected.append((batch, out_low, (ho + 1) // 2, (wo + 1) // 2))
+    valid = h > 0 and w > 0 and x.dtype == dtype
+    for context in (torch.enable_grad, torch.no_grad):  # exact path, inference path
+        with context():
+            call_or_clear_error(lambda: layer(inputs), expected if valid else None, bad is None,
+                                must_succeed=valid)
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_hetconv2d(data):
+    draw = data.draw
+    part = draw(st.sampled_from([1, 2, 4]))
+    c_in, c_out = part * draw(st.integers(1, 2)), part * draw(st.integers(1, 2))
+    if draw(st.integers(0, 9)) == 0:
+        c_in += 1  # not divisible by P
+    k, stride, dilation = draw(st.sampled_from([1, 3, 5])), draw(st.integers(1, 3)), draw(st.integers(1, 2))
+    dtype = draw(DTYPES)
+    make = lambda: HetConv2d(c_in, c_out, k, part, stride, dilation).to(dtype)  # noqa: E731
+    if c_in % part:
+        call_or_clear_error(make, None, True)
+        return
+    layer = make()
+    x = _draw_input(draw, c_in, dtype)
+    bad = draw(POISON)
+    x = poison(x, bad)
+    batch, _, h, w = x.shape
+    pad = dilation * (k - 1) // 2
+    expected = [(batch, c_out, conv_out(h, k, stride, pad, dilation), conv_out(w, k, stride, pad, dilation))]
+    valid = h > 0 and w > 0 and x.dtype == dtype
+    outs = []
+    for context in (torch.enable_grad, torch.no_grad):
+        with context():
+            outs.append(call_or_clear_error(lambda: layer(x), expected if valid else None,
+                                            bad is None, must_succeed=valid))
+    if valid and bad is None:
+        torch.testing.assert_close(outs[1], outs[0].detach(), rtol=1e-4, atol=1e-5)
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_adaptive_conv2d(data):
+    draw = data.draw
+    c_in, c_out = draw(st.integers(1, 6)), draw(st.integers(1, 6))
+    k, stride, dilation = draw(st.sampled_from([1, 3, 5])), draw(st.integers(1, 3)), draw(st.integers(1, 2))
+    same = dilation * (k - 1) // 2
+    padding = same if draw(st.integers(0, 3)) else draw(st.integers(0, 3))
+    mode = draw(st.sampled_from(['dataset', 'pixel']))
+    dtype = draw(DTYPES)
+    make = lambda: AdaptiveConv2d(c_in, c_out, k, stride, padding, dilation, mode).to(dtype)  # noqa: E731
+    if padding != same:
+        call_or_clear_error(make, None, True)
+        return
+    layer = make()
+    x = _draw_input(draw, c_in, dtype)
+    bad = draw(POISON)
+    x = poison(x, bad)
+    batch, _, h, w = x.shape
+    expected = [(batch, c_out, conv_out(h, k, stride, padding, dilation),
+                 conv_out(w, k, stride, padding, dilation))]
+    valid = h > 0 and w > 0 and x.dtype == dtype
+    for context in (torch.enable_grad, torch.no_grad):
+        with context():
+            call_or_clear_error(lambda: layer(x), expected if valid else None, bad is None,
+                                must_succeed=valid)
+
+
+@pytest.mark.parametrize('make', [
+    lambda: PacConv2d(2, 2, 3, padding=1), lambda: PacPool2d(3, padding=1),
+    lambda: HetConv2d(4, 4, 3, part=2), lambda: AdaptiveConv2d(2, 2, 3, padding=1),
+    lambda: OctaveConv2d(4, 4, 3, padding=1)])
+@pytest.mark.parametrize('bad_input', ['3d', 'int', 'channels', 'not a tensor'])
+def test_malformed_inputs_are_clear_errors(make, bad_input):
+    layer = make()
+    channels = 2 if isinstance(layer, (PacConv2d, PacPool2d, AdaptiveConv2d)) else 4
+    x = {'3d': torch.randn(channels, 5, 5), 'int': torch.ones(1, channels, 5, 5, dtype=torch.long),
+         'channels': torch.randn(1, channels + 1, 5, 5), 'not a tensor': [[1.0]]}[bad_input]
+    if isinstance(layer, (PacConv2d, PacPool2d)):
+        call = lambda: layer(x, torch.randn(1, 3, 5, 5))  # noqa: E731
+    elif isinstance(layer, OctaveConv2d) and torch.is_tensor(x) and x.dim() == 4:
+        call = lambda: layer((x[:, :2], x[:, 2:, ::2, ::2]))  # noqa: E731
+    else:
+        call = lambda: layer(x)  # noqa: E731
+    if isinstance(layer, PacPool2d) and bad_input == 'channels':
+        pytest.skip('pooling takes any number of channels')
+    call_or_clear_error(call, None, True)
