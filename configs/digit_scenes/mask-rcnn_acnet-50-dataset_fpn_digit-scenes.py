@@ -1,0 +1,6 @@
+# Mask R-CNN on the digit scenes with the paper's dataset-aware ACNet-ResNet50 (adaptive
+# self/local/global 3x3 convs); everything else, the other backbone arguments included, is
+# mask-rcnn_r50_fpn_digit-scenes.py's.
+_base_ = './mask-rcnn_r50_fpn_digit-scenes.py'
+
+model = dict(backbone=dict(type='convdense.ACNet', mode='dataset'))

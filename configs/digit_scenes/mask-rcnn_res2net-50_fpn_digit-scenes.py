@@ -1,0 +1,6 @@
+# Mask R-CNN on the digit scenes with the paper's Res2Net-50 (26w x 4s, plain stem);
+# everything else, the other backbone arguments included, is mask-rcnn_r50_fpn_digit-
+# scenes.py's.
+_base_ = './mask-rcnn_r50_fpn_digit-scenes.py'
+
+model = dict(backbone=dict(type='convdense.Res2Net', scales=4, base_width=26))
