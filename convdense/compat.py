@@ -32,6 +32,13 @@ running interpreter only.
    leaves no checkpoint at all. The hook's bookkeeping is kept as is, but the
    deletions it asks for are deferred until the new checkpoint is on disk; if
    saving raises they are dropped and the kept-ids list is restored.
+7. PyPI's torchvision wheel is linked against the CUDA build of torch, so beside
+   the CPU wheel its ``_C`` extension does not load; torchvision then skips its
+   C++ ops, except two unguarded ``register_fake("torchvision::nms"/"qnms")``
+   that make ``import torchvision`` (and so timm and pytorch-grad-cam) raise
+   "operator torchvision::nms does not exist". When the extension cannot load,
+   those two operators are declared here (schemas only), so torchvision, timm and
+   pytorch-grad-cam import; ``torchvision.ops`` still reports its C++ ops missing.
 """
 import functools
 import os
@@ -202,6 +209,37 @@ def prune_checkpoints_after_saving():
     CheckpointHook._save_checkpoint_with_step = save_checkpoint_with_step
 
 
+_TORCHVISION_LIBRARY = None
+
+
+def declare_torchvision_ops_if_extension_missing():
+    """Declare ``torchvision::nms`` and ``qnms`` when torchvision's C++ extension
+    cannot load (see fix 7); returns whether they were declared. A no-op when torchvision is
+    absent, already imported, or its extension loads."""
+    global _TORCHVISION_LIBRARY
+    import importlib.util
+    import sys
+    if _TORCHVISION_LIBRARY is not None or 'torchvision' in sys.modules:
+        return False
+    spec = importlib.util.find_spec('torchvision')
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    extension = [os.path.join(folder, name) for folder in spec.submodule_search_locations
+                 for name in os.listdir(folder) if name.startswith('_C.') and name.endswith('.so')]
+    try:
+        for path in extension:
+            torch.ops.load_library(path)
+        if extension:
+            return False
+    except (ImportError, OSError):
+        pass
+    library = torch.library.Library('torchvision', 'DEF')
+    for name in ('nms', 'qnms'):
+        library.define(f'{name}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor')
+    _TORCHVISION_LIBRARY = library
+    return True
+
+
 def apply():
     """Apply every fix once; safe to call repeatedly."""
     global _APPLIED
@@ -211,6 +249,7 @@ def apply():
     make_init_dist_cpu_aware()
     make_local_writes_atomic()
     prune_checkpoints_after_saving()
+    declare_torchvision_ops_if_extension_missing()
     _APPLIED = True
 
 

@@ -182,3 +182,17 @@ def test_checkpoint_hook_keeps_the_old_checkpoint_until_the_new_one_is_saved(tmp
     assert 'SAVE FAILED' in fixed.stdout and 'KEPT' in fixed.stdout
     # pruning still happens once a save succeeds: only the newest checkpoint remains
     assert fixed.stdout.strip().splitlines()[-1] == "['iter_3.pth']"
+
+
+def test_torchvision_timm_and_grad_cam_import_beside_the_cpu_torch():
+    unfixed = run_python('import torchvision', compat=False)
+    if unfixed.returncode == 0:
+        pytest.skip('torchvision C++ ops load here: fix 7 is not needed')
+    assert 'torchvision::nms does not exist' in unfixed.stderr
+    fixed = run_python('''
+        import convdense, torchvision, timm, pytorch_grad_cam
+        model = timm.create_model('res2net50_26w_4s', pretrained=False, features_only=True)
+        print('imported', torchvision.__version__, len(model.feature_info))
+    ''')
+    assert fixed.returncode == 0, fixed.stderr[-2000:]
+    assert 'imported' in fixed.stdout
