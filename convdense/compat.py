@@ -209,6 +209,117 @@ def prune_checkpoints_after_saving():
     CheckpointHook._save_checkpoint_with_step = save_checkpoint_with_step
 
 
+def capture_random_state():
+    """The global random state of python, numpy, torch and (if initialised) CUDA (fix 8)."""
+    import random
+    state = dict(python=random.getstate(), numpy=np.random.get_state(),
+                 torch=torch.get_rng_state())
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state['cuda'] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_random_state(state):
+    """Set the global random state saved by :func:`capture_random_state`."""
+    import random
+    random.setstate(state['python'])
+    np.random.set_state(state['numpy'])
+    torch.set_rng_state(state['torch'])
+    if 'cuda' in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state['cuda'])
+
+
+class _RestoreRandomStateAfterReplay:
+    """Wraps a train loop's data iterator: passes ``replayed`` batches through
+    (mmengine's skip of already-trained batches), then restores ``state`` just
+    before the first new batch and puts the loop's own iterator back."""
+
+    def __init__(self, loop, replayed, state):
+        self.loop, self.inner, self.replayed, self.state = loop, loop.dataloader_iterator, replayed, state
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.replayed == 0:
+            restore_random_state(self.state)
+            self.loop.dataloader_iterator = self.inner
+        else:
+            self.replayed -= 1
+        return next(self.inner)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def _save_checkpoint_with_random_state(original, runner, *args, **kwargs):
+    import inspect
+    call = inspect.signature(original).bind(runner, *args, **kwargs)
+    call.arguments['meta'] = dict(call.arguments.get('meta') or {},
+                                  random_state=capture_random_state())
+    return original(*call.args, **call.kwargs)
+
+
+def _resume_with_random_state(original, runner, *args, **kwargs):
+    loaded = []
+    load_checkpoint = runner.load_checkpoint
+
+    def load_and_keep(*load_args, **load_kwargs):
+        loaded.append(load_checkpoint(*load_args, **load_kwargs))
+        return loaded[-1]
+
+    runner.load_checkpoint = load_and_keep
+    try:
+        result = original(runner, *args, **kwargs)
+    finally:
+        del runner.load_checkpoint  # back to the class method
+    runner._convdense_resumed_random_state = loaded[-1].get('meta', {}).get('random_state')
+    return result
+
+
+def _train_loop_run_restoring_random_state(original, loop):
+    state = getattr(loop.runner, '_convdense_resumed_random_state', None)
+    loop.runner._convdense_resumed_random_state = None
+    if state is not None:
+        if hasattr(loop, 'dataloader_iterator'):  # IterBasedTrainLoop replays loop._iter batches
+            loop.dataloader_iterator = _RestoreRandomStateAfterReplay(loop, loop._iter, state)
+        else:  # EpochBasedTrainLoop starts a fresh epoch
+            restore_random_state(state)
+    return original(loop)
+
+
+def _validation_keeping_random_state(original, loop):
+    state = capture_random_state()
+    try:
+        return original(loop)
+    finally:
+        restore_random_state(state)
+
+
+def _wrap(owner, name, replacement):
+    """Replace ``owner.name`` by ``replacement(original, *args, **kwargs)``, once."""
+    original = getattr(owner, name)
+    if getattr(original, '_convdense_random_state', False):
+        return
+
+    @functools.wraps(original)
+    def wrapper(*args, **kwargs):
+        return replacement(original, *args, **kwargs)
+
+    wrapper._convdense_random_state = True
+    setattr(owner, name, wrapper)
+
+
+def resume_random_state():
+    """Save the random state in checkpoints and restore it on resume (fix 8)."""
+    from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop, Runner, ValLoop
+    _wrap(Runner, 'save_checkpoint', _save_checkpoint_with_random_state)
+    _wrap(Runner, 'resume', _resume_with_random_state)
+    _wrap(IterBasedTrainLoop, 'run', _train_loop_run_restoring_random_state)
+    _wrap(EpochBasedTrainLoop, 'run', _train_loop_run_restoring_random_state)
+    _wrap(ValLoop, 'run', _validation_keeping_random_state)
+
+
 _TORCHVISION_LIBRARY = None
 
 
@@ -250,6 +361,7 @@ def apply():
     make_local_writes_atomic()
     prune_checkpoints_after_saving()
     declare_torchvision_ops_if_extension_missing()
+    resume_random_state()
     _APPLIED = True
 
 

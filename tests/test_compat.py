@@ -69,6 +69,27 @@ def test_init_dist_pytorch_launcher_on_cpu_only_with_fix():
     assert 'BACKEND gloo 1' in fixed.stdout
 
 
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
+def test_init_dist_and_default_ddp_wrapper_on_cuda_use_nccl():
+    """What replaces the two CPU-only checks on a GPU runner: fix 2 leaves the CUDA
+    path alone (nccl, set_device) and the Runner's default DDP wrapper works there."""
+    code = """
+        import torch, torch.distributed as dist, convdense
+        from mmengine.dist import init_dist
+        from mmengine.model import MMDistributedDataParallel
+        init_dist('pytorch', backend='nccl')
+        module = MMDistributedDataParallel(module=torch.nn.Linear(2, 2).cuda(), device_ids=[0])
+        module(torch.ones(1, 2, device='cuda')).sum().backward()
+        print('BACKEND', dist.get_backend(), torch.cuda.current_device())
+    """
+    env = dict(RANK='0', LOCAL_RANK='0', WORLD_SIZE='1', MASTER_ADDR='127.0.0.1',
+               MASTER_PORT=str(free_port()))
+    result = run_python(code, env_extra=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert 'BACKEND nccl 0' in result.stdout
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason='the fix only acts on CPU-only torch')
 def test_ddp_wrapper_cfg_for_cpu_module():
     code = """
@@ -182,6 +203,68 @@ def test_checkpoint_hook_keeps_the_old_checkpoint_until_the_new_one_is_saved(tmp
     assert 'SAVE FAILED' in fixed.stdout and 'KEPT' in fixed.stdout
     # pruning still happens once a save succeeds: only the newest checkpoint remains
     assert fixed.stdout.strip().splitlines()[-1] == "['iter_3.pth']"
+
+
+def _noisy_runs(tmp_path, name, max_iters, resume_from=None):
+    """Train a model whose loss draws torch random numbers (like Mask R-CNN's RoI
+    sampling) on data with a numpy random augmentation; return each iteration's loss."""
+    import numpy as np
+
+    import convdense  # noqa: F401  (applies the fixes in this process)
+    from mmengine.hooks import Hook
+    from mmengine.model import BaseModel
+    from mmengine.runner import Runner
+
+    class NoisyModel(BaseModel):
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.ones(4))
+
+        def forward(self, inputs, data_samples=None, mode='tensor'):
+            sampled = torch.randperm(4)[:2]  # a random subset, as an RoI sampler draws
+            return dict(loss=(self.weight[sampled] * inputs.float().mean()).pow(2).sum())
+
+    class Jittered(torch.utils.data.Dataset):
+        def __len__(self):
+            return 5
+
+        def __getitem__(self, index):
+            return dict(inputs=index + np.random.rand())  # a random augmentation
+
+    losses = {}
+
+    class Record(Hook):
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+            losses[runner.iter + 1] = outputs['loss'].item()
+
+    runner = Runner(
+        model=NoisyModel(), work_dir=str(tmp_path / name), experiment_name=f'{tmp_path.name}-{name}',
+        train_dataloader=dict(dataset=Jittered(), batch_size=2, num_workers=0,
+                              sampler=dict(type='InfiniteSampler', shuffle=True),
+                              collate_fn=dict(type='default_collate')),
+        train_cfg=dict(type='IterBasedTrainLoop', max_iters=max_iters),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=2, by_epoch=False),
+                           logger=dict(type='LoggerHook', interval=100)),
+        custom_hooks=[Record()], randomness=dict(seed=0), log_level='WARNING',
+        resume=resume_from is not None, load_from=resume_from)
+    runner.train()
+    return losses
+
+
+def test_resume_restores_the_random_state(tmp_path, monkeypatch):
+    """Fix 8: a run resumed at iteration 2 repeats the uninterrupted run's later
+    losses exactly; with mmengine's own resume it does not (the torch draws differ)."""
+    from mmengine.runner import IterBasedTrainLoop, Runner
+    uninterrupted = _noisy_runs(tmp_path, 'full', 4)
+    _noisy_runs(tmp_path, 'first_half', 2)
+    checkpoint = str(tmp_path / 'first_half' / 'iter_2.pth')
+    resumed = _noisy_runs(tmp_path, 'resumed', 4, resume_from=checkpoint)
+    assert resumed == {3: uninterrupted[3], 4: uninterrupted[4]}
+    monkeypatch.setattr(Runner, 'resume', Runner.resume.__wrapped__)
+    monkeypatch.setattr(IterBasedTrainLoop, 'run', IterBasedTrainLoop.run.__wrapped__)
+    without_fix = _noisy_runs(tmp_path, 'resumed_without_fix', 4, resume_from=checkpoint)
+    assert without_fix != resumed
 
 
 def test_torchvision_timm_and_grad_cam_import_beside_the_cpu_torch():
