@@ -1,4 +1,4 @@
 """Datasets and transforms in the ``convdense`` scope (imported lazily by the registry)."""
-from . import readers, transforms  # noqa: F401
+from . import readers, transforms, upstream_checks  # noqa: F401
 from .joint_upsampling import (JointUpsamplingDataset, MiddleburyDataset,  # noqa: F401
                                NYUDepthV2Dataset, SintelFlowDataset)

@@ -87,6 +87,17 @@ def _check_flo_file(path):
                          f'{width}x{height} flow needs {expected})')
 
 
+def _check_numeric(path, data, what):
+    """An integer or floating array with at least one element, else a one-line error."""
+    data = np.asarray(data)
+    if data.dtype == bool or not (np.issubdtype(data.dtype, np.integer)
+                                  or np.issubdtype(data.dtype, np.floating)):
+        raise ValueError(f'{path}: {what} must hold integers or floats, got dtype {data.dtype}')
+    if data.size == 0:
+        raise ValueError(f'{path}: empty {what} (shape {data.shape})')
+    return data
+
+
 def read_flow(path):
     """Read optical flow as ``(H, W, 2)`` float32 (u, v) in pixels; unknown pixels are NaN.
 
@@ -104,7 +115,7 @@ def read_flow(path):
         flow = read_pfm(path)[..., :2]
     else:
         raise ValueError(f'{path}: unsupported flow format {ext!r} (use .flo, .npy, .npz or .pfm)')
-    flow = np.asarray(flow, dtype=np.float32)
+    flow = _check_numeric(path, flow, 'flow field').astype(np.float32)
     if flow.ndim != 3 or flow.shape[2] != 2:
         raise ValueError(f'{path}: expected an (H, W, 2) flow field, got shape {flow.shape}')
     flow = flow.copy()
@@ -166,7 +177,7 @@ def read_depth(path, scale=1.0, zero_is_invalid=True):
             data = data[..., 0]
     else:
         raise ValueError(f'{path}: unsupported depth format {ext!r} (use .png, .npy, .npz or .pfm)')
-    data = np.squeeze(np.asarray(data))
+    data = np.squeeze(_check_numeric(path, data, 'depth/disparity map'))
     if data.ndim != 2:
         raise ValueError(f'{path}: expected a 2-D depth/disparity map, got shape {data.shape}')
     depth = data.astype(np.float32)
@@ -175,6 +186,9 @@ def read_depth(path, scale=1.0, zero_is_invalid=True):
     invalid = ~np.isfinite(depth)
     if zero_is_invalid:
         invalid |= depth == 0
+    if invalid.all():
+        raise ValueError(f'{path}: no valid pixel in the depth/disparity map (all '
+                         f"{'0, ' if zero_is_invalid else ''}NaN or inf)")
     depth[invalid] = np.nan
     return depth
 
