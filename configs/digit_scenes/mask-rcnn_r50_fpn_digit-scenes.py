@@ -21,11 +21,15 @@ model = dict(
                   norm_cfg=dict(type='BN', requires_grad=True), norm_eval=False,
                   style='pytorch', init_cfg=None),
     roi_head=dict(
+        # 2x2 samples per RoIAlign bin (upstream: adaptive, up to the RoI's size /
+        # bin: mmcv's CPU RoIAlign backward then costs more than the bbox head)
+        bbox_roi_extractor=dict(roi_layer=dict(sampling_ratio=2)),
+        mask_roi_extractor=dict(roi_layer=dict(sampling_ratio=2)),
         bbox_head=dict(num_classes=10),
         mask_head=dict(num_classes=10, num_convs=2, conv_out_channels=128)),
     train_cfg=dict(
         rpn_proposal=dict(nms_pre=300, max_per_img=100),
-        rcnn=dict(sampler=dict(num=64, pos_fraction=0.25))),
+        rcnn=dict(sampler=dict(num=32, pos_fraction=0.25))),
     test_cfg=dict(
         rpn=dict(nms_pre=300, max_per_img=100),
         rcnn=dict(max_per_img=20)))

@@ -1,0 +1,66 @@
+"""The digit-scene benchmark's bookkeeping (schedule scaling, ratios to ResNet-50,
+merging separate invocations, the table) and the demo's config lookup; the
+training itself is covered by tests/tools/test_upstream_e2e.py."""
+import json
+
+import pytest
+from mmengine.config import Config
+
+from tests.helpers.e2e import REPO, load_script
+
+
+@pytest.fixture(scope='module')
+def bench():
+    return load_script('benchmarks/bench_digit_scenes.py')
+
+
+@pytest.fixture(scope='module')
+def demo():
+    return load_script('tools/digit_scenes_demo.py')
+
+
+def test_every_backbone_has_a_config_per_task_differing_only_in_the_backbone(demo):
+    for task in demo.CONFIG_NAMES:
+        base = Config.fromfile(demo.config_path(task, 'r50')).to_dict()
+        for backbone in demo.BACKBONES:
+            cfg = Config.fromfile(demo.config_path(task, backbone)).to_dict()
+            assert cfg['model'].pop('backbone')['type'] != 'mmdet.ResNet' or backbone == 'r50'
+            assert {k: v for k, v in cfg.items() if k != 'model'} == \
+                {k: v for k, v in base.items() if k != 'model'}, backbone
+            assert cfg['model'] == {k: v for k, v in base['model'].items() if k != 'backbone'}
+    with pytest.raises(ValueError, match='backbone must be one of'):
+        demo.config_path('det', 'resnet50')
+
+
+@pytest.mark.parametrize('task', ['cls', 'det', 'seg'])
+def test_schedule_scales_with_the_run(demo, task):
+    cfg = Config.fromfile(demo.config_path(task, 'r50'))
+    old = cfg.train_cfg.max_iters
+    demo.set_schedule(cfg, old // 10, val_interval=old // 30)
+    assert cfg.train_cfg.max_iters == old // 10 and cfg.train_cfg.val_interval == old // 30
+    warmup, main = cfg.param_scheduler
+    assert warmup.end <= old // 100 and main.end == old // 10
+    assert all(m <= old // 10 for m in main.get('milestones', [])) and main.get('T_max', 0) <= old // 10
+    assert cfg.default_hooks.checkpoint.interval == old // 30
+    with pytest.raises(ValueError, match='iters must be positive'):
+        demo.set_schedule(cfg, 0)
+
+
+def _record(seconds, rss, ap):
+    return dict(test={'coco/bbox_mAP': ap, 'coco/bbox_mAP_50': ap, 'coco/segm_mAP': ap,
+                      'coco/segm_mAP_50': ap}, seconds_per_iter=seconds, peak_rss_mib=rss)
+
+
+def test_ratios_merge_and_table(bench, tmp_path):
+    models = bench.add_ratios({'r50': _record(2.0, 1000.0, 0.5), 'oct-resnet-50': _record(1.5, 900.0, 0.4)})
+    assert models['oct-resnet-50']['seconds_per_iter_ratio'] == 0.75
+    assert models['oct-resnet-50']['peak_rss_ratio'] == 0.9 and models['r50']['peak_rss_ratio'] == 1.0
+    path = tmp_path / 'results.json'
+    bench.merge(str(path), {'det': dict(models=models)})
+    seg = {'r50': dict(test={'mIoU': 0.7}, seconds_per_iter=1.0, peak_rss_mib=500.0)}
+    merged = bench.merge(str(path), {'seg': dict(models=bench.add_ratios(seg))})
+    assert set(json.loads(path.read_text())) == {'det', 'seg'} == set(merged)
+    table = bench.format_table(merged).splitlines()
+    assert table[0].startswith('| backbone | bbox AP |') and 'mIoU' in table[0]
+    assert table[2].startswith('| ResNet-50 | 0.500 |') and '| 0.700 |' in table[2]
+    assert '1.50 s (0.75×)' in table[3] and table[3].endswith('– | – | – |')

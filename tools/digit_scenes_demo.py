@@ -1,0 +1,232 @@
+"""The backbones on real data, briefly: train and test digit-scene models, print a table.
+
+    python tools/digit_scenes_demo.py [--tasks det seg] [--backbones r50 hetconv-resnet-50]
+        [--iters 300] [--work-dir work_dirs/digit_scenes_demo]
+
+Generates the digit scenes if needed (``tools/make_digit_scenes.py``, seconds), then
+for each backbone and task trains the config in ``configs/digit_scenes/`` for
+``--iters`` iterations with mmengine's Runner and evaluates it on the test split
+(mmdet ``CocoMetric`` / mmseg ``IoUMetric``). The terminal shows one progress bar
+per model and the result table; mmengine's full logs (config dump, hook table,
+losses) stay in each model's work dir, beside ``console.log`` (everything the run
+printed) and the checkpoints.
+
+The benchmark (``benchmarks/bench_digit_scenes.py``) trains the same configs with
+their full schedules through the same functions.
+"""
+import argparse
+import contextlib
+import json
+import os
+import os.path as osp
+import statistics
+import sys
+import time
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, osp.join(ROOT, 'tools'))
+
+from mmengine.hooks import Hook  # noqa: E402
+
+from convdense import launch  # noqa: E402
+
+CONFIG_DIR = osp.join(ROOT, 'configs', 'digit_scenes')
+DATA_ROOT = osp.join(ROOT, 'data', 'digit_scenes')
+#: name in the config file -> row label
+BACKBONES = {
+    'r50': 'ResNet-50',
+    'acnet-50-dataset': 'ACNet-50 dataset-aware',
+    'acnet-50-pixel': 'ACNet-50 pixel-aware',
+    'res2net-50': 'Res2Net-50 26w×4s',
+    'oct-resnet-50': 'Oct-ResNet-50 α=0.5',
+    'hetconv-resnet-50': 'HetConv-ResNet-50 P=4',
+}
+CONFIG_NAMES = {'cls': 'digit-classifier_{}', 'det': 'mask-rcnn_{}_fpn_digit-scenes',
+                'seg': 'fpn_{}_digit-scenes'}
+#: reported metrics per task, as (metric key, column title, scale to a 0-1 fraction)
+METRICS = {
+    'cls': (('digits/top1', 'top-1', 1.0),),
+    'det': (('coco/bbox_mAP', 'bbox AP', 1.0), ('coco/bbox_mAP_50', 'bbox AP50', 1.0),
+            ('coco/segm_mAP', 'mask AP', 1.0), ('coco/segm_mAP_50', 'mask AP50', 1.0)),
+    'seg': (('mIoU', 'mIoU', 0.01),),
+}
+
+
+def config_path(task, backbone):
+    if task not in CONFIG_NAMES:
+        raise ValueError(f'task must be one of {sorted(CONFIG_NAMES)}, got {task!r}')
+    if backbone not in BACKBONES:
+        raise ValueError(f'backbone must be one of {list(BACKBONES)}, got {backbone!r}')
+    return osp.join(CONFIG_DIR, CONFIG_NAMES[task].format(backbone) + '.py')
+
+
+class ProgressAndTimingHook(Hook):
+    """A tqdm bar over the training iterations (on ``stream``, the real terminal while
+    the Runner's own output goes to a file), and the wall time of every iteration."""
+
+    priority = 'VERY_LOW'
+
+    def __init__(self, description, stream):
+        self.description = description
+        self.stream = stream
+        self.iteration_seconds = []
+        self._bar = None
+        self._start = None
+
+    def before_train(self, runner):
+        from tqdm import tqdm
+        self._bar = tqdm(total=runner.max_iters, initial=runner.iter, desc=self.description,
+                         file=self.stream, dynamic_ncols=True, leave=True)
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        self._start = time.perf_counter()
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        self.iteration_seconds.append(time.perf_counter() - self._start)
+        loss = (outputs or {}).get('loss')
+        if loss is not None:
+            self._bar.set_postfix(loss=f'{float(loss):.3f}', refresh=False)
+        self._bar.update(1)
+
+    def after_train(self, runner):
+        self._bar.close()
+
+    def seconds_per_iter(self, skip=5):
+        """Median iteration time, the first ``skip`` (warm-up) iterations left out."""
+        times = self.iteration_seconds[skip:] or self.iteration_seconds
+        return statistics.median(times) if times else float('nan')
+
+
+def set_schedule(cfg, iters, val_interval=None):
+    """Give ``cfg`` a schedule of ``iters`` iterations with the config's shape: the
+    warm-up is kept (capped at a tenth of the run), later scheduler milestones and
+    ends are scaled; validation (and best-checkpoint saving) every ``val_interval``."""
+    if iters < 1:
+        raise ValueError(f'iters must be positive, got {iters}')
+    old = cfg.train_cfg.max_iters
+    val_interval = val_interval or iters
+    cfg.train_cfg.max_iters = iters
+    cfg.train_cfg.val_interval = val_interval
+    for scheduler in cfg.param_scheduler:
+        if scheduler.get('begin', 0) == 0 and scheduler.get('end', old) < old:  # warm-up
+            scheduler['end'] = max(1, min(scheduler['end'], iters // 10))
+            continue
+        for key in ('begin', 'end'):
+            if scheduler.get(key):
+                scheduler[key] = round(scheduler[key] * iters / old)
+        if 'T_max' in scheduler:
+            scheduler['T_max'] = round(scheduler['T_max'] * iters / old)
+        if 'milestones' in scheduler:
+            scheduler['milestones'] = [round(m * iters / old) for m in scheduler['milestones']]
+    cfg.default_hooks.checkpoint.interval = val_interval
+    cfg.default_hooks.logger.interval = max(1, min(cfg.default_hooks.logger.interval, iters // 10))
+    return cfg
+
+
+def best_or_last_checkpoint(work_dir, iters):
+    best = sorted(name for name in os.listdir(work_dir) if name.startswith('best_') and name.endswith('.pth'))
+    return osp.join(work_dir, best[-1] if best else f'iter_{iters}.pth')
+
+
+def train_and_test(task, backbone, work_dir, iters, data_root=DATA_ROOT, val_interval=None,
+                   init_checkpoint=None, quiet=True):
+    """Train one digit-scene config and evaluate the val-selected (best) checkpoint,
+    or the last one when validation never ran, on the test split. With
+    ``init_checkpoint`` (a digit-classifier checkpoint) the backbone starts from its
+    ``backbone.*`` weights.
+
+    Returns ``dict(test=metrics, checkpoint=path, seconds_per_iter=..., train_seconds=...)``.
+    """
+    config = config_path(task, backbone)
+    os.makedirs(work_dir, exist_ok=True)
+    overrides = None
+    if init_checkpoint is not None:
+        overrides = {'model.backbone.init_cfg': dict(type='Pretrained', checkpoint=init_checkpoint,
+                                                     prefix='backbone.')}
+    cfg = launch.load_config(config, overrides, work_dir)
+    _point_at(cfg, data_root)
+    set_schedule(cfg, iters, val_interval)
+    terminal = sys.stderr
+    hook = ProgressAndTimingHook(f'{task} {BACKBONES[backbone]}', terminal)
+    with _console_to(osp.join(work_dir, 'console.log') if quiet else None):
+        runner = launch.build_runner(cfg)
+        runner.register_hook(hook)
+        start = time.perf_counter()
+        runner.train()
+        train_seconds = time.perf_counter() - start
+        checkpoint = best_or_last_checkpoint(work_dir, iters)
+        test_cfg = launch.load_config(config, overrides, osp.join(work_dir, 'test'))
+        _point_at(test_cfg, data_root)
+        test_cfg.load_from = checkpoint
+        metrics = launch.build_runner(test_cfg).test()
+    return dict(test={k: float(v) for k, v in metrics.items()}, checkpoint=checkpoint,
+                seconds_per_iter=hook.seconds_per_iter(), train_seconds=train_seconds)
+
+
+def _point_at(cfg, data_root):
+    """Read the scenes from ``data_root`` (the configs name ``data/digit_scenes/``)."""
+    data_root = data_root.rstrip('/') + '/'
+    for split in ('train', 'val', 'test'):
+        cfg[f'{split}_dataloader'].dataset.data_root = data_root
+        evaluator = cfg[f'{split}_evaluator'] if split != 'train' else None
+        if evaluator is not None and 'ann_file' in evaluator:
+            evaluator.ann_file = osp.join(data_root, 'annotations', f'instances_{split}.json')
+
+
+@contextlib.contextmanager
+def _console_to(path):
+    """Send everything printed (mmengine's console logger included) to ``path``."""
+    if path is None:
+        yield
+        return
+    with open(path, 'a') as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        yield
+
+
+def format_table(rows, tasks):
+    """Markdown table: one row per backbone, each task's metrics (0-1 fractions)."""
+    header = ['backbone'] + [title for task in tasks for _, title, _ in METRICS[task]]
+    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+    for backbone, results in rows.items():
+        cells = [BACKBONES[backbone]]
+        for task in tasks:
+            test = results.get(task, {}).get('test', {})
+            cells += [f'{test[key] * scale:.3f}' if key in test else '–' for key, _, scale in METRICS[task]]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--tasks', nargs='+', default=['det', 'seg'], choices=sorted(CONFIG_NAMES))
+    parser.add_argument('--backbones', nargs='+', default=['r50', 'hetconv-resnet-50'],
+                        choices=list(BACKBONES))
+    parser.add_argument('--iters', type=int, default=300)
+    parser.add_argument('--scenes', type=int, nargs=3, default=(1000, 100, 100))
+    parser.add_argument('--work-dir', default=osp.join(ROOT, 'work_dirs', 'digit_scenes_demo'))
+    args = parser.parse_args(argv)
+    from make_digit_scenes import ensure_digit_scenes
+    start = time.time()
+    data_root = ensure_digit_scenes(DATA_ROOT, scenes=tuple(args.scenes))
+    rows = {}
+    for backbone in args.backbones:
+        rows[backbone] = {}
+        for task in args.tasks:
+            name = CONFIG_NAMES[task].format(backbone)
+            rows[backbone][task] = train_and_test(task, backbone, osp.join(args.work_dir, name),
+                                                  args.iters, data_root)
+    table = format_table(rows, args.tasks)
+    print(f'\nDigit scenes, test split, after {args.iters} training iterations per model:\n')
+    print(table)
+    os.makedirs(args.work_dir, exist_ok=True)
+    with open(osp.join(args.work_dir, 'results.json'), 'w') as f:
+        json.dump(dict(iters=args.iters, results=rows), f, indent=2)
+    with open(osp.join(args.work_dir, 'results.md'), 'w') as f:
+        f.write(table + '\n')
+    print(f'\nlogs, checkpoints and results.md under {args.work_dir} '
+          f'(finished in {time.time() - start:.0f} s)')
+
+
+if __name__ == '__main__':
+    launch.run_cli(main)
