@@ -4,7 +4,13 @@ A sample travels through the pipeline as a dict with
     ``guide``  ``(H, W, 3)`` float32 RGB in [0, 1],
     ``target`` ``(H, W, C)`` float32 (C=1 depth/disparity, C=2 flow), NaN = invalid,
 and after :class:`MakeLowResolution` also ``low`` ``(H/f, W/f, C)`` (finite everywhere).
+
+A random window without a valid target pixel is bad luck, not bad data: the
+transform returns ``None`` (OpenMMLab's "skip this sample"; the dataset draws
+another) and counts it. An image that has no valid pixel at all is an error.
 """
+import logging
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -121,29 +127,56 @@ class LoadJointUpsamplingSample:
 class RandomJointCrop:
     """Crop guide and target at the same random ``crop_size`` (h, w) window.
 
-    Windows with fewer than ``min_valid`` valid target pixels are redrawn (a
-    few times) because they contribute nothing to the loss.
+    Windows with fewer than ``min_valid`` (a fraction) valid target pixels are
+    redrawn, up to ``max_tries`` windows in all, because they contribute little
+    to the loss; the window with the most valid pixels is kept. If none of them
+    has a valid pixel the sample is skipped: ``None`` is returned, the dataset
+    draws another sample, and ``skipped`` counts such samples (logged).
     """
 
     def __init__(self, crop_size, min_valid=0.5, max_tries=10):
         self.crop_size = (crop_size, crop_size) if isinstance(crop_size, int) else tuple(crop_size)
+        if len(self.crop_size) != 2 or not all(isinstance(v, int) and v > 0 for v in self.crop_size):
+            raise ValueError(f'crop_size must be a positive int or (h, w), got {crop_size!r}')
+        if not 0 <= min_valid <= 1:
+            raise ValueError(f'min_valid is a fraction in [0, 1], got {min_valid!r}')
+        if not isinstance(max_tries, int) or max_tries < 1:
+            raise ValueError(f'max_tries must be a positive int, got {max_tries!r}')
         self.min_valid = min_valid
         self.max_tries = max_tries
+        self.skipped = 0
 
     def __call__(self, results):
         crop_h, crop_w = self.crop_size
         height, width = results['target'].shape[:2]
         if height < crop_h or width < crop_w:
             raise ValueError(f'crop {crop_h}x{crop_w} is larger than the image {height}x{width}')
+        best, best_valid = None, -1.0
         for _ in range(self.max_tries):
             top = np.random.randint(0, height - crop_h + 1)
             left = np.random.randint(0, width - crop_w + 1)
             target = results['target'][top:top + crop_h, left:left + crop_w]
-            if np.isfinite(target).all(axis=2).mean() >= self.min_valid:
+            valid = np.isfinite(target).all(axis=2).mean()
+            if valid > best_valid:
+                best, best_valid = (top, left), valid
+            if valid >= self.min_valid:
                 break
+        if best_valid <= 0:
+            self.skipped += 1
+            _log_skip(f'RandomJointCrop: no valid target pixel in {self.max_tries} random '
+                      f'{crop_h}x{crop_w} windows of {results.get("name", "a sample")}; sample '
+                      f'skipped ({self.skipped} so far)')
+            return None
+        top, left = best
         results['guide'] = results['guide'][top:top + crop_h, left:left + crop_w]
-        results['target'] = target
+        results['target'] = results['target'][top:top + crop_h, left:left + crop_w]
+        results['random_crop'] = (top, left)
         return results
+
+
+def _log_skip(message):
+    from mmengine.logging import print_log
+    print_log(message, logger='current', level=logging.WARNING)
 
 
 @TRANSFORMS.register_module()
@@ -177,28 +210,42 @@ class MakeLowResolution:
     """Crop to a multiple of ``factor`` and make the low-res input ``low`` (see :func:`make_low_resolution`).
 
     ``factor=None`` takes the sample's ``factor`` (set by the dataset's ``factor`` argument).
+    A random crop (:class:`RandomJointCrop`) left without a valid pixel by the
+    crop to a multiple of ``factor`` or by the subsampling is skipped (``None``,
+    counted in ``skipped``); a whole image without one is a ``ValueError``
+    naming it.
     """
 
     def __init__(self, factor=None):
         if factor is not None:
             _check_factor(factor)
         self.factor = factor
+        self.skipped = 0
 
     def __call__(self, results):
         factor = self.factor or results.get('factor')
         if factor is None:
             raise ValueError('MakeLowResolution needs a factor (argument or the dataset\'s factor)')
         _check_factor(factor)
+        name = results.get('name', 'sample')
+        height, width = results['target'].shape[:2]
+        if height < factor or width < factor:
+            raise ValueError(f'{name}: image {height}x{width} is smaller than the upsampling '
+                             f'factor {factor}')
         results['guide'] = crop_to_multiple(results['guide'], factor)
         results['target'] = crop_to_multiple(results['target'], factor)
-        name = results.get('name', 'sample')
-        if not np.isfinite(results['target']).all(axis=2).any():
-            raise ValueError(f'{name}: target has no valid pixel')
         try:
+            if not np.isfinite(results['target']).all(axis=2).any():
+                raise ValueError('target has no valid pixel')
             results['low'] = make_low_resolution(results['target'], factor,
                                                  results.get('target_kind', 'depth'))
         except ValueError as exc:
-            raise ValueError(f'{name}: {exc}') from None
+            if 'random_crop' not in results:
+                raise ValueError(f'{name}: {exc}') from None
+            self.skipped += 1
+            _log_skip(f'MakeLowResolution: random crop of {name}: {exc}; sample skipped '
+                      f'({self.skipped} so far)')
+            return None
         results['factor'] = factor
         return results
 
