@@ -1,0 +1,209 @@
+"""Pointing game for class activation maps: does a category's CAM peak on that category?
+
+    python tools/analysis/cam_pointing_game.py --ann-file ANN.json --img-dir DIR \\
+        --model NAME CONFIG CHECKPOINT [--model NAME2 CONFIG2 none ...] \\
+        [--methods gradcam layercam ...] [--target-layers backbone.layer4 ...] \\
+        [--tolerance PX] [--max-images N] [--out benchmarks/results/cam_pointing_game.json]
+
+For every image of a COCO-format annotation file and every category visible in
+it, the model's CAM for that category (``--target-category``, as in
+``visualize_cam.py``) is computed per method and target layer; it is a hit when
+its peak lies in the union of that category's instance masks (grown by
+``--tolerance`` pixels). This is the pointing game of Zhang et al., "Top-down
+neural attention by excitation backprop" (ECCV 2016), per (image, category)
+pair: a category map has one peak, so it cannot point at two instances at once.
+
+Chance rate: a peak drawn uniformly over the image hits with the probability of
+the mask's area fraction; the mean over the same pairs is the score of a map
+with no information. A map that is constant (nothing to explain, e.g. a detector
+with no detection of the category) has no peak and counts as a miss; such maps
+are counted separately. Models are named with ``--model NAME CONFIG CKPT``;
+``none`` as checkpoint scores a fresh model of that config.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import platform
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
+from convdense import launch  # noqa: E402
+
+
+def parse_args(argv=None):
+    from convdense.visualization.cam import METHODS
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--ann-file', required=True, help='COCO instances json')
+    parser.add_argument('--img-dir', required=True, help="folder of the json's file_name s")
+    parser.add_argument('--model', nargs=3, action='append', required=True,
+                        metavar=('NAME', 'CONFIG', 'CHECKPOINT'),
+                        help="a model to score ('none' as checkpoint: fresh)")
+    parser.add_argument('--methods', nargs='+', default=['gradcam'], choices=list(METHODS))
+    parser.add_argument('--target-layers', nargs='+',
+                        help="module paths (default: each model's backbone stages)")
+    parser.add_argument('--tolerance', type=int, default=0,
+                        help='pixels a peak may lie outside the mask (Zhang et al.: 15)')
+    parser.add_argument('--max-images', type=int, help='score only the first N images')
+    parser.add_argument('--out', default='benchmarks/results/cam_pointing_game.json')
+    parser.add_argument('--cfg-options', nargs='+', action=launch.DictAction,
+                        help='override entries of every config, key=value')
+    return parser.parse_args(argv)
+
+
+# --------------------------------------------------------------------------- scoring
+
+def grow(mask, tolerance):
+    """``mask`` dilated by a disk of radius ``tolerance`` pixels."""
+    if tolerance <= 0:
+        return mask.astype(bool)
+    import cv2
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * tolerance + 1, 2 * tolerance + 1))
+    return cv2.dilate(mask.astype(np.uint8), disk) > 0
+
+
+def peak(cam):
+    """``(row, column)`` of the map's maximum (the first, in raster order, on a
+    tie), or None for a constant map, which points nowhere."""
+    cam = np.asarray(cam)
+    if not np.isfinite(cam).all():
+        raise ValueError('CAM contains NaN or inf values')
+    if cam.max() - cam.min() <= 1e-6 * max(1.0, abs(float(cam.max()))):
+        return None
+    return np.unravel_index(int(np.argmax(cam)), cam.shape)
+
+
+def pointing_hit(cam, mask, tolerance=0):
+    """True when ``cam``'s peak lies in ``mask`` grown by ``tolerance`` px;
+    False for a miss or a constant map."""
+    if cam.shape != mask.shape:
+        raise ValueError(f'CAM of shape {cam.shape} and mask of shape {mask.shape} differ')
+    location = peak(cam)
+    return location is not None and bool(grow(mask, tolerance)[location])
+
+
+def chance_rate(masks, tolerance=0):
+    """Expected score of uniformly random peaks: the mean area fraction of the
+    (grown) masks, one per (image, category) pair."""
+    if not masks:
+        raise ValueError('no (image, category) pairs to compute a chance rate over')
+    return float(np.mean([grow(mask, tolerance).mean() for mask in masks]))
+
+
+def category_masks(coco, image_id, class_index):
+    """``{model class index: union of the category's instance masks}`` for one image.
+
+    ``class_index`` maps COCO category ids to the model's class indices; crowd
+    annotations and instances with an empty mask are left out.
+    """
+    masks = {}
+    for ann in coco.loadAnns(coco.getAnnIds(imgIds=[image_id], iscrowd=False)):
+        mask = coco.annToMask(ann).astype(bool)
+        if not mask.any():
+            continue
+        index = class_index[ann['category_id']]
+        masks[index] = masks[index] | mask if index in masks else mask
+    return masks
+
+
+def coco_to_model_classes(coco, classes):
+    """COCO category id -> index of the same-named class of the model."""
+    if not classes:
+        raise ValueError('the model records no class names, so COCO categories cannot be '
+                         "matched to its outputs (set the test dataset's metainfo.classes)")
+    mapping = {}
+    for category in coco.loadCats(coco.getCatIds()):
+        if category['name'] in classes:
+            mapping[category['id']] = list(classes).index(category['name'])
+    used = {ann['category_id'] for ann in coco.dataset.get('annotations', [])}
+    missing = sorted(coco.cats[c]['name'] for c in used if c not in mapping)
+    if missing:
+        raise ValueError(f"annotated categories {', '.join(missing)} are not among the model's "
+                         f"classes ({', '.join(map(str, classes))})")
+    return mapping
+
+
+def summarise(hits, flat):
+    """Accuracy record from a list of hit booleans and the count of constant maps."""
+    return dict(pairs=len(hits), hits=int(sum(hits)),
+                accuracy=round(float(np.mean(hits)), 4) if hits else None, constant_maps=flat)
+
+
+# --------------------------------------------------------------------------- running
+
+def score_model(name, config, checkpoint, coco, image_ids, img_dir, methods, layers,
+                tolerance, cfg_options=None, progress=print):
+    """Pointing-game records (one per method and layer, plus ``mean``) for one model."""
+    from convdense.visualization import cam as cams
+    model, cfg = cams.load_model(config, checkpoint, cfg_options)
+    layers = layers or cams.default_target_layers(model)
+    pipeline = cams.test_pipeline(cfg)
+    class_index = coco_to_model_classes(coco, cams.describe_categories(model))
+    keys = [(method, layer) for method in methods for layer in [*layers, 'mean']]
+    hits = {key: [] for key in keys}
+    flat = {key: 0 for key in keys}
+    start = time.perf_counter()
+    for number, image_id in enumerate(image_ids, 1):
+        info = coco.loadImgs([image_id])[0]
+        inputs, samples = cams.prepare_image(model, pipeline, osp.join(img_dir, info['file_name']))
+        for category, mask in sorted(category_masks(coco, image_id, class_index).items()):
+            for method in methods:
+                result = cams.compute_cams(model, inputs, samples, layers, method, category)
+                for layer in [*layers, 'mean']:
+                    cam = result['mean'] if layer == 'mean' else result['maps'][layer]
+                    flat[method, layer] += peak(cam) is None
+                    hits[method, layer].append(pointing_hit(cam, mask, tolerance))
+        progress(f'{name}: {number}/{len(image_ids)} images')
+    seconds = time.perf_counter() - start
+    return [dict(model=name, config=config, checkpoint=checkpoint, method=method, layer=layer,
+                 seconds=round(seconds, 1), **summarise(hits[method, layer], flat[method, layer]))
+            for method, layer in keys]
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from pycocotools.coco import COCO
+    if not osp.isfile(args.ann_file):
+        raise launch.ConfigError(f'--ann-file not found: {args.ann_file}')
+    coco = COCO(args.ann_file)
+    image_ids = sorted(coco.getImgIds())[:args.max_images]
+    first_model = args.model[0]
+    from convdense.visualization import cam as cams
+    try:
+        model, _ = cams.load_model(first_model[1], None, args.cfg_options)
+        class_index = coco_to_model_classes(coco, cams.describe_categories(model))
+        del model
+        masks = [mask for image_id in image_ids
+                 for mask in category_masks(coco, image_id, class_index).values()]
+        chance = chance_rate(masks, args.tolerance)
+        results = []
+        for name, config, checkpoint in args.model:
+            checkpoint = None if checkpoint.lower() == 'none' else checkpoint
+            results += score_model(name, config, checkpoint, coco, image_ids, args.img_dir,
+                                   args.methods, args.target_layers, args.tolerance,
+                                   args.cfg_options)
+    except (ValueError, FileNotFoundError) as exc:
+        if isinstance(exc, launch.ConfigError):
+            raise
+        raise launch.ConfigError(str(exc)) from exc
+    report = dict(
+        command='python tools/analysis/cam_pointing_game.py ' + ' '.join(
+            sys.argv[1:] if argv is None else argv),
+        ann_file=args.ann_file, images=len(image_ids), pairs=len(masks),
+        tolerance_px=args.tolerance, chance_rate=round(chance, 4), results=results,
+        machine=dict(cpu=platform.processor() or platform.machine(), cores=os.cpu_count(),
+                     load=os.getloadavg()[0]),
+        date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()))
+    if args.out:
+        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+        with open(args.out, 'w') as f:
+            json.dump(report, f, indent=2)
+    return report
+
+
+if __name__ == '__main__':
+    launch.run_cli(main)
