@@ -31,8 +31,10 @@ import time
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, osp.join(ROOT, 'tools'))
+sys.path.insert(0, osp.join(ROOT, 'benchmarks'))
 
 import digit_scenes_demo as runs  # noqa: E402
+from bench_backbones import cpu_model, load_average  # noqa: E402
 
 DEFAULT_OUT = osp.join(ROOT, 'benchmarks', 'results', 'digit_scenes.json')
 DEFAULT_WORK_DIR = osp.join(ROOT, 'work_dirs', 'digit_scenes')
@@ -41,16 +43,10 @@ VALIDATIONS = 3  # validation runs per training (the best checkpoint is tested)
 
 
 def machine():
-    """CPU model, cores, torch threads and the 1-minute load average now."""
+    """CPU model, cores, torch threads and the load averages now."""
     import torch
-    model = platform.processor()
-    try:
-        with open('/proc/cpuinfo') as f:
-            model = next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
-    except (OSError, StopIteration):
-        pass
-    return dict(cpu=model, cores=os.cpu_count(), torch_threads=torch.get_num_threads(),
-                load_1min=round(os.getloadavg()[0], 2), python=platform.python_version(),
+    return dict(cpu=cpu_model(), cores=os.cpu_count(), torch_threads=torch.get_num_threads(),
+                load_average=load_average(), python=platform.python_version(),
                 torch=torch.__version__)
 
 

@@ -30,10 +30,9 @@ val_dataloader = dict(
                  ann_file='annotations/instances_val.json',
                  data_prefix=dict(img='images/val/'), pipeline=pipeline))
 test_dataloader = dict(
-    batch_size=64, num_workers=0, sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='DigitCropDataset', data_root=data_root,
-                 ann_file='annotations/instances_test.json',
-                 data_prefix=dict(img='images/test/'), pipeline=pipeline))
+    val_dataloader,
+    dataset=dict(val_dataloader['dataset'], ann_file='annotations/instances_test.json',
+                 data_prefix=dict(img='images/test/')))
 val_evaluator = dict(type='DigitAccuracy')
 test_evaluator = val_evaluator
 

@@ -53,12 +53,9 @@ val_dataloader = dict(
                  img_suffix='.png', seg_map_suffix='.png', reduce_zero_label=False,
                  pipeline=test_pipeline))
 test_dataloader = dict(
-    batch_size=1, num_workers=0, persistent_workers=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='BaseSegDataset', data_root=data_root, metainfo=metainfo,
-                 data_prefix=dict(img_path='images/test', seg_map_path='annotations/test'),
-                 img_suffix='.png', seg_map_suffix='.png', reduce_zero_label=False,
-                 pipeline=test_pipeline))
+    val_dataloader,
+    dataset=dict(val_dataloader['dataset'],
+                 data_prefix=dict(img_path='images/test', seg_map_path='annotations/test')))
 val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
 test_evaluator = val_evaluator
 

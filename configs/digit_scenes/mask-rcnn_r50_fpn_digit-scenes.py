@@ -52,6 +52,8 @@ test_pipeline = [
 
 train_dataloader = dict(
     batch_size=4, num_workers=0, persistent_workers=False,
+    # infinite: mmengine's iteration loop sleeps 2 s at every pass over a finite sampler
+    sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(type='CocoDataset', data_root=data_root, metainfo=metainfo,
                  ann_file='annotations/instances_train.json',
                  data_prefix=dict(img='images/train/'), pipeline=train_pipeline,
@@ -62,10 +64,9 @@ val_dataloader = dict(
                  ann_file='annotations/instances_val.json',
                  data_prefix=dict(img='images/val/'), pipeline=test_pipeline, test_mode=True))
 test_dataloader = dict(
-    batch_size=4, num_workers=0, persistent_workers=False,
-    dataset=dict(type='CocoDataset', data_root=data_root, metainfo=metainfo,
-                 ann_file='annotations/instances_test.json',
-                 data_prefix=dict(img='images/test/'), pipeline=test_pipeline, test_mode=True))
+    val_dataloader,
+    dataset=dict(val_dataloader['dataset'], ann_file='annotations/instances_test.json',
+                 data_prefix=dict(img='images/test/')))
 val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json', metric=['bbox', 'segm'])
 test_evaluator = dict(ann_file=data_root + 'annotations/instances_test.json', metric=['bbox', 'segm'])
 
