@@ -1,2 +1,2 @@
 """Models in the ``convdense`` scope. Imported lazily by ``convdense.registry``."""
-from . import backbones, layers, upsamplers  # noqa: F401
+from . import backbones, layers, scaling, upsamplers  # noqa: F401

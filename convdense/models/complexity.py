@@ -110,7 +110,8 @@ def _as_hw(input_size):
     return int(height), int(width)
 
 
-def classifier_complexity(backbone_cfg, input_size=224, num_classes=1000, scope='mmdet'):
+def classifier_complexity(backbone_cfg, input_size=224, num_classes=1000, scope='mmdet',
+                          by_module=False):
     """Count the parameters and multiply-adds of ``backbone_cfg`` as a classifier.
 
     Args:
@@ -120,6 +121,8 @@ def classifier_complexity(backbone_cfg, input_size=224, num_classes=1000, scope=
         input_size (int | tuple[int, int]): side (or ``(H, W)``) of the one input image.
         num_classes (int): outputs of the fc layer (1000 for ImageNet).
         scope (str): registry for types without a prefix, ``'mmdet'`` or ``'mmseg'``.
+        by_module (bool): also return ``flops_by_module``, FlopAnalyzer's count for
+            every module name (``'backbone.layer3.5'``, ``'fc'``, ...).
 
     Returns:
         dict: ``params`` (int, backbone + fc) and ``flops`` (int, multiply-adds
@@ -144,7 +147,10 @@ def classifier_complexity(backbone_cfg, input_size=224, num_classes=1000, scope=
     analyzer.uncalled_modules_warnings(False)
     with torch.no_grad():
         flops = int(analyzer.total())
-    return dict(params=int(parameter_count(model)['']), flops=flops)
+    result = dict(params=int(parameter_count(model)['']), flops=flops)
+    if by_module:
+        result['flops_by_module'] = {name: int(count) for name, count in analyzer.by_module().items()}
+    return result
 
 
 def _relative(measured, published):
