@@ -19,14 +19,13 @@ the new branches keep their initialisation.
 """
 from typing import Dict, Optional
 
-from mmdet.models.backbones.resnet import Bottleneck, ResNet
-from mmdet.models.layers import ResLayer
+from mmdet.models.backbones.resnet import Bottleneck
 from torch import Tensor
 
 from convdense.ops.adaptive_conv import ADAPTIVE_MODES, AdaptiveConv2d
 from convdense.registry import MODELS
 
-from .oct_resnet import ZERO_NORM3, zero_init_norm3
+from .base import ResNetVariant
 
 
 class AdaptiveBottleneck(Bottleneck):
@@ -48,7 +47,7 @@ class AdaptiveBottleneck(Bottleneck):
 
 
 @MODELS.register_module()
-class ACNet(ResNet):
+class ACNet(ResNetVariant):
     """ACNet-ResNet backbone.
 
     Args:
@@ -64,6 +63,9 @@ class ACNet(ResNet):
     ``out_indices``, ``(N, 256 * 2**i, ceil(H / 2**(i+2)), ceil(W / 2**(i+2)))``.
     """
 
+    shape_arguments = ('mode',)
+    compatible_layouts = ('plain ResNet',)
+    new_parameters = r'\.conv2\.(self_branch|global_fc[12]|gate_logits|gate_hidden|gate_out)(\.|$)'
     arch_settings = {
         50: (AdaptiveBottleneck, (3, 4, 6, 3)),
         101: (AdaptiveBottleneck, (3, 4, 23, 3)),
@@ -73,18 +75,10 @@ class ACNet(ResNet):
     def __init__(self, depth: int, mode: str = 'dataset', **kwargs):
         if mode not in ADAPTIVE_MODES:
             raise ValueError(f'ACNet mode must be one of {ADAPTIVE_MODES}, got {mode!r}')
-        for unsupported in ('dcn', 'conv_cfg'):
-            if kwargs.get(unsupported) is not None:
-                raise ValueError(f'ACNet does not support {unsupported}')
+        if kwargs.get('conv_cfg') is not None:
+            raise ValueError('ACNet does not support conv_cfg')
         self.mode = mode
-        self._zero_init_norm3 = zero_init_norm3(kwargs)
-        super().__init__(depth, **kwargs)
-
-    def make_res_layer(self, **kwargs) -> ResLayer:
-        kwargs.pop('dcn', None)
-        if self._zero_init_norm3:
-            kwargs['init_cfg'] = ZERO_NORM3
-        return ResLayer(mode=self.mode, **kwargs)
+        super().__init__(depth, block_kwargs=dict(mode=mode), **kwargs)
 
     def last_gates(self) -> Dict[str, Tensor]:
         """Gates of the last forward pass, ``{'layer1.0': gates, ...}``.

@@ -5,7 +5,7 @@ from convdense.ops.hetconv import HetConv2d
 from convdense.registry import MODELS
 from mmdet.models.backbones.resnet import Bottleneck
 
-from .res2net import ResNetVariant
+from .base import ResNetVariant
 
 
 class HetConvBottleneck(Bottleneck):
@@ -49,6 +49,7 @@ class HetConvResNet(ResNetVariant):
     Input ``(B, 3, H, W)``; output a tuple, for each of ``out_indices``, of
     ``(B, 256 * 2**i, ceil(H / 2**(i+2)), ceil(W / 2**(i+2)))``.
     """
+    shape_arguments = ('part',)
     arch_settings = {
         50: (HetConvBottleneck, (3, 4, 6, 3)),
         101: (HetConvBottleneck, (3, 4, 23, 3)),

@@ -35,26 +35,16 @@ from typing import Optional, Sequence, Tuple, Union
 
 import torch.utils.checkpoint as cp
 from mmcv.cnn import build_norm_layer
-from mmdet.models.backbones.resnet import Bottleneck, ResNet
+from mmdet.models.backbones.resnet import Bottleneck
 from mmengine.model import Sequential
 from torch import Tensor, nn
 
 from convdense.ops.octconv import OctaveConv2d, merge_octave, octave_split
 from convdense.registry import MODELS
 
+from .base import ResNetVariant
+
 OctavePair = Tuple[Tensor, Optional[Tensor]]
-
-#: mmdet's ResNet zero-initialises each block's last norm only when the block
-#: class *is* ``Bottleneck``; subclasses ask for it themselves.
-ZERO_NORM3 = dict(type='Constant', val=0, override=dict(name='norm3'))
-
-
-def zero_init_norm3(resnet_kwargs: dict) -> bool:
-    """Whether mmdet's ResNet would zero-initialise ``norm3`` for these arguments
-    (``zero_init_residual`` and no checkpoint to load)."""
-    return (resnet_kwargs.get('zero_init_residual', True)
-            and resnet_kwargs.get('init_cfg') is None
-            and resnet_kwargs.get('pretrained') is None)
 
 
 class OctaveNorm(nn.Module):
@@ -172,7 +162,7 @@ class OctaveResLayer(Sequential):
 
 
 @MODELS.register_module()
-class OctResNet(ResNet):
+class OctResNet(ResNetVariant):
     """Oct-ResNet backbone (``dict(type='convdense.OctResNet', depth=50)`` is
     the paper's Oct-ResNet-50, alpha = 0.5).
 
@@ -190,6 +180,8 @@ class OctResNet(ResNet):
     ``out_indices``, ``(N, 256 * 2**i, ceil(H / 2**(i+2)), ceil(W / 2**(i+2)))``.
     """
 
+    shape_arguments = ('alpha', 'stage_alphas')
+    compatible_layouts = ('plain ResNet',)
     arch_settings = {
         50: (OctaveBottleneck, (3, 4, 6, 3)),
         101: (OctaveBottleneck, (3, 4, 23, 3)),
@@ -211,7 +203,6 @@ class OctResNet(ResNet):
                 raise ValueError(f'OctResNet does not support {unsupported}')
         self.alpha = alpha
         self.stage_alphas = stage_alphas
-        self._zero_init_norm3 = zero_init_norm3(kwargs)
         super().__init__(depth, **kwargs)
 
     def make_res_layer(self, **kwargs) -> OctaveResLayer:
@@ -220,8 +211,7 @@ class OctResNet(ResNet):
         alpha_in = self.stage_alphas[stage - 1] if stage > 0 else 0.0
         for unused in ('conv_cfg', 'dcn', 'plugins'):
             kwargs.pop(unused, None)
-        if self._zero_init_norm3:
-            kwargs['init_cfg'] = ZERO_NORM3
+        kwargs['init_cfg'] = self.last_norm_init_cfg()
         return OctaveResLayer(alpha_in=alpha_in, alpha=self.stage_alphas[stage], **kwargs)
 
     def forward(self, x: Tensor) -> tuple:

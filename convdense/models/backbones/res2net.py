@@ -11,10 +11,12 @@ import torch
 import torch.nn as nn
 import torch.utils.checkpoint as cp
 from mmcv.cnn import build_conv_layer, build_norm_layer
-from mmdet.models.backbones.resnet import Bottleneck, ResNet
+from mmdet.models.backbones.resnet import Bottleneck
 from mmdet.models.layers import SELayer
 
 from convdense.registry import MODELS
+
+from .base import ResNetVariant
 
 
 class Res2NetBottleneck(Bottleneck):
@@ -117,42 +119,6 @@ class Res2NetBottleneck(Bottleneck):
         return self.relu(out)
 
 
-def zero_init_last_norm_cfg(backbone, block_init_cfg, last_norm='norm3'):
-    """The block ``init_cfg`` that zero-initialises each residual branch's last
-    norm, as mmdet's ResNet does for its own Bottleneck (its ``block is
-    Bottleneck`` test skips subclasses); None when the user gave an ``init_cfg``
-    or a checkpoint, or turned ``zero_init_residual`` off."""
-    if block_init_cfg is not None or not backbone.zero_init_residual:
-        return block_init_cfg
-    if not backbone.uses_default_init:
-        return None
-    return dict(type='Constant', val=0, override=dict(name=last_norm))
-
-
-class ResNetVariant(ResNet):
-    """mmdet's ResNet with block-specific keyword arguments passed to every block.
-
-    Subclasses set ``arch_settings`` and pass their block arguments as
-    ``block_kwargs``; everything else (stem, stages, ``out_indices``,
-    ``frozen_stages``, ``norm_eval``, ``with_cp``, ``init_cfg``) is mmdet's.
-    """
-
-    def __init__(self, depth, block_kwargs=None, pretrained=None, init_cfg=None, **kwargs):
-        if depth not in self.arch_settings:
-            raise ValueError(f'{type(self).__name__}: depth must be one of '
-                             f'{sorted(self.arch_settings)}, got {depth!r}')
-        if kwargs.get('dcn') is not None:
-            raise ValueError(f'{type(self).__name__} does not support dcn')
-        self.block_kwargs = dict(block_kwargs or {})
-        self.uses_default_init = init_cfg is None and pretrained is None
-        super().__init__(depth, pretrained=pretrained, init_cfg=init_cfg, **kwargs)
-
-    def make_res_layer(self, **kwargs):
-        """One stage: mmdet's ``ResLayer`` of this variant's blocks."""
-        kwargs['init_cfg'] = zero_init_last_norm_cfg(self, kwargs.get('init_cfg'))
-        return super().make_res_layer(**kwargs, **self.block_kwargs)
-
-
 @MODELS.register_module(name='Res2Net')
 class Res2Net(ResNetVariant):
     """Res2Net / Res2NeXt backbone.
@@ -175,6 +141,7 @@ class Res2Net(ResNetVariant):
     Input ``(B, 3, H, W)``; output a tuple, for each of ``out_indices``, of
     ``(B, 256 * 2**i, ceil(H / 2**(i+2)), ceil(W / 2**(i+2)))``.
     """
+    shape_arguments = ('scales', 'base_width', 'groups', 'with_se')
     arch_settings = {
         50: (Res2NetBottleneck, (3, 4, 6, 3)),
         101: (Res2NetBottleneck, (3, 4, 23, 3)),
