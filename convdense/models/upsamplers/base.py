@@ -30,6 +30,42 @@ def low_res_range(low):
     return lo_min, torch.where(span > _EPS, span, torch.ones_like(span))
 
 
+def check_factor(factor):
+    """``factor`` if it is an int >= 1, else a ``ValueError``."""
+    if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
+        raise ValueError(f'factor must be a positive int, got {factor!r}')
+    return factor
+
+
+def check_channels(channels):
+    if channels is not None and (isinstance(channels, bool) or not isinstance(channels, int)
+                                 or channels < 1):
+        raise ValueError(f'channels must be None or a positive int, got {channels!r}')
+    return channels
+
+
+def check_inputs(low, guide, factor, channels=None):
+    """One-line ``ValueError``/``TypeError`` unless ``low`` (B, C, h, w) and
+    ``guide`` (B, 3, factor*h, factor*w) are non-empty floating tensors that fit."""
+    for name, tensor in (('low', low), ('guide', guide)):
+        if not torch.is_tensor(tensor) or tensor.dim() != 4:
+            got = tuple(tensor.shape) if torch.is_tensor(tensor) else type(tensor).__name__
+            raise ValueError(f'{name}: expected a 4-D tensor (B, C, H, W), got {got}')
+        if not tensor.is_floating_point():
+            raise TypeError(f'{name}: expected a floating-point tensor, got {tensor.dtype}')
+    if low.numel() == 0:
+        raise ValueError(f'low: empty input of shape {tuple(low.shape)}')
+    if guide.shape[1] != 3 or guide.shape[0] != low.shape[0]:
+        raise ValueError(f'guide must be (B, 3, H, W) with the batch of low {tuple(low.shape)}, '
+                         f'got {tuple(guide.shape)}')
+    if channels is not None and low.shape[1] != channels:
+        raise ValueError(f'low has {low.shape[1]} channels, this net was built for {channels}')
+    expected = (low.shape[2] * factor, low.shape[3] * factor)
+    if tuple(guide.shape[2:]) != expected:
+        raise ValueError(f'guide is {guide.shape[2]}x{guide.shape[3]} but low-res input '
+                         f'{low.shape[2]}x{low.shape[3]} x{factor} needs {expected[0]}x{expected[1]}')
+
+
 @MODELS.register_module()
 class JointUpsampler(BaseModel):
     """Trains and runs a joint-upsampling ``net`` with mmengine's Runner.
@@ -96,10 +132,4 @@ class JointUpsampler(BaseModel):
         raise ValueError(f"mode must be 'loss', 'predict' or 'tensor', got {mode!r}")
 
     def _check_shapes(self, low, guide):
-        if low.dim() != 4 or guide.dim() != 4 or guide.shape[1] != 3:
-            raise ValueError(f'expected low (B, C, h, w) and guide (B, 3, H, W), got '
-                             f'{tuple(low.shape)} and {tuple(guide.shape)}')
-        expected = (low.shape[2] * self.factor, low.shape[3] * self.factor)
-        if tuple(guide.shape[2:]) != expected:
-            raise ValueError(f'guide is {guide.shape[2]}x{guide.shape[3]} but low-res input '
-                             f'{low.shape[2]}x{low.shape[3]} x{self.factor} needs {expected[0]}x{expected[1]}')
+        check_inputs(low, guide, self.factor)

@@ -2,6 +2,9 @@
 
 ``forward(low (B, C, h, w), guide (B, 3, H, W)) -> (B, C, H, W)``; they have no
 parameters, so they run through the same :class:`JointUpsampler` and metrics.
+Like the learned nets they take ``channels`` (the target's C): ``None``
+upsamples any number of channels, an int is checked against the input.
+Unknown arguments are errors, as everywhere in a config.
 """
 import math
 
@@ -11,20 +14,23 @@ import torch.nn.functional as F
 
 from ...ops.pac import pac_conv_transpose2d, pac_kernel2d
 from ...registry import MODELS
+from .base import check_channels, check_factor, check_inputs
 
 
 @MODELS.register_module()
 class Bicubic(nn.Module):
     """Bicubic (``mode='bicubic'``) or bilinear interpolation; ignores the guide."""
 
-    def __init__(self, factor, mode='bicubic', **unused):
+    def __init__(self, factor, mode='bicubic', channels=None):
         super().__init__()
         if mode not in ('bicubic', 'bilinear'):
             raise ValueError(f"mode must be 'bicubic' or 'bilinear', got {mode!r}")
-        self.factor = factor
+        self.factor = check_factor(factor)
+        self.channels = check_channels(channels)
         self.mode = mode
 
     def forward(self, low, guide):
+        check_inputs(low, guide, self.factor, self.channels)
         return F.interpolate(low, size=guide.shape[2:], mode=self.mode, align_corners=False)
 
 
@@ -69,11 +75,15 @@ class JBU(nn.Module):
     """
 
     def __init__(self, factor, sigma_spatial=None, sigma_color=0.2, learnable=False, guide_widths=(),
-                 **unused):
+                 channels=None):
         super().__init__()
-        self.factor = factor
+        self.factor = check_factor(factor)
+        self.channels = check_channels(channels)
         self.sigma_spatial = float(sigma_spatial if sigma_spatial is not None else factor / 2)
         self.sigma_color = float(sigma_color)
+        if not (self.sigma_spatial > 0 and self.sigma_color > 0):
+            raise ValueError(f'sigma_spatial and sigma_color must be > 0, got '
+                             f'{self.sigma_spatial} and {self.sigma_color}')
         self.learnable = learnable
         self.geometry = jbu_geometry(factor)
         if learnable:
@@ -107,6 +117,7 @@ class JBU(nn.Module):
         return torch.cat([coords * torch.exp(-self.log_sigma_spatial), color], dim=1)
 
     def forward(self, low, guide):
+        check_inputs(low, guide, self.factor, self.channels)
         geometry = dict(self.geometry)
         kernel_size = geometry.pop('kernel_size')
         kernel = pac_kernel2d(self.adapting_features(guide), kernel_size, normalize=True, transposed=True,

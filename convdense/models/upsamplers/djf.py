@@ -9,6 +9,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ...registry import MODELS
+from .base import check_inputs
 
 
 def _cnn(in_channels, widths, kernel_sizes):
@@ -53,6 +54,7 @@ class DJF(nn.Module):
             nn.init.zeros_(self.fusion[-1].weight)
 
     def forward(self, low, guide):
+        check_inputs(low, guide, self.factor)
         batch, channels = low.shape[:2]
         upsampled = F.interpolate(low.reshape(batch * channels, 1, *low.shape[2:]), size=guide.shape[2:],
                                   mode='bilinear', align_corners=False)

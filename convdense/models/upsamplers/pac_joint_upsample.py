@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from ...ops.pac import PacConvTranspose2d
 from ...registry import MODELS
+from .base import check_inputs
 from .classic import JBU
 
 
@@ -100,10 +101,8 @@ class PacJointUpsample(nn.Module):
             nn.init.zeros_(self.branch_fusion[-1].weight)
 
     def forward(self, low, guide):
+        check_inputs(low, guide, self.factor)
         batch, channels, height, width = low.shape
-        if guide.shape[2:] != (height * self.factor, width * self.factor):
-            raise ValueError(f'guide {tuple(guide.shape)} must be {self.factor}x the low-res input '
-                             f'{tuple(low.shape)}')
         single = low.reshape(batch * channels, 1, height, width)
         features = self.branch_target(single)
         guide_features = self.branch_guide(guide)
