@@ -84,17 +84,23 @@ def prepare_launcher(cfg, launcher):
 
 
 def enable_amp(cfg):
-    """Switch the optimizer wrapper to mixed precision (GPU only in mmengine 0.10)."""
+    """Switch the optimizer wrapper to mixed precision: with CUDA mmengine's
+    ``AmpOptimWrapper`` (fp16, dynamic loss scaling), without it
+    ``convdense.CpuAmpOptimWrapper`` (bf16 autocast on the CPU, no loss scaling;
+    see :mod:`convdense.engine.amp`)."""
     import torch
-    if not torch.cuda.is_available():
-        raise ConfigError('--amp needs a CUDA GPU (mmengine 0.10 AmpOptimWrapper); none is available')
     wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-    if wrapper == 'AmpOptimWrapper':
+    if wrapper in ('AmpOptimWrapper', 'CpuAmpOptimWrapper', 'convdense.CpuAmpOptimWrapper'):
         return
     if wrapper != 'OptimWrapper':
         raise ConfigError(f'--amp: optim_wrapper type {wrapper!r} is not OptimWrapper')
-    cfg.optim_wrapper.type = 'AmpOptimWrapper'
-    cfg.optim_wrapper.loss_scale = 'dynamic'
+    if torch.cuda.is_available():
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.loss_scale = 'dynamic'
+    else:
+        from .engine import amp  # noqa: F401  (registers the wrapper)
+        cfg.optim_wrapper.type = 'convdense.CpuAmpOptimWrapper'
+        cfg.optim_wrapper.dtype = 'bfloat16'
 
 
 def build_runner(cfg):

@@ -21,7 +21,7 @@ def parse_args(argv=None):
     parser.add_argument('--work-dir', help='where logs and checkpoints go')
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
                         help='resume from CKPT, or from the latest checkpoint in the work dir')
-    parser.add_argument('--amp', action='store_true', help='mixed-precision training (GPU)')
+    parser.add_argument('--amp', action='store_true', help='mixed precision: fp16 autocast with loss scaling on CUDA, bf16 autocast on the CPU')
     return launch.parse_with_common_options(parser, argv)
 
 

@@ -1,2 +1,4 @@
-"""Runner hooks in the ``convdense`` scope (imported lazily by the registry)."""
+"""Runner hooks and the CPU mixed-precision optim wrapper in the ``convdense``
+scope (imported lazily by the registry)."""
+from .amp import CpuAmpOptimWrapper  # noqa: F401
 from .hooks import JointUpsamplingPanelHook  # noqa: F401

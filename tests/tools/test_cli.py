@@ -3,8 +3,6 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BASELINE = 'configs/mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
 
@@ -49,8 +47,3 @@ def test_upstream_config_that_would_download_is_refused(tmp_path):
 def test_missing_checkpoint_for_test_tool():
     assert_one_line_error(run_tool('tools/test.py', BASELINE, 'missing.pth'),
                           'checkpoint not found', 'missing.pth')
-
-
-@pytest.mark.skipif(__import__('torch').cuda.is_available(), reason='CPU-only behaviour')
-def test_amp_without_gpu():
-    assert_one_line_error(run_tool('tools/train.py', BASELINE, '--amp'), '--amp needs a CUDA GPU')
