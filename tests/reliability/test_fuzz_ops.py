@@ -49,49 +49,53 @@ def _draw_pac_kernel_args(draw, in_channels):
                 channel_wise=channel_wise), guide_channels
 
 
+def _draw_pac_layer(draw):
+    """Channels, geometry, kernel arguments and dtype of a PAC conv layer."""
+    shared = draw(st.booleans())
+    c_in = draw(st.integers(1, 4))
+    c_out = c_in if shared else draw(st.integers(1, 4))
+    geometry = dict(kernel_size=draw(st.integers(1, 5)), stride=draw(st.integers(1, 3)),
+                    padding=draw(st.integers(0, 3)), dilation=draw(st.integers(1, 2)))
+    kernel_args, guide_c = _draw_pac_kernel_args(draw, c_in)
+    return c_in, c_out, dict(geometry, shared_filters=shared, **kernel_args), guide_c, draw(DTYPES)
+
+
+def _run_pac_layer(layer, x, guide, expected, valid, finite):
+    """The contract on ``layer(x, guide)``, then finite gradients for a finite valid case."""
+    x.requires_grad_(valid)
+    out = call_or_clear_error(lambda: layer(x, guide), expected if valid else None, finite,
+                              must_succeed=valid)
+    if out is not None and finite:
+        _backward_is_finite(out, [x, layer.weight])
+
+
 @FUZZ
 @given(data=st.data())
 def test_fuzz_pac_conv2d(data):
     draw = data.draw
-    shared = draw(st.booleans())
-    c_in = draw(st.integers(1, 4))
-    c_out = c_in if shared else draw(st.integers(1, 4))
-    k, stride, dilation, padding = (draw(st.integers(1, 5)), draw(st.integers(1, 3)),
-                                    draw(st.integers(1, 2)), draw(st.integers(0, 3)))
-    kernel_args, guide_c = _draw_pac_kernel_args(draw, c_in)
-    dtype = draw(DTYPES)
-    layer = PacConv2d(c_in, c_out, k, stride, padding, dilation, shared_filters=shared,
-                      **kernel_args).to(dtype)
+    c_in, c_out, args, guide_c, dtype = _draw_pac_layer(draw)
+    layer = PacConv2d(c_in, c_out, **args).to(dtype)
     x = _draw_input(draw, c_in, dtype)
     batch, _, h, w = x.shape
     guide = torch.randn(batch, guide_c, h, w, dtype=dtype)
     bad, where = draw(POISON), draw(st.sampled_from(['input', 'guide']))
     x, guide = (poison(x, bad), guide) if where == 'input' else (x, poison(guide, bad))
-    ho, wo = conv_out(h, k, stride, padding, dilation), conv_out(w, k, stride, padding, dilation)
+    geometry = [args[key] for key in ('kernel_size', 'stride', 'padding', 'dilation')]
+    ho, wo = conv_out(h, *geometry), conv_out(w, *geometry)
     valid = h > 0 and w > 0 and ho > 0 and wo > 0 and x.dtype == dtype
-    x.requires_grad_(valid)
-    out = call_or_clear_error(lambda: layer(x, guide), [(batch, c_out, ho, wo)] if valid else None,
-                              bad is None, must_succeed=valid)
-    if out is not None and bad is None:
-        _backward_is_finite(out, [x, layer.weight])
+    _run_pac_layer(layer, x, guide, [(batch, c_out, ho, wo)], valid, bad is None)
 
 
 @FUZZ
 @given(data=st.data())
 def test_fuzz_pac_conv_transpose2d(data):
     draw = data.draw
-    shared = draw(st.booleans())
-    c_in = draw(st.integers(1, 4))
-    c_out = c_in if shared else draw(st.integers(1, 4))
-    k, stride, dilation = draw(st.integers(1, 5)), draw(st.integers(1, 3)), draw(st.integers(1, 2))
-    padding = draw(st.integers(0, 3))
-    output_padding = draw(st.integers(0, 2))
-    kernel_args, guide_c = _draw_pac_kernel_args(draw, c_in)
-    dtype = draw(DTYPES)
-    construct_ok = output_padding < max(stride, dilation)
-    make = lambda: PacConvTranspose2d(c_in, c_out, k, stride, padding, output_padding, dilation,  # noqa: E731
-                                      shared_filters=shared, **kernel_args).to(dtype)
-    if not construct_ok:
+    c_in, c_out, args, guide_c, dtype = _draw_pac_layer(draw)
+    args['output_padding'] = output_padding = draw(st.integers(0, 2))
+    k, stride, padding, dilation = [args[key] for key in ('kernel_size', 'stride', 'padding',
+                                                          'dilation')]
+    make = lambda: PacConvTranspose2d(c_in, c_out, **args).to(dtype)  # noqa: E731
+    if output_padding >= max(stride, dilation):
         call_or_clear_error(make, None, True)
         return
     layer = make()
@@ -106,11 +110,7 @@ def test_fuzz_pac_conv_transpose2d(data):
     x = poison(x, bad)
     valid = (h > 0 and w > 0 and ho > 0 and wo > 0 and x.dtype == dtype
              and tuple(guide.shape[2:]) == (ho, wo))
-    x.requires_grad_(valid)
-    out = call_or_clear_error(lambda: layer(x, guide), [(batch, c_out, ho, wo)] if valid else None,
-                              bad is None, must_succeed=valid)
-    if out is not None and bad is None:
-        _backward_is_finite(out, [x, layer.weight])
+    _run_pac_layer(layer, x, guide, [(batch, c_out, ho, wo)], valid, bad is None)
 
 
 @FUZZ
