@@ -22,14 +22,14 @@ pytestmark = [pytest.mark.slow,
 ITERS = 4
 
 
-def test_two_gloo_processes_train_like_one(tmp_path):
+def test_two_gloo_processes_train_like_one(launcher, tmp_path):
     config = train_runs.pac_flow_config(str(tmp_path / 'one.py'), iters=ITERS,
                                         checkpoint_interval=ITERS, batch_size=4,
                                         random_crops=False)
     half = train_runs.pac_flow_config(str(tmp_path / 'two.py'), iters=ITERS,
                                       checkpoint_interval=ITERS, batch_size=2,
                                       random_crops=False)
-    train_runs.train(config, tmp_path / 'one', record=tmp_path / 'one.jsonl')
+    train_runs.train(launcher, config, tmp_path / 'one', record=tmp_path / 'one.jsonl')
     result = subprocess.run(['bash', 'tools/dist_train.sh', half, '2', '--work-dir',
                              str(tmp_path / 'two')], cwd=REPO, capture_output=True, text=True,
                             env=train_runs.child_env(tmp_path / 'two.jsonl'), timeout=600)

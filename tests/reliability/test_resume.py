@@ -18,30 +18,32 @@ from tests.reliability import train_runs
 pytestmark = pytest.mark.slow
 
 
-def _interrupted_twice(config, work_dir, record, iters, checkpoint_interval):
+def _interrupted_twice(launcher, config, work_dir, record, iters, checkpoint_interval):
     """Kill after iteration ``checkpoint_interval + 1``; resume and kill while the
     checkpoint of iteration ``2 * checkpoint_interval`` is being written; resume to the end."""
     first_save, second_save = checkpoint_interval, 2 * checkpoint_interval
-    train_runs.train_until_killed(config, work_dir, f'iter:{first_save + 1}', record=record)
+    train_runs.train_until_killed(launcher, config, work_dir, f'iter:{first_save + 1}',
+                                  record=record)
     assert sorted(osp.basename(p) for p in glob.glob(f'{work_dir}/*.pth')) == \
         [f'iter_{first_save}.pth']
-    train_runs.train_until_killed(config, work_dir, f'write:iter_{second_save}.pth', '--resume',
-                                  record=record)
+    train_runs.train_until_killed(launcher, config, work_dir, f'write:iter_{second_save}.pth',
+                                  '--resume', record=record)
     # killed mid-write: a half-written temporary file, the previous checkpoint intact
     assert glob.glob(f'{work_dir}/.iter_{second_save}.pth.*')
     assert not osp.exists(f'{work_dir}/iter_{second_save}.pth')
     with open(f'{work_dir}/last_checkpoint') as f:
         assert f.read().strip().endswith(f'iter_{first_save}.pth')
-    result = train_runs.train(config, work_dir, '--resume', record=record)
-    assert f'Advance dataloader {first_save} steps' in result.stdout + result.stderr
+    log = train_runs.train(launcher, config, work_dir, '--resume', record=record)
+    assert f'Advance dataloader {first_save} steps' in log
     return train_runs.read_record(record)
 
 
-def _assert_resumed_run_matches(tmp_path, config, iters, checkpoint_interval, tolerance):
+def _assert_resumed_run_matches(launcher, tmp_path, config, iters, checkpoint_interval,
+                                tolerance):
     reference_dir, resumed_dir = tmp_path / 'reference', tmp_path / 'resumed'
-    train_runs.train(config, reference_dir, record=tmp_path / 'reference.jsonl')
+    train_runs.train(launcher, config, reference_dir, record=tmp_path / 'reference.jsonl')
     reference = {r['iter']: r for r in train_runs.read_record(tmp_path / 'reference.jsonl')}
-    resumed = _interrupted_twice(config, resumed_dir, tmp_path / 'resumed.jsonl', iters,
+    resumed = _interrupted_twice(launcher, config, resumed_dir, tmp_path / 'resumed.jsonl', iters,
                                  checkpoint_interval)
 
     assert sorted(reference) == list(range(1, iters + 1))
@@ -65,12 +67,14 @@ def _assert_resumed_run_matches(tmp_path, config, iters, checkpoint_interval, to
     assert ours['param_schedulers'] == theirs['param_schedulers']
 
 
-def test_pac_flow_resume_after_kills_is_exact(tmp_path):
+def test_pac_flow_resume_after_kills_is_exact(launcher, tmp_path):
     config = train_runs.pac_flow_config(str(tmp_path / 'pac.py'), iters=6, checkpoint_interval=2)
-    _assert_resumed_run_matches(tmp_path, config, iters=6, checkpoint_interval=2, tolerance=0.0)
+    _assert_resumed_run_matches(launcher, tmp_path, config, iters=6, checkpoint_interval=2,
+                                tolerance=0.0)
 
 
-def test_mask_rcnn_resume_after_kills_is_exact(tmp_path):
+def test_mask_rcnn_resume_after_kills_is_exact(launcher, tmp_path):
     config = train_runs.mask_rcnn_config(str(tmp_path / 'mask_rcnn.py'), str(tmp_path / 'coco'),
                                          iters=5, checkpoint_interval=2)
-    _assert_resumed_run_matches(tmp_path, config, iters=5, checkpoint_interval=2, tolerance=0.0)
+    _assert_resumed_run_matches(launcher, tmp_path, config, iters=5, checkpoint_interval=2,
+                                tolerance=0.0)

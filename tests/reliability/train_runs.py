@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 
 import torch
 
@@ -87,35 +88,110 @@ def child_env(record=None, kill_at=None, threads=1):
     return env
 
 
-def train(config, work_dir, *extra, record=None, timeout=600):
-    """Run ``tools/train.py`` to completion; returns the CompletedProcess (asserts success)."""
-    result = subprocess.run([sys.executable, 'tools/train.py', config, '--work-dir', str(work_dir),
-                             *extra], cwd=REPO, env=child_env(record), capture_output=True,
-                            text=True, timeout=timeout)
-    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
-    return result
-
-
-def train_until_killed(config, work_dir, kill_at, *extra, record=None, timeout=600):
-    """Run ``tools/train.py`` until it reaches ``kill_at`` (see kill_points), then SIGKILL it."""
-    log = open(osp.join(str(work_dir) + '.stdout'), 'w')
-    process = subprocess.Popen([sys.executable, 'tools/train.py', config, '--work-dir',
-                                str(work_dir), *extra], cwd=REPO,
-                               env=child_env(record, kill_at), stdout=log,
-                               stderr=subprocess.PIPE, text=True)
-    seen = []
+#: Runs in the launcher process: import the heavy stack once, then fork one child
+#: per request (a JSON line: argv, env, log path) that runs ``tools/train.py``'s main.
+_LAUNCHER = r"""
+import json, os, sys
+sys.path.insert(0, os.getcwd())
+import torch, mmengine.runner, mmdet.datasets, mmdet.models, convdense.models, convdense.datasets
+from tests.helpers.e2e import load_tool
+train = load_tool('train')
+for line in sys.stdin:
+    request = json.loads(line)
+    if request['op'] == 'wait':
+        _, status = os.waitpid(request['pid'], 0)
+        print(json.dumps(os.waitstatus_to_exitcode(status)), flush=True)
+        continue
+    sys.stdout.flush()
+    pid = os.fork()
+    if pid:
+        print(json.dumps(pid), flush=True)
+        continue
+    os.environ.clear()
+    os.environ.update(request['env'])
+    log = os.open(request['log'], os.O_WRONLY | os.O_APPEND)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    code = 0
     try:
-        for line in process.stderr:
-            seen.append(line)
-            if line.startswith('KILL POINT'):
-                process.send_signal(signal.SIGKILL)
-                break
-        process.wait(timeout=timeout)
+        train.main(request['argv'])
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        import traceback
+        traceback.print_exc()
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+"""
+
+
+class Launcher:
+    """Starts ``tools/train.py`` runs as forks of one process that has imported
+    torch, mmengine, mmdet and convdense already: a run then costs its own work,
+    not ~7 s of CPU for imports. Each run is still its own process with its own
+    environment, killed with a real SIGKILL; nothing is computed before the fork,
+    so no thread pool is inherited."""
+
+    def __init__(self):
+        self.process = subprocess.Popen([sys.executable, '-c', _LAUNCHER], cwd=REPO,
+                                        env=child_env(), stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, text=True)
+
+    def _ask(self, **request):
+        self.process.stdin.write(json.dumps(request) + '\n')
+        self.process.stdin.flush()
+        answer = self.process.stdout.readline()
+        assert answer, 'the launcher process died'
+        return json.loads(answer)
+
+    def start(self, argv, env, log):
+        """Fork a run of ``tools/train.py argv`` with environment ``env``, its stdout and
+        stderr going to the file ``log`` (emptied first); returns its pid."""
+        open(log, 'w').close()
+        return self._ask(op='run', argv=[str(a) for a in argv], env=env, log=str(log))
+
+    def wait(self, pid):
+        return self._ask(op='wait', pid=pid)
+
+    def close(self):
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+
+def _running(pid):
+    """Whether ``pid`` runs (a finished child stays a zombie until the launcher reaps it)."""
+    with open(f'/proc/{pid}/stat') as f:
+        return f.read().rsplit(')', 1)[1].split()[0] != 'Z'
+
+
+def _log_text(log):
+    with open(log) as f:
+        return f.read()
+
+
+def train(launcher, config, work_dir, *extra, record=None):
+    """Run ``tools/train.py`` to completion; return its log (asserts success)."""
+    log = f'{work_dir}.log'
+    pid = launcher.start([config, '--work-dir', work_dir, *extra], child_env(record), log)
+    assert launcher.wait(pid) == 0, _log_text(log)[-4000:]
+    return _log_text(log)
+
+
+def train_until_killed(launcher, config, work_dir, kill_at, *extra, record=None, timeout=600):
+    """Run ``tools/train.py`` until it reaches ``kill_at`` (see kill_points), then SIGKILL it."""
+    log = f'{work_dir}.log'
+    pid = launcher.start([config, '--work-dir', work_dir, *extra], child_env(record, kill_at), log)
+    deadline = time.time() + timeout
+    try:
+        while 'KILL POINT' not in _log_text(log):
+            assert time.time() < deadline, 'no kill point within the timeout'
+            assert _running(pid), 'ended before its kill point:\n' + _log_text(log)[-4000:]
+            time.sleep(0.2)
     finally:
-        if process.poll() is None:
-            process.kill()
-        log.close()
-    assert process.returncode == -signal.SIGKILL, ''.join(seen)[-4000:]
+        os.kill(pid, signal.SIGKILL)
+    assert launcher.wait(pid) == -signal.SIGKILL, _log_text(log)[-4000:]
 
 
 def read_record(path):
