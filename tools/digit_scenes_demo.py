@@ -140,23 +140,22 @@ def train_and_test(task, backbone, work_dir, iters, data_root=DATA_ROOT, val_int
     """
     config = config_path(task, backbone)
     os.makedirs(work_dir, exist_ok=True)
-    overrides = None
+    cfg = launch.load_config(config, None, work_dir)
     if init_checkpoint is not None:
-        overrides = {'model.backbone.init_cfg': dict(type='Pretrained', checkpoint=init_checkpoint,
-                                                     prefix='backbone.')}
-    cfg = launch.load_config(config, overrides, work_dir)
+        cfg.model.backbone.init_cfg = dict(type='Pretrained', checkpoint=init_checkpoint,
+                                           prefix='backbone.')
     _point_at(cfg, data_root)
     set_schedule(cfg, iters, val_interval)
     terminal = sys.stderr
     hook = ProgressAndTimingHook(f'{task} {BACKBONES[backbone]}', terminal)
-    with _console_to(osp.join(work_dir, 'console.log') if quiet else None):
+    with console_to(osp.join(work_dir, 'console.log') if quiet else None):
         runner = launch.build_runner(cfg)
         runner.register_hook(hook)
         start = time.perf_counter()
         runner.train()
         train_seconds = time.perf_counter() - start
         checkpoint = best_or_last_checkpoint(work_dir, iters)
-        test_cfg = launch.load_config(config, overrides, osp.join(work_dir, 'test'))
+        test_cfg = launch.load_config(config, None, osp.join(work_dir, 'test'))
         _point_at(test_cfg, data_root)
         test_cfg.load_from = checkpoint
         metrics = launch.build_runner(test_cfg).test()
@@ -175,7 +174,7 @@ def _point_at(cfg, data_root):
 
 
 @contextlib.contextmanager
-def _console_to(path):
+def console_to(path):
     """Send everything printed (mmengine's console logger included) to ``path``."""
     if path is None:
         yield
