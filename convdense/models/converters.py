@@ -94,7 +94,8 @@ def verify_loads(backbone_cfg: dict, state: StateDict):
     backbone = build_backbone(backbone_cfg)
     report = load_state_dict_reporting(backbone, state)
     check_report(backbone, list(state), report, 'converted')
-    return backbone.eval()
+    backbone.eval()  # mmdet's ResNet.train() returns None
+    return backbone
 
 
 def save_converted(state: StateDict, path: str, backbone_cfg: dict, source: str) -> None:
