@@ -33,8 +33,9 @@ remaining taps (the joint-bilateral-upsampling form).
 Files by job: :mod:`.pac_geometry` (argument parsing, output sizes, tap
 views), :mod:`.pac_kernel` (:func:`pac_kernel2d`), :mod:`.pac_tiled` (the
 tiled autograd engine, which never materialises the im2col tensor of size
-``C * kh * kw * H_out * W_out``), and this file (the public functions and
-modules; everything is importable from here).
+``C * kh * kw * H_out * W_out``), :mod:`.pac_export` (kernel and convolution
+as a few unfold-based ops, taken while a graph is traced or exported), and this file (the public
+functions and modules; everything is importable from here).
 """
 import math
 
@@ -42,6 +43,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .pac_export import exporting, pac_unfolded
 from .pac_geometry import (_conv_out_size, _pair, _require_4d, _resolve_padding, _shape,
                            _transposed_input_grid, _transposed_out_size)
 from .pac_kernel import pac_kernel2d, parse_kernel_type
@@ -80,6 +82,17 @@ def _check_bias(bias, channels, input_shape):
                          f'{tuple(input_shape)}, got {got}')
 
 
+def _pac(padded, kernel, weight, bias, out_size, stride, dilation, shared_filters,
+         chunk_elements):
+    """The tiled engine, or its plain-op twin while a graph is being recorded
+    (tracing, ONNX export, ``torch.export``; see :mod:`.pac_export`)."""
+    if exporting():
+        return pac_unfolded(padded, kernel, weight, bias, out_size, stride, dilation,
+                            shared_filters)
+    return _pac_core(padded, kernel, weight, bias, out_size, stride, dilation, shared_filters,
+                     chunk_elements)
+
+
 def pac_conv2d(input, kernel, weight, bias=None, stride=1, padding=0, dilation=1,
                shared_filters=False, *, chunk_elements=DEFAULT_CHUNK_ELEMENTS):
     """Pixel-adaptive convolution with a precomputed kernel.
@@ -113,8 +126,8 @@ def pac_conv2d(input, kernel, weight, bias=None, stride=1, padding=0, dilation=1
                          f'{kernel_size}, padding={padding}, dilation={dilation}')
     _check_kernel(kernel, batch, channels, kernel_size, out_size, input.shape)
     padded = F.pad(input, (padding[1], padding[1], padding[0], padding[0]))
-    return _pac_core(padded, kernel, weight, bias, out_size, stride, dilation, shared_filters,
-                     chunk_elements)
+    return _pac(padded, kernel, weight, bias, out_size, stride, dilation, shared_filters,
+                chunk_elements)
 
 
 def pac_conv_transpose2d(input, kernel, weight, bias=None, stride=1, padding=0,
@@ -165,8 +178,8 @@ def pac_conv_transpose2d(input, kernel, weight, bias=None, stride=1, padding=0,
     flipped = weight.flip(2, 3)
     if not shared_filters:
         flipped = flipped.transpose(0, 1)
-    return _pac_core(grid, kernel, flipped, bias, out_size, (1, 1), dilation, shared_filters,
-                     chunk_elements)
+    return _pac(grid, kernel, flipped, bias, out_size, (1, 1), dilation, shared_filters,
+                chunk_elements)
 
 
 def pac_pool2d(input, kernel, kernel_size, stride=1, padding=0, dilation=1, *,

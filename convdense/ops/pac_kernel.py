@@ -10,6 +10,7 @@ import re
 import torch
 import torch.nn.functional as F
 
+from .pac_export import exporting, tap_sq_distances, unfold_taps
 from .pac_geometry import (_conv_out_size, _pair, _require_4d, _resolve_padding, _shape,
                            _tap_view, _transposed_input_grid)
 
@@ -47,6 +48,13 @@ def _positive_alpha(alpha):
     if not alpha > 0:
         raise ValueError(f'inv_alpha: inverse kernels need alpha > 0, got {alpha!r}')
     return alpha
+
+
+def _decay(sq_dist, family, alpha, lam):
+    """K from squared guide distances: ``exp(-d / 2)`` or ``(alpha + d) ** -lambda``."""
+    if family == 'gaussian':
+        return torch.exp(-0.5 * sq_dist)
+    return (alpha + sq_dist).pow(-lam)
 
 
 def pac_kernel2d(guide, kernel_size, stride=1, padding=0, dilation=1, kernel_type='gaussian',
@@ -151,20 +159,22 @@ def pac_kernel2d(guide, kernel_size, stride=1, padding=0, dilation=1, kernel_typ
     else:
         valid = F.pad(valid, (padding[1], padding[1], padding[0], padding[0]))
 
-    taps, valid_taps = [], []
-    for ty in range(kh):
-        for tx in range(kw):
-            neighbour = _tap_view(padded, ty, tx, out_size, tap_stride, dilation)
-            sq_dist = (neighbour - centre).square()
-            if not channel_wise:
-                sq_dist = sq_dist.sum(dim=1, keepdim=True)
-            if family == 'gaussian':
-                taps.append(torch.exp(-0.5 * sq_dist))
-            else:
-                taps.append((alpha + sq_dist).pow(-lam))
-            valid_taps.append(_tap_view(valid, ty, tx, out_size, tap_stride, dilation))
-    kernel = torch.stack(taps, dim=2)
-    kernel = kernel * torch.stack(valid_taps, dim=2)
+    if exporting():  # a graph of fixed size whatever the window (see pac_export)
+        sq_dist = tap_sq_distances(padded, centre, kernel_size, out_size, tap_stride, dilation,
+                                   channel_wise)
+        kernel = _decay(sq_dist, family, alpha, lam) * unfold_taps(
+            valid, kernel_size, out_size, tap_stride, dilation)
+    else:
+        taps, valid_taps = [], []
+        for ty in range(kh):
+            for tx in range(kw):
+                neighbour = _tap_view(padded, ty, tx, out_size, tap_stride, dilation)
+                sq_dist = (neighbour - centre).square()
+                if not channel_wise:
+                    sq_dist = sq_dist.sum(dim=1, keepdim=True)
+                taps.append(_decay(sq_dist, family, alpha, lam))
+                valid_taps.append(_tap_view(valid, ty, tx, out_size, tap_stride, dilation))
+        kernel = torch.stack(taps, dim=2) * torch.stack(valid_taps, dim=2)
     kernel = kernel.view(kernel.shape[0], kernel.shape[1], kh, kw, *out_size)
     if normalize:
         total = kernel.sum(dim=(2, 3), keepdim=True)
