@@ -82,6 +82,18 @@ def test_res2net_conversion_reproduces_timm_features(name, expected, tmp_path):
         _assert_close_relative(ours(image), reference(image))
 
 
+def test_mmdets_res2net_cannot_take_these_checkpoints():
+    """docs/model_zoo.md: mmdet's Res2Net is always v1b and skips layer1.0's pool."""
+    from mmdet.models.backbones import Res2Net
+    mmdet_res2net = Res2Net(depth=50, deep_stem=False, avg_down=False, base_channels=16)
+    assert mmdet_res2net.deep_stem and mmdet_res2net.avg_down  # the arguments are overridden
+    keys = set(mmdet_res2net.state_dict())
+    assert 'stem.0.weight' in keys and 'conv1.weight' not in keys
+    assert getattr(mmdet_res2net.layer1[0], 'pool', None) is None
+    ours = checks.build(dict(type='convdense.Res2Net', depth=50, base_channels=16))
+    assert ours.layer1[0].pool is not None
+
+
 # ------------------------------------------------------------------ HetConv from ResNet
 
 def _resnet50_checkpoint(tmp_path):
