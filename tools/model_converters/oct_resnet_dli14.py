@@ -26,7 +26,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 from convdense.models import converters  # noqa: E402
 
-#: release layer prefix -> (our conv key, our norm prefix)
+#: a release layer: ``layerN.i.convK.`` or ``layerN.0.downsample.0.``
 LAYER = re.compile(r'(layer\d\.\d+)\.(conv[123]|downsample\.0)\.')
 NORM_NAMES = {'bn_h': 'high', 'bn_l': 'low'}
 

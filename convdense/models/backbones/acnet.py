@@ -15,7 +15,9 @@ depend on the input size, so any detection / segmentation input works.
 
 A plain ResNet checkpoint loads through ``init_cfg=dict(type='Pretrained',
 checkpoint=...)``: each ``conv2.weight`` goes to ``conv2.local_branch.weight``,
-the new branches keep their initialisation.
+the new branches keep their initialisation (logged); any other mismatch raises
+(:mod:`convdense.models.pretrained`). The official tensorpack release converts
+with ``tools/model_converters/acnet_tensorpack.py``.
 """
 from typing import Dict, Optional
 
