@@ -39,6 +39,12 @@ running interpreter only.
    "operator torchvision::nms does not exist". When the extension cannot load,
    those two operators are declared here (schemas only), so torchvision, timm and
    pytorch-grad-cam import; ``torchvision.ops`` still reports its C++ ops missing.
+8. Checkpoints carry the global random state, which a resumed run restores
+   (:func:`resume_random_state`).
+9. mmcv's CPU ``nms`` and ``roi_align`` kernels take float32 only; under CPU bf16
+   autocast (``tools/train.py --amp``) a detector hands them bf16 scores and
+   features. They now get float32 copies on the CPU (test in
+   ``tests/reliability/test_amp.py``).
 """
 import functools
 import os
@@ -351,6 +357,38 @@ def declare_torchvision_ops_if_extension_missing():
     return True
 
 
+_HALF_DTYPES = (torch.float16, torch.bfloat16)
+
+
+def _half_on_cpu(*tensors):
+    return any(torch.is_tensor(t) and t.device.type == 'cpu' and t.dtype in _HALF_DTYPES
+               for t in tensors)
+
+
+def _nms_in_float(original, ctx, bboxes, scores, *args):
+    if _half_on_cpu(bboxes, scores):
+        bboxes, scores = bboxes.float(), scores.float()
+    return original(ctx, bboxes, scores, *args)
+
+
+def _roi_align_in_float(original, module, features, rois):
+    if _half_on_cpu(features, rois):
+        return original(module, features.float(), rois.float()).to(features.dtype)
+    return original(module, features, rois)
+
+
+def run_mmcv_cpu_kernels_in_float():
+    """Fix 9: mmcv's CPU ``nms`` and ``roi_align`` kernels take float32 only, so
+    a detector trained under CPU bf16 autocast (``tools/train.py --amp``) failed
+    with "expected scalar type Float but found BFloat16" (bf16 scores, bf16 FPN
+    features). On the CPU they now get float32 copies; RoIAlign returns the
+    caller's dtype. CUDA inputs (whose kernels take fp16) are untouched."""
+    from mmcv.ops import RoIAlign
+    from mmcv.ops.nms import NMSop
+    _wrap(NMSop, 'forward', _nms_in_float)
+    _wrap(RoIAlign, 'forward', _roi_align_in_float)
+
+
 def apply():
     """Apply every fix once; safe to call repeatedly."""
     global _APPLIED
@@ -362,6 +400,7 @@ def apply():
     prune_checkpoints_after_saving()
     declare_torchvision_ops_if_extension_missing()
     resume_random_state()
+    run_mmcv_cpu_kernels_in_float()
     _APPLIED = True
 
 

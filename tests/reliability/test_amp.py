@@ -5,12 +5,12 @@ Tolerances. bf16 keeps 8 significant bits (relative spacing 2^-8 = 0.39 %);
 under autocast each conv/matmul rounds its inputs and its output to bf16 and
 accumulates in fp32. One layer is therefore off by a few roundings of its
 largest terms: ``OP_TOL = 2^-6`` (1.6 %) of the fp32 output's largest value
-(fp16 has 3 more bits, so the bound holds there too). A whole network
-stacks ~50 such layers with BatchNorm re-scaling in between, and the error
-grows like a random walk: ``MODEL_TOL = 8 %`` relative (Frobenius) error of
-each output. Both bounds are about 3x the errors measured here; a path that
-computes in the wrong dtype (fp32 where autocast asks bf16) is caught by the
-dtype checks, not by the tolerance.
+(fp16 has 3 more bits, so the bound holds there too). A whole network stacks
+~50 such layers with normalisation in between, and the rounding errors add up
+like a random walk rather than compound: ``MODEL_TOL = 4 %`` relative
+(Frobenius) error per output. Both bounds leave a margin of 2-4x over the
+errors these tests see; a path that computes in the wrong dtype (fp32 where
+autocast asks bf16) is caught by the dtype checks, not by the tolerance.
 """
 import os.path as osp
 
@@ -24,7 +24,7 @@ from convdense.ops.pac import PacConv2d, PacConvTranspose2d, PacPool2d
 from tests.helpers import e2e
 
 OP_TOL = 2 ** -6
-MODEL_TOL = 0.08
+MODEL_TOL = 0.04
 
 DEVICES = [pytest.param('cpu', id='cpu-bf16'),
            pytest.param('cuda', id='cuda-fp16', marks=pytest.mark.skipif(
@@ -199,6 +199,25 @@ def test_cpu_amp_wrapper_runs_the_forward_in_bf16_and_keeps_fp32_state():
     with pytest.raises(ValueError, match='bfloat16'):
         OPTIM_WRAPPERS.build(dict(type='convdense.CpuAmpOptimWrapper', dtype='float16',
                                   optimizer=torch.optim.SGD(model.parameters(), lr=0.1)))
+
+
+def test_mmcv_cpu_kernels_take_half_precision_inputs():
+    """compat fix 9: mmcv's CPU nms/roi_align kernels are float32-only; bf16
+    scores and features (CPU autocast) raised "expected scalar type Float"."""
+    from mmcv.ops import RoIAlign, nms
+    torch.manual_seed(0)
+    boxes = torch.tensor([[0., 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]])
+    scores = torch.tensor([0.9, 0.8, 0.7])
+    assert nms(boxes, scores.bfloat16(), 0.5)[1].tolist() == nms(boxes, scores, 0.5)[1].tolist()
+    features, rois = torch.randn(1, 4, 16, 16, requires_grad=True), torch.tensor([[0., 1, 1, 9, 9]])
+    layer = RoIAlign((3, 3), 1.0, 2)
+    reference = layer(features, rois)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        low = layer(features.bfloat16(), rois)
+    assert low.dtype == torch.bfloat16
+    _assert_close_to_fp32(low, reference, OP_TOL, 'RoIAlign')
+    low.float().sum().backward()
+    assert features.grad is not None and torch.isfinite(features.grad).all()
 
 
 def _train_amp(cfg, work_dir):

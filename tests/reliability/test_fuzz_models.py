@@ -100,4 +100,5 @@ def test_misspelt_argument_is_an_error(net):
     """``**unused`` used to swallow these."""
     from convdense.registry import build_model
     with pytest.raises(TypeError, match='sigma_colour|modes'):
-        build_model(dict(type=net, factor=4, **({'sigma_colour': 0.1} if net == 'JBU' else {'modes': 'bilinear'})))
+        misspelt = {'sigma_colour': 0.1} if net == 'JBU' else {'modes': 'bilinear'}
+        build_model(dict(type=net, factor=4, **misspelt))
