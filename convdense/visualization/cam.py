@@ -83,7 +83,8 @@ def load_model(config, checkpoint=None, cfg_options=None):
         importlib.import_module(f'{scope}.utils').register_all_modules(init_default_scope=False)
     with DefaultScope.overwrite_default_scope(scope):
         model = MODELS.build(copy.deepcopy(cfg.model))
-        model.init_weights()
+        with _quiet_current_logger():  # init_weights logs every parameter at INFO
+            model.init_weights()
     model = revert_sync_batchnorm(model)
     meta = {}
     if checkpoint is not None:
@@ -101,9 +102,22 @@ def load_model(config, checkpoint=None, cfg_options=None):
     return model.eval(), cfg
 
 
+class _quiet_current_logger:
+    def __enter__(self):
+        import logging
+
+        from mmengine.logging import MMLogger
+        self.logger = MMLogger.get_current_instance()
+        self.level = self.logger.level
+        self.logger.setLevel(logging.WARNING)
+
+    def __exit__(self, *exc):
+        self.logger.setLevel(self.level)
+
+
 def _config_classes(cfg, scope):
     """Class names of the config's test dataset: its ``metainfo``, else its class's."""
-    from mmengine.registry import DATASETS, DefaultScope
+    from mmengine.registry import DATASETS
     loader = cfg.get('test_dataloader') or {}
     dataset = loader.get('dataset') or {}
     while 'dataset' in dataset:
@@ -111,8 +125,8 @@ def _config_classes(cfg, scope):
     classes = (dataset.get('metainfo') or {}).get('classes')
     if classes or 'type' not in dataset:
         return classes
-    with DefaultScope.overwrite_default_scope(scope):
-        dataset_class = DATASETS.get(dataset['type'])
+    with DATASETS.switch_scope_and_registry(scope) as registry:
+        dataset_class = registry.get(dataset['type'])
     return getattr(dataset_class, 'METAINFO', {}).get('classes')
 
 
