@@ -186,33 +186,32 @@ def test_scaling_config_follows_widths_and_image_scale(key, base):
 @pytest.mark.slow
 @pytest.mark.parametrize('key', sorted(SCALING_CONFIGS))
 def test_scaling_config_trains_one_iteration(key, tmp_path):
-    from mmengine.hooks import Hook
+    """One mmengine ``train_step`` (data preprocessor, all Mask R-CNN losses, the
+    config's optimizer) on a tiny COCO image: the scaled backbone's added blocks train."""
+    from mmdet.utils import register_all_modules
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.registry import MODELS, DefaultScope
     from mmengine.runner import Runner
 
-    data_root = e2e.make_tiny_coco(str(tmp_path / 'data'), n_train=2, n_val=1)
+    register_all_modules(init_default_scope=False)
+    data_root = e2e.make_tiny_coco(str(tmp_path / 'data'), n_train=1, n_val=1)
     cfg = e2e.shrink_config(osp.join(REPO, SCALING_CONFIGS[key]), data_root, 'det', iters=1,
                             image_size=(96, 64))
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1000)
-    cfg.work_dir = str(tmp_path / 'work')
+    # One image and 8 sampled RoIs: the mask head's cost is per positive RoI.
+    cfg.train_dataloader.batch_size = 1
+    cfg.model.train_cfg.rcnn.sampler.num = 8
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        model = MODELS.build(cfg.model)
+        batch = next(iter(Runner.build_dataloader(cfg.train_dataloader)))
+        optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     # layer3 has 8 blocks at phi = 1 (6 at phi = 0): block 7 exists only in the scaled model.
-    added = 'backbone.layer3.7.'
-    seen = {}
-
-    class StepCheck(Hook):
-        def before_train_iter(self, runner, batch_idx, data_batch=None):
-            params = dict(runner.model.named_parameters())
-            seen['name'] = next(name for name in params if name.startswith(added))
-            seen['before'] = params[seen['name']].detach().clone()
-
-        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
-            seen['after'] = dict(runner.model.named_parameters())[seen['name']].detach().clone()
-            seen['outputs'] = outputs
-
-    runner = Runner.from_cfg(cfg)
-    runner.register_hook(StepCheck(), priority='LOWEST')
-    runner.train()
-    assert runner.iter == 1
-    assert len(runner.model.backbone.layer3) == 8
-    assert not torch.equal(seen['before'], seen['after']), f"{seen['name']} did not train"
+    assert len(model.backbone.layer3) == 8
+    added = {name: p.detach().clone() for name, p in model.named_parameters()
+             if name.startswith('backbone.layer3.7.') and p.requires_grad}
+    model.train()
+    losses = model.train_step(batch, optim_wrapper)
     for loss in ('loss_rpn_cls', 'loss_cls', 'loss_bbox', 'loss_mask'):
-        assert loss in seen['outputs'], sorted(seen['outputs'])
+        assert loss in losses, sorted(losses)
+    params = dict(model.named_parameters())
+    changed = [name for name, before in added.items() if not torch.equal(params[name], before)]
+    assert changed, 'no weight of the added block changed in the training step'
