@@ -31,7 +31,7 @@ def _backbone(name):
 
 @pytest.mark.slow
 @pytest.mark.parametrize('name', sorted(BACKBONES))
-@settings(FUZZ, max_examples=5)  # a ResNet-50 forward each
+@settings(FUZZ, max_examples=3)  # a ResNet-50 forward each
 @given(data=st.data())
 def test_fuzz_backbone(name, data):
     draw = data.draw
@@ -60,7 +60,7 @@ UPSAMPLERS = {
 
 
 @pytest.mark.parametrize('name', sorted(UPSAMPLERS))
-@settings(FUZZ, max_examples=20)
+@settings(FUZZ, max_examples=12)
 @given(data=st.data())
 def test_fuzz_upsampler(name, data):
     """Through ``JointUpsampler`` (min/max normalisation, de-normalisation), in
