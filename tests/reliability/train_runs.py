@@ -54,8 +54,9 @@ def pac_flow_config(path, iters=6, checkpoint_interval=2, batch_size=2, crop_siz
         loader.dataset.region_frac = (0.0, 0.0, 64 / 194, 64 / 292)  # 64x64 of 292x194 frames
     cfg.val_dataloader.dataset.data_root = loader.dataset.data_root
     cfg.test_dataloader = cfg.val_dataloader
+    # a LR step after the resume point, so the resumed schedule is checked
     cfg.param_scheduler = [dict(type='MultiStepLR', by_epoch=False, milestones=[iters // 2 + 1],
-                                gamma=0.1)]  # a step after the resume point: the LR schedule is checked
+                                gamma=0.1)]
     cfg.custom_hooks = []
     _deterministic(cfg, iters, checkpoint_interval)
     cfg.dump(path)
@@ -78,8 +79,8 @@ def free_port():
 
 
 def child_env(record=None, kill_at=None, threads=1):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [REPO, os.environ.get('PYTHONPATH')])),
-               OMP_NUM_THREADS=str(threads), PORT=str(free_port()))
+    path = os.pathsep.join(filter(None, [REPO, os.environ.get('PYTHONPATH')]))
+    env = dict(os.environ, PYTHONPATH=path, OMP_NUM_THREADS=str(threads), PORT=str(free_port()))
     env.pop('CONVDENSE_TEST_KILL_AT', None)
     if record:
         env['CONVDENSE_TEST_RECORD'] = str(record)
