@@ -71,8 +71,12 @@ param_scheduler = [
     dict(type='PolyLR', eta_min=1e-4, power=0.9, by_epoch=False, begin=200, end=max_iters),
 ]
 default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
+    param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=1000, max_keep_ckpts=1,
-                    save_best='mIoU', rule='greater'))
+                    save_best='mIoU', rule='greater'),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    visualization=dict(type='SegVisualizationHook'))
 log_processor = dict(by_epoch=False)
 randomness = dict(seed=0)

@@ -194,6 +194,7 @@ def test_digit_crop_dataset_has_one_sample_per_instance(scenes):
     assert sample['inputs'].shape == (3, 32, 32)
 
 
+@pytest.mark.slow
 def test_digit_classifier_learns_crops_and_its_backbone_loads_into_detection(scenes):
     """A few steps on a batch of train crops fit it (top-1 >= 0.9 on them in eval mode, loss falls);
     ``backbone.*`` of its state dict is exactly what Mask R-CNN's backbone takes."""

@@ -207,17 +207,77 @@ def train_and_test(config_path, work_dir, kind, iters=4, data_root=None, **shrin
 
     Returns ``dict(metrics=..., losses=[...], checkpoint=path, config=path)``.
     """
-    train_tool, test_tool = load_tool('train'), load_tool('test')
     os.makedirs(work_dir, exist_ok=True)
     if data_root is None:
         data_root = osp.join(work_dir, 'data')
         (make_tiny_coco if kind == 'det' else make_tiny_ade)(data_root)
     cfg = shrink_config(config_path, data_root, kind, iters=iters, **shrink)
-    tiny_config = osp.join(work_dir, 'tiny_config.py')
-    cfg.dump(tiny_config)
-    train_tool.main([tiny_config, '--work-dir', work_dir])
+    return train_and_test_config(cfg, work_dir, iters)
+
+
+# --- digit scenes: real MNIST digits on photographs (tools/make_digit_scenes.py) ---
+
+DIGIT_CONFIGS = {'det': 'configs/digit_scenes/mask-rcnn_{}_fpn_digit-scenes.py',
+                 'seg': 'configs/digit_scenes/fpn_{}_digit-scenes.py'}
+
+
+def make_digit_scenes(root, scenes=(2, 1, 1), seed=0):
+    """Write a few digit scenes (train, val, test counts) under ``root``; returns ``root``."""
+    return load_tool('make_digit_scenes').make_digit_scenes(str(root), seed=seed, scenes=scenes)
+
+
+def overfit_digit_config(kind, backbone, data_root, iters, optimizer=None):
+    """The digit-scene config for ``kind`` ('det'/'seg') and ``backbone`` ('r50',
+    'hetconv-resnet-50', ...), trained for ``iters`` iterations on the train scenes
+    of ``data_root`` (one batch: all of them) and evaluated on those same scenes.
+
+    Only data, batch, schedule (constant learning rate after a short warm-up) and
+    ``optimizer`` (a dict replacing the config's) change. Returns an mmengine ``Config``.
+    """
+    from mmengine.config import Config
+    if kind not in DIGIT_CONFIGS:
+        raise ValueError(f"kind must be 'det' or 'seg', got {kind!r}")
+    cfg = Config.fromfile(osp.join(REPO, DIGIT_CONFIGS[kind].format(backbone)))
+    data_root = str(data_root).rstrip('/') + '/'
+    with open(osp.join(data_root, 'meta.json')) as f:
+        n_train = json.load(f)['scenes'][0]
+    for split in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loader = cfg[split]
+        loader.batch_size = n_train
+        dataset = loader.dataset
+        dataset.data_root = data_root
+        if kind == 'det':
+            dataset.ann_file = 'annotations/instances_train.json'
+            dataset.data_prefix = dict(img='images/train/')
+        else:
+            dataset.data_prefix = dict(img_path='images/train', seg_map_path='annotations/train')
+    if kind == 'det':
+        for evaluator in ('val_evaluator', 'test_evaluator'):
+            cfg[evaluator].ann_file = osp.join(data_root, 'annotations/instances_train.json')
+    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=iters, val_interval=iters + 1)
+    cfg.param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
+                                end=max(1, iters // 10))]
+    if optimizer is not None:
+        cfg.optim_wrapper.optimizer = optimizer
+    cfg.default_hooks.logger = dict(type='LoggerHook', interval=max(1, iters // 10))
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=iters, by_epoch=False)
+    cfg.log_processor = dict(type='LogProcessor', window_size=1, by_epoch=False)
+    cfg.randomness = dict(seed=0)
+    return cfg
+
+
+def train_and_test_config(cfg, work_dir, iters):
+    """Train ``cfg`` (an mmengine ``Config`` of ``iters`` iterations) with
+    ``tools/train.py``, then evaluate its last checkpoint with ``tools/test.py``.
+
+    Returns ``dict(metrics=..., losses=[...], checkpoint=path, config=path)``.
+    """
+    train_tool, test_tool = load_tool('train'), load_tool('test')
+    os.makedirs(work_dir, exist_ok=True)
+    config = osp.join(work_dir, 'run_config.py')
+    cfg.dump(config)
+    train_tool.main([config, '--work-dir', work_dir])
     checkpoint = osp.join(work_dir, f'iter_{iters}.pth')
     assert osp.isfile(checkpoint), f'no checkpoint at {checkpoint}'
-    metrics = test_tool.main([tiny_config, checkpoint, '--work-dir', osp.join(work_dir, 'test')])
-    return dict(metrics=metrics, losses=read_losses(work_dir), checkpoint=checkpoint,
-                config=tiny_config)
+    metrics = test_tool.main([config, checkpoint, '--work-dir', osp.join(work_dir, 'test')])
+    return dict(metrics=metrics, losses=read_losses(work_dir), checkpoint=checkpoint, config=config)

@@ -1,9 +1,8 @@
-"""Upstream Mask R-CNN and UPerNet configs, inherited by ours, trained through
-tools/train.py on tiny generated datasets in the real upstream layouts,
-checkpointed, resumed, and evaluated by tools/test.py with mmdet's CocoMetric /
-mmseg's IoUMetric."""
+"""Configs inheriting upstream Mask R-CNN, Semantic FPN and UPerNet, trained through
+tools/train.py, checkpointed, resumed, and evaluated by tools/test.py with mmdet's
+CocoMetric / mmseg's IoUMetric: over-fit runs on real digit scenes must learn
+them, and the evaluated weights must be the checkpoint's."""
 import glob
-import math
 import os
 import os.path as osp
 import socket
@@ -20,52 +19,70 @@ REPO = e2e.REPO
 pytestmark = pytest.mark.slow
 
 
-def test_mask_rcnn_train_checkpoint_resume_test(tmp_path):
-    run = e2e.train_and_test(osp.join(REPO, 'configs/mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'),
-                             str(tmp_path), kind='det', iters=3)
+# Over-fit runs: a few digit scenes, trained and evaluated on themselves. A model
+# that learns nothing scores ~0 there; the thresholds are the issue's goals.
+DET_ITERS = 60
+SEG_ITERS = 60
+OPTIMIZER = dict(type='AdamW', lr=1e-3, weight_decay=1e-4)  # SGD 0.02: all background after 40
+
+
+@pytest.fixture(scope='module')
+def digit_scenes(tmp_path_factory):
+    return e2e.make_digit_scenes(tmp_path_factory.mktemp('digits'), scenes=(2, 1, 1))
+
+
+@pytest.mark.parametrize('backbone', ['r50', 'hetconv-resnet-50'])
+def test_mask_rcnn_overfits_digit_scenes(tmp_path, digit_scenes, backbone):
+    """Mask R-CNN learns the scenes it trains on: bbox AP >= 0.5 there (COCO AP,
+    IoU 0.50:0.95), through tools/train.py and tools/test.py."""
+    cfg = e2e.overfit_digit_config('det', backbone, digit_scenes, DET_ITERS, OPTIMIZER)
+    run = e2e.train_and_test_config(cfg, str(tmp_path), DET_ITERS)
     metrics = run['metrics']
-    for key in ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/segm_mAP', 'coco/segm_mAP_50'):
-        assert key in metrics, sorted(metrics)
-        assert 0.0 <= metrics[key] <= 1.0
-    assert len(run['losses']) == 3 and all(math.isfinite(loss) for loss in run['losses'])
-
-    # resume: the same run continues from iteration 3 to 5, with optimizer state
+    assert metrics['coco/bbox_mAP'] >= 0.5, metrics
+    assert metrics['coco/segm_mAP'] > 0.1, metrics
+    if backbone != 'r50':
+        return
+    # resume: the same run continues from its last iteration, with optimizer state
     train_tool = e2e.load_tool('train')
-    train_tool.main([run['config'], '--work-dir', str(tmp_path), '--resume',
-                     '--cfg-options', 'train_cfg.max_iters=5', 'default_hooks.checkpoint.interval=1'])
-    assert osp.isfile(tmp_path / 'iter_5.pth') and not osp.isfile(tmp_path / 'iter_1.pth')
-    resumed = _load_checkpoint(str(tmp_path / 'iter_5.pth'), map_location='cpu')
-    assert resumed['meta']['iter'] == 5
+    train_tool.main([run['config'], '--work-dir', str(tmp_path), '--resume', '--cfg-options',
+                     f'train_cfg.max_iters={DET_ITERS + 1}', 'default_hooks.checkpoint.interval=1'])
+    resumed = _load_checkpoint(str(tmp_path / f'iter_{DET_ITERS + 1}.pth'), map_location='cpu')
+    assert resumed['meta']['iter'] == DET_ITERS + 1
     assert 'optimizer' in resumed and resumed['optimizer']['state']
-    assert len(e2e.read_losses(str(tmp_path))) == 3 + 2
+    assert len(e2e.read_losses(str(tmp_path))) == len(run['losses']) + 1
 
 
-def test_upernet_train_checkpoint_test(tmp_path):
+def test_trained_segmentation_checkpoint_beats_a_fresh_model(tmp_path, digit_scenes):
+    """tools/test.py scores the weights it is given: the over-fit checkpoint is far
+    above a freshly initialised model of the same config on the same scenes."""
+    from mmengine.registry import MODELS, init_default_scope
+    cfg = e2e.overfit_digit_config('seg', 'r50', digit_scenes, SEG_ITERS, OPTIMIZER)
+    run = e2e.train_and_test_config(cfg, str(tmp_path), SEG_ITERS)
+    init_default_scope('mmseg')
+    fresh = MODELS.build(cfg.model)
+    fresh.init_weights()
+    fresh_checkpoint = tmp_path / 'fresh.pth'
+    torch.save(dict(state_dict=fresh.state_dict(), meta=dict()), fresh_checkpoint)
+    test_tool = e2e.load_tool('test')
+    fresh_metrics = test_tool.main([run['config'], str(fresh_checkpoint), '--work-dir',
+                                    str(tmp_path / 'fresh'), '--show-dir', str(tmp_path / 'shown')])
+    shown = glob.glob(str(tmp_path / 'shown' / '**' / '*.png'), recursive=True)
+    assert len(shown) == 2, shown  # one visualised prediction per evaluated scene
+    # 60 AdamW steps on these scenes measured 47.5 % mIoU; a model that predicts one
+    # class everywhere scores at most 100/11 = 9.1 %
+    assert run['metrics']['mIoU'] >= 35.0, run['metrics']
+    assert run['metrics']['mIoU'] >= fresh_metrics['mIoU'] + 25.0, (run['metrics'], fresh_metrics)
+
+
+def test_upernet_ade_layout_train_checkpoint_test(tmp_path):
+    """The upstream UPerNet config (ADE20K layout) trains, checkpoints and is scored."""
     run = e2e.train_and_test(osp.join(REPO, 'configs/segmentation/upernet_r50_ade20k.py'),
-                             str(tmp_path), kind='seg', iters=3)
+                             str(tmp_path), kind='seg', iters=2)
     metrics = run['metrics']
     for key in ('aAcc', 'mIoU', 'mAcc'):
         assert key in metrics, sorted(metrics)
-        assert 0.0 <= metrics[key] <= 100.0
     trained = _load_checkpoint(run['checkpoint'], map_location='cpu')['state_dict']
     assert any(key.startswith('backbone.') for key in trained)
-
-
-def test_checkpoint_is_the_trained_model(tmp_path):
-    """tools/test.py evaluates the weights it was given, not a fresh init."""
-    run = e2e.train_and_test(osp.join(REPO, 'configs/segmentation/upernet_r50_ade20k.py'),
-                             str(tmp_path), kind='seg', iters=2)
-    state = _load_checkpoint(run['checkpoint'], map_location='cpu')['state_dict']
-    state = {k: v * 0 if v.is_floating_point() else v for k, v in state.items()}
-    zeroed = tmp_path / 'zeroed.pth'
-    torch.save(dict(state_dict=state, meta=dict()), zeroed)
-    test_tool = e2e.load_tool('test')
-    metrics = test_tool.main([run['config'], str(zeroed), '--work-dir', str(tmp_path / 'z'),
-                              '--show-dir', str(tmp_path / 'shown')])
-    shown = glob.glob(str(tmp_path / 'shown' / '**' / '*.png'), recursive=True)
-    assert len(shown) == 2, shown  # one visualised prediction per validation image
-    # an all-zero network predicts one class everywhere: accuracy is that class's share
-    assert metrics['mIoU'] < 100.0 / 3 + 1e-6
 
 
 def _free_port():
