@@ -48,10 +48,8 @@ train_dataloader = dict(
 val_dataloader = dict(
     batch_size=1, num_workers=0, persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='BaseSegDataset', data_root=data_root, metainfo=metainfo,
-                 data_prefix=dict(img_path='images/val', seg_map_path='annotations/val'),
-                 img_suffix='.png', seg_map_suffix='.png', reduce_zero_label=False,
-                 pipeline=test_pipeline))
+    dataset=dict(train_dataloader['dataset'], pipeline=test_pipeline,
+                 data_prefix=dict(img_path='images/val', seg_map_path='annotations/val')))
 test_dataloader = dict(
     val_dataloader,
     dataset=dict(val_dataloader['dataset'],
