@@ -207,15 +207,16 @@ def _sintel(tmp_path, flow_bytes=None, guide_size=(8, 8)):
         with open(flow, 'wb') as f:
             f.write(flow_bytes(data))
     iio.imwrite(frame_dir / 'frame_0001.png', np.zeros(guide_size + (3,), np.uint8))
-    pipeline = [dict(type='convdense.LoadJointUpsamplingSample'),
-                dict(type='convdense.MakeLowResolution'), dict(type='convdense.PackJointUpsamplingInputs')]
+    pipeline = [dict(type=f'convdense.{name}') for name in (
+        'LoadJointUpsamplingSample', 'MakeLowResolution', 'PackJointUpsamplingInputs')]
     return SintelFlowDataset(data_root=str(tmp_path), split='all', factor=2,
                              pipeline=pipeline), flow
 
 
 @pytest.mark.parametrize('corrupt, expected', [
     (lambda data: b'XXXX' + data[4:], 'bad magic number'),
-    (lambda data: data[:-16], r'truncated or corrupt .flo file \(508 bytes, a 8x8 flow needs 524\)'),
+    (lambda data: data[:-16],
+     r'truncated or corrupt .flo file \(508 bytes, a 8x8 flow needs 524\)'),
 ], ids=['bad-magic', 'truncated'])
 def test_corrupt_flo_through_the_dataset_names_the_file(tmp_path, corrupt, expected):
     dataset, flow = _sintel(tmp_path, corrupt)
