@@ -15,6 +15,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import convdense  # noqa: F401,E402  (its compat fixes before mmdet/timm import torchvision)
+
 pytest.importorskip('mmdet.models')
 
 from tests.helpers.e2e import REPO, load_script  # noqa: E402
