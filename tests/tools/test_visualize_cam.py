@@ -132,6 +132,25 @@ def test_chance_rate_is_mean_area_fraction_and_matches_random_peaks():
         pointing_game.chance_rate([])
 
 
+def test_category_regions_from_coco_masks_and_boxes(tmp_path):
+    from pycocotools.coco import COCO
+    rows, columns = pointing_game.box_mask([2, 1, 3, 2], 5, 8).nonzero()
+    assert (rows.tolist(), columns.tolist()) == ([1, 1, 1, 2, 2, 2], [2, 3, 4, 2, 3, 4])
+    root = e2e.make_tiny_coco(str(tmp_path / 'coco'), n_train=0, n_val=2)
+    coco = COCO(osp.join(root, 'annotations/instances_val2017.json'))
+    mapping = pointing_game.coco_to_model_classes(coco, ('person', 'car'))
+    assert mapping == {1: 0, 3: 1}
+    for image_id in coco.getImgIds():
+        masks = pointing_game.category_masks(coco, image_id, mapping)
+        boxes = pointing_game.category_masks(coco, image_id, mapping, region='box')
+        assert masks.keys() == boxes.keys() and masks
+        for index, mask in masks.items():
+            assert mask.shape == (96, 128)
+            assert (mask & ~boxes[index]).sum() <= 0.02 * mask.sum()  # a mask fills its box
+    with pytest.raises(ValueError, match='person.*not among'):
+        pointing_game.coco_to_model_classes(coco, ('car', 'bus'))
+
+
 # --------------------------------------------------------------------------- tuples
 
 def test_tuple_probe_keeps_values_and_gradients():

@@ -46,6 +46,8 @@ def parse_args(argv=None):
     parser.add_argument('--methods', nargs='+', default=['gradcam'], choices=list(METHODS))
     parser.add_argument('--target-layers', nargs='+',
                         help="module paths (default: each model's backbone stages)")
+    parser.add_argument('--region', choices=('mask', 'box'), default='mask',
+                        help="what a peak must hit: the instances' masks or their boxes")
     parser.add_argument('--tolerance', type=int, default=0,
                         help='pixels a peak may lie outside the mask (Zhang et al.: 15)')
     parser.add_argument('--max-images', type=int, help='score only the first N images')
@@ -94,17 +96,29 @@ def chance_rate(masks, tolerance=0):
     return float(np.mean([grow(mask, tolerance).mean() for mask in masks]))
 
 
-def category_masks(coco, image_id, class_index):
-    """``{model class index: union of the category's instance masks}`` for one image.
+def box_mask(bbox, height, width):
+    """The pixels whose centres lie in a COCO ``[x, y, w, h]`` box."""
+    x, y, w, h = bbox
+    rows = (np.arange(height) + 0.5 >= y) & (np.arange(height) + 0.5 <= y + h)
+    columns = (np.arange(width) + 0.5 >= x) & (np.arange(width) + 0.5 <= x + w)
+    return rows[:, None] & columns[None, :]
+
+
+def category_masks(coco, image_id, class_index, region='mask'):
+    """``{model class index: union of the category's instance masks}`` (or of
+    their boxes, ``region='box'``) for one image.
 
     ``class_index`` maps COCO category ids to the model's class indices; crowd
     annotations and instances with an empty mask are left out.
     """
+    info = coco.loadImgs([image_id])[0]
     masks = {}
     for ann in coco.loadAnns(coco.getAnnIds(imgIds=[image_id], iscrowd=False)):
         mask = coco.annToMask(ann).astype(bool)
         if not mask.any():
             continue
+        if region == 'box':
+            mask = box_mask(ann['bbox'], info['height'], info['width'])
         index = class_index[ann['category_id']]
         masks[index] = masks[index] | mask if index in masks else mask
     return masks
@@ -136,7 +150,7 @@ def summarise(hits, flat):
 # --------------------------------------------------------------------------- running
 
 def score_model(name, config, checkpoint, coco, image_ids, img_dir, methods, layers,
-                tolerance, cfg_options=None, progress=print):
+                tolerance, cfg_options=None, progress=print, region='mask'):
     """Pointing-game records (one per method and layer, plus ``mean``) for one model."""
     from convdense.visualization import cam as cams
     model, cfg = cams.load_model(config, checkpoint, cfg_options)
@@ -150,7 +164,8 @@ def score_model(name, config, checkpoint, coco, image_ids, img_dir, methods, lay
     for number, image_id in enumerate(image_ids, 1):
         info = coco.loadImgs([image_id])[0]
         inputs, samples = cams.prepare_image(model, pipeline, osp.join(img_dir, info['file_name']))
-        for category, mask in sorted(category_masks(coco, image_id, class_index).items()):
+        masks = category_masks(coco, image_id, class_index, region)
+        for category, mask in sorted(masks.items()):
             for method in methods:
                 result = cams.compute_cams(model, inputs, samples, layers, method, category)
                 for layer in [*layers, 'mean']:
@@ -178,14 +193,14 @@ def main(argv=None):
         class_index = coco_to_model_classes(coco, cams.describe_categories(model))
         del model
         masks = [mask for image_id in image_ids
-                 for mask in category_masks(coco, image_id, class_index).values()]
+                 for mask in category_masks(coco, image_id, class_index, args.region).values()]
         chance = chance_rate(masks, args.tolerance)
         results = []
         for name, config, checkpoint in args.model:
             checkpoint = None if checkpoint.lower() == 'none' else checkpoint
             results += score_model(name, config, checkpoint, coco, image_ids, args.img_dir,
                                    args.methods, args.target_layers, args.tolerance,
-                                   args.cfg_options)
+                                   args.cfg_options, region=args.region)
     except (ValueError, FileNotFoundError) as exc:
         if isinstance(exc, launch.ConfigError):
             raise
@@ -194,7 +209,8 @@ def main(argv=None):
         command='python tools/analysis/cam_pointing_game.py ' + ' '.join(
             sys.argv[1:] if argv is None else argv),
         ann_file=args.ann_file, images=len(image_ids), pairs=len(masks),
-        tolerance_px=args.tolerance, chance_rate=round(chance, 4), results=results,
+        region=args.region, tolerance_px=args.tolerance, chance_rate=round(chance, 4),
+        results=results,
         machine=dict(cpu=platform.processor() or platform.machine(), cores=os.cpu_count(),
                      load=os.getloadavg()[0]),
         date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()))
