@@ -29,7 +29,7 @@ import copy
 import math
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Optional, Sequence, Tuple
+from typing import NamedTuple, Optional, Sequence, Tuple
 
 from convdense.registry import MODELS
 
@@ -315,3 +315,43 @@ def compound_scale(backbone_cfg: dict, phi: float, alpha: float = 1.2, beta: flo
         backbone=scaled, out_channels=out_channels, resolution=gamma**phi,
         stage_blocks=stage_blocks, base_channels=base_channels,
         depth=sum(stage_blocks) / sum(blocks), width=base_channels / base, phi=phi)
+
+
+class ScaledConfig(NamedTuple):
+    """The overrides :func:`compound_scale_config` returns, in config-variable order."""
+    model: dict
+    train_dataloader: dict
+    val_dataloader: dict
+    test_dataloader: dict
+
+
+def _scaled_loader(loader: dict, multiplier: float) -> dict:
+    """``dict(dataset=dict(pipeline=...))`` with the image sizes scaled, through
+    dataset wrappers (``RepeatDataset`` etc. nest the real one under ``dataset``)."""
+    dataset = loader['dataset']
+    if 'pipeline' not in dataset and 'dataset' in dataset:
+        return dict(dataset=_scaled_loader(dataset, multiplier))
+    return dict(dataset=dict(pipeline=scale_pipeline(dataset['pipeline'], multiplier)))
+
+
+def compound_scale_config(base_cfg: dict, phi: float, **scale_kw) -> ScaledConfig:
+    """What a child config changes to compound-scale its mmdet / mmseg ``_base_``:
+    the backbone, the neck / heads' ``in_channels`` (:meth:`ScaledBackbone.model_overrides`),
+    the data preprocessor's fixed ``size`` if any, and every pipeline's image sizes
+    (:func:`scale_pipeline`, ``gamma**phi``). A config reads::
+
+        _base_ = '../mask_rcnn/mask-rcnn_res2net-50_fpn_1x_coco.py'
+        from convdense.models.scaling import compound_scale_config
+        model, train_dataloader, val_dataloader, test_dataloader = \\
+            compound_scale_config(_base_, phi=1)
+
+    ``scale_kw`` go to :func:`compound_scale`.
+    """
+    scaled = compound_scale(base_cfg['model']['backbone'], phi, **scale_kw)
+    model = scaled.model_overrides(base_cfg['model'])
+    preprocessor = base_cfg['model'].get('data_preprocessor') or {}
+    if preprocessor.get('size') is not None:
+        model['data_preprocessor'] = dict(size=scale_size(tuple(preprocessor['size']),
+                                                          scaled.resolution))
+    return ScaledConfig(model, *(_scaled_loader(base_cfg[loader], scaled.resolution)
+                                 for loader in ScaledConfig._fields[1:]))

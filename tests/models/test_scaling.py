@@ -183,6 +183,21 @@ def test_scaling_config_follows_widths_and_image_scale(key, base):
     assert dumped.model.neck.in_channels == cfg.model.neck.in_channels
 
 
+def test_scaled_segmentation_heads_follow_the_widths():
+    """In an mmseg config the decode and auxiliary heads' in_channels follow the
+    outputs their in_index reads, and the fixed crop size scales with the images."""
+    from mmengine.config import Config
+    base = Config.fromfile(osp.join(REPO, 'configs/segmentation/upernet_res2net-50_ade20k.py'))
+    model, train_loader, _, _ = scaling.compound_scale_config(base, phi=2)
+    widths = [4 * 80 * 2**i for i in range(4)]  # base_channels round_filters(64, 1.21) = 80
+    assert model['decode_head']['in_channels'] == widths
+    assert base.model.auxiliary_head.in_index == 2
+    assert model['auxiliary_head']['in_channels'] == widths[2]
+    assert model['data_preprocessor']['size'] == (672, 672)  # 512 * 1.3225 = 677 -> 672
+    crop = [t for t in train_loader['dataset']['pipeline'] if t['type'] == 'RandomCrop']
+    assert tuple(crop[0]['crop_size']) == (672, 672)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize('key', sorted(SCALING_CONFIGS))
 def test_scaling_config_trains_one_iteration(key, tmp_path):
