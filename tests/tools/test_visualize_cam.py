@@ -189,6 +189,7 @@ def test_tuple_probe_keeps_values_and_gradients():
     assert cams.split_feature_tuple(merged, (high, None), layout)[1] is None
 
 
+@pytest.mark.slow
 def test_oct_resnet_classifier_cams_every_stage_without_changing_outputs():
     from convdense.models.complexity import ImageNetClassifier, build_backbone
     torch.manual_seed(0)
