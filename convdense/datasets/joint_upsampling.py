@@ -22,7 +22,7 @@ class JointUpsamplingDataset(BaseDataset):
 
     Args:
         region_frac: (top, left, bottom, right) as fractions of each image, to
-            train on one region and evaluate on another (held-out regions).
+            train, validate and test on separate regions of the same scenes.
         max_samples: keep only the first N samples (smoke tests, quick runs).
         factor: upsampling factor handed to ``MakeLowResolution`` through each
             sample, so a config changes the factor in one place per dataset.
@@ -31,7 +31,7 @@ class JointUpsamplingDataset(BaseDataset):
 
     def __init__(self, *args, factor=None, region_frac=None, max_samples=None, **kwargs):
         self.factor = factor
-        self.region_frac = region_frac
+        self.region_frac = check_region_frac(region_frac)
         self.max_samples = max_samples
         super().__init__(*args, **kwargs)
 
@@ -50,6 +50,20 @@ class JointUpsamplingDataset(BaseDataset):
 
     def list_samples(self):
         raise NotImplementedError
+
+
+def check_region_frac(region_frac):
+    """``None`` or a (top, left, bottom, right) tuple of fractions with top < bottom, left < right."""
+    if region_frac is None:
+        return None
+    try:
+        top, left, bottom, right = (float(v) for v in region_frac)
+    except (TypeError, ValueError):
+        raise ValueError(f'region_frac must be (top, left, bottom, right) fractions, got {region_frac!r}') from None
+    if not (0 <= top < bottom <= 1 and 0 <= left < right <= 1):
+        raise ValueError(f'region_frac {tuple(region_frac)} must satisfy 0 <= top < bottom <= 1 and '
+                         f'0 <= left < right <= 1')
+    return top, left, bottom, right
 
 
 def _read_nyu_mat_sample(mat_path, index):

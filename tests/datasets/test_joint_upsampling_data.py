@@ -7,7 +7,7 @@ import pytest
 from mmengine.registry import init_default_scope
 
 from convdense.datasets import MiddleburyDataset, NYUDepthV2Dataset, SintelFlowDataset
-from convdense.datasets.readers import read_depth, read_flow, write_pfm
+from convdense.datasets.readers import read_depth, read_flow, read_target, write_pfm
 from convdense.datasets.transforms import downsample_flow, subsample_depth
 
 PIPELINE = [dict(type='LoadJointUpsamplingSample'), dict(type='MakeLowResolution'),
@@ -173,3 +173,55 @@ def test_low_res_protocols():
     np.testing.assert_allclose(downsample_flow(flow, 8), 1.0)  # magnitudes shrink with the grid
     with pytest.raises(ValueError, match='multiple'):
         subsample_depth(np.zeros((6, 8, 1), np.float32), 4)
+
+
+def _split_boxes(regions, height, width):
+    """Pixel boxes (top, left, bottom, right) that LoadJointUpsamplingSample keeps for each region."""
+    from convdense.datasets.transforms import LoadJointUpsamplingSample
+    ys, xs = np.mgrid[:height, :width].astype(np.float32)
+    coords = np.stack([ys, xs, np.zeros_like(ys)], axis=-1)
+    boxes = {}
+    for split, region in regions.items():
+        kept = LoadJointUpsamplingSample()(dict(guide=coords, target=np.zeros((height, width, 1), np.float32),
+                                                region_frac=region))['guide']
+        boxes[split] = (kept[..., 0].min(), kept[..., 1].min(), kept[..., 0].max() + 1, kept[..., 1].max() + 1)
+    return boxes
+
+
+@pytest.mark.parametrize('base', ['bundled_middlebury.py', 'bundled_flow.py'])
+def test_bundled_train_val_test_splits_are_disjoint_with_a_margin(base):
+    """No training crop, validation image or test image shares a pixel, and at least 3 low-res
+    pixels (3 x factor) separate any two splits of the same scene."""
+    from mmengine.config import Config
+
+    from convdense.registry import DATASETS
+    root = os.path.join(os.path.dirname(__file__), '..', '..')
+    cfg = Config.fromfile(os.path.join(root, 'configs', 'joint_upsampling', '_base_', base))
+    datasets = {split: DATASETS.build(dict(cfg[f'{split}_dataloader'].dataset,
+                                           data_root=os.path.join(root, cfg.data_root), pipeline=[]))
+                for split in ('train', 'val', 'test')}
+    scenes = {split: {dataset[i]['name'] for i in range(len(dataset))} for split, dataset in datasets.items()}
+    regions = {split: dataset.region_frac for split, dataset in datasets.items()}
+    if base == 'bundled_flow.py':  # the test scene is a whole scene that neither train nor val sees
+        assert scenes['train'] == scenes['val'] and not scenes['test'] & scenes['train']
+        del regions['test']
+    else:  # every scene is split three ways
+        assert scenes['train'] == scenes['val'] == scenes['test'] == {'aloe', 'motorcycle'}
+    for i in range(len(datasets['train'])):
+        sample = datasets['train'][i]
+        height, width = read_target(sample['target_path'], sample['target_kind']).shape[:2]
+        boxes = _split_boxes(regions, height, width)
+        names = sorted(boxes)
+        for a in names:
+            for b in names[names.index(a) + 1:]:
+                (top_a, left_a, bottom_a, right_a), (top_b, left_b, bottom_b, right_b) = boxes[a], boxes[b]
+                gap = max(top_b - bottom_a, top_a - bottom_b, left_b - right_a, left_a - right_b)
+                assert gap >= 3 * cfg.factor, (sample['name'], a, b, gap)
+
+
+@pytest.mark.parametrize('region,match', [((0.5, 0, 0.4, 1), 'top < bottom'), ((0, 0, 1, 1.2), 'right <= 1'),
+                                          ((0, 0, 1), 'fractions'), ('left', 'fractions')])
+def test_bad_region_frac_is_a_one_line_error(region, match):
+    root = os.path.join(os.path.dirname(__file__), '..', '..', 'data', 'middlebury')
+    with pytest.raises(ValueError, match=match):
+        MiddleburyDataset(data_root=root, region_frac=region, pipeline=PIPELINE)

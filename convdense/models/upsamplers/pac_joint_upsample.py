@@ -5,6 +5,9 @@ high-res RGB image, and log2(factor) pixel-adaptive transposed convolutions
 (each x2) upsample the target features; the i-th one is adapted by its own
 slice of the guidance features, resized to its output scale, so that edges in
 the image steer where the upsampled signal may change.
+
+Layer widths and the per-factor widths of the DJF-sized ``Lite`` variant follow
+the authors' released code (NVlabs/pac, ``task_jointUpsampling/models.py``).
 """
 import math
 
@@ -35,13 +38,19 @@ class PacJointUpsample(nn.Module):
     Defaults are the paper's reference design: target branch 1->32->32->32,
     guidance branch 3->32->32->16*n_up, n_up = log2(factor) PAC transposed convs
     32->32 (5x5, stride 2, padding 2, output_padding 1, each followed by ReLU),
-    then 32->32->1; all convs 5x5. Channels of a multi-channel target (flow u, v)
-    are upsampled as separate single-channel images with shared weights.
+    then 32->32->1; all convs 5x5, ReLU between convs but not after the last conv
+    of a branch. Guidance slice i is resized to stage i's output size bilinearly,
+    as in the reference code (``guide_resize='area'``: average pooling instead).
+    Channels of a multi-channel target (flow u, v) are upsampled as separate
+    single-channel images with shared weights.
 
     Args:
         factor: 4, 8, 16 (any power of two >= 2).
         channels: target channels (1 depth, 2 flow); only checked, weights are shared.
         target_widths, guide_widths, kernel_channels, fusion_widths: layer widths.
+        up_widths: output width of each PAC transposed conv (n_up of them);
+            default: the target branch's last width for all.
+        guide_resize: ``'bilinear'`` (the reference) or ``'area'``.
         residual: ``False`` (the reference design), ``'bilinear'`` (or ``True``) or
             ``'jbu'``: add that upsampling of ``low`` to the output, so the network
             learns a correction to it (not in the reference design). The last conv
@@ -55,10 +64,13 @@ class PacJointUpsample(nn.Module):
 
     def __init__(self, factor, channels=1, guide_channels=3, target_widths=(32, 32, 32),
                  guide_widths=(32, 32), kernel_channels=16, fusion_widths=(32,), kernel_size=5,
-                 residual=False, learnable_jbu=False):
+                 residual=False, learnable_jbu=False, up_widths=None, guide_resize='bilinear'):
         super().__init__()
         if factor < 2 or factor & (factor - 1):
             raise ValueError(f'factor must be a power of two >= 2, got {factor}')
+        if guide_resize not in ('bilinear', 'area'):
+            raise ValueError(f"guide_resize must be 'bilinear' or 'area', got {guide_resize!r}")
+        self.guide_resize = guide_resize
         self.factor = factor
         self.channels = channels
         self.kernel_channels = kernel_channels
@@ -72,15 +84,18 @@ class PacJointUpsample(nn.Module):
             jbu_args = dict(learnable_jbu) if isinstance(learnable_jbu, dict) else {}
             self.jbu = JBU(factor, learnable=bool(learnable_jbu), **jbu_args)
         self.num_up = int(math.log2(factor))
-        width = target_widths[-1]
-        self.branch_target = _conv_stack(1, target_widths, kernel_size, last_relu=True)
+        up_widths = tuple(up_widths) if up_widths is not None else (target_widths[-1],) * self.num_up
+        if len(up_widths) != self.num_up:
+            raise ValueError(f'up_widths needs log2(factor) = {self.num_up} widths, got {len(up_widths)}')
+        self.branch_target = _conv_stack(1, target_widths, kernel_size, last_relu=False)
         self.branch_guide = _conv_stack(guide_channels, tuple(guide_widths) + (kernel_channels * self.num_up,),
                                         kernel_size, last_relu=False)
+        in_widths = (target_widths[-1],) + up_widths[:-1]
         self.up_convs = nn.ModuleList(
-            PacConvTranspose2d(width, width, kernel_size, stride=2, padding=kernel_size // 2,
-                               output_padding=1) for _ in range(self.num_up))
+            PacConvTranspose2d(cin, cout, kernel_size, stride=2, padding=kernel_size // 2, output_padding=1)
+            for cin, cout in zip(in_widths, up_widths))
         self.branch_fusion = nn.Sequential(
-            _conv_stack(width, fusion_widths, kernel_size, last_relu=True),
+            _conv_stack(up_widths[-1], fusion_widths, kernel_size, last_relu=True),
             nn.Conv2d(fusion_widths[-1], 1, kernel_size, padding=kernel_size // 2))
         self._init_weights()
 
@@ -109,8 +124,11 @@ class PacJointUpsample(nn.Module):
         for i, up_conv in enumerate(self.up_convs):
             adapting = guide_features[:, i * self.kernel_channels:(i + 1) * self.kernel_channels]
             shrink = self.factor // 2 ** (i + 1)
-            if shrink > 1:
+            if shrink > 1 and self.guide_resize == 'area':
                 adapting = F.avg_pool2d(adapting, shrink)
+            elif shrink > 1:
+                adapting = F.interpolate(adapting, size=(height * 2 ** (i + 1), width * 2 ** (i + 1)),
+                                         mode='bilinear', align_corners=False)
             adapting = adapting.repeat_interleave(channels, dim=0)
             features = F.relu(up_conv(features, adapting))
         out = self.branch_fusion(features)
@@ -123,10 +141,25 @@ class PacJointUpsample(nn.Module):
 
 @MODELS.register_module()
 class PacJointUpsampleLite(PacJointUpsample):
-    """The same design narrowed to about DJF's size (~56 k parameters at x4)."""
+    """The same design at about DJF's size (56 k parameters) at every factor.
+
+    One more x2 stage would add a PAC transposed conv and a guidance slice, so
+    each factor has its own narrower widths: those of the reference code
+    (55,509 / 56,273 / 55,777 parameters at x4 / x8 / x16).
+    """
+
+    WIDTHS = {
+        4: dict(target_widths=(12, 16, 22), guide_widths=(12, 22), kernel_channels=12, up_widths=(12, 16),
+                fusion_widths=(22,)),
+        8: dict(target_widths=(12, 16, 16), guide_widths=(12, 16), kernel_channels=12, up_widths=(12, 16, 16),
+                fusion_widths=(20,)),
+        16: dict(target_widths=(8, 16, 16), guide_widths=(8, 16), kernel_channels=10, up_widths=(8, 16, 16, 16),
+                 fusion_widths=(16,)),
+    }
 
     def __init__(self, factor, channels=1, guide_channels=3, **kwargs):
-        widths = dict(target_widths=(18, 18, 18), guide_widths=(18, 18), kernel_channels=8,
-                      fusion_widths=(18,))
+        if factor not in self.WIDTHS:
+            raise ValueError(f'PacJointUpsampleLite has DJF-sized widths for factors 4, 8 and 16, got {factor}')
+        widths = dict(self.WIDTHS[factor])
         widths.update(kwargs)
         super().__init__(factor, channels, guide_channels, **widths)
