@@ -1,32 +1,31 @@
-"""Speed and peak memory of ``pac_conv2d`` against ``F.conv2d`` and the
-straightforward unfold (im2col) PAC, on the CPU.
+"""Speed and peak memory of the whole PAC layer (guide -> ``pac_kernel2d`` -> conv,
+forward + backward) against the same layer written with unfold (the reference
+algorithm) and against ``F.conv2d`` / ``F.conv_transpose2d``, on the CPU.
 
-    python benchmarks/bench_pac.py            # B=1, C=64: k=5 @ 256x256, k=3 @ 128x128
-    python benchmarks/bench_pac.py --quick    # small sizes, a few seconds
+    python benchmarks/bench_pac.py                # 3 rounds, 1 thread and the default count
+    python benchmarks/bench_pac.py --quick        # small sizes, one round, seconds
+    python benchmarks/bench_pac.py --rounds 5 --threads 1
+
+Cases (B = 1, C_in = C_out = 64, Gaussian kernel on a 16-channel guide): PAC conv
+k=5 at 256x256 and k=3 at 128x128, ``channel_wise=True`` (guide = 64 channels, one
+kernel per channel: ``pac_kernel2d`` then holds the C*k*k*H*W tensor the conv itself
+avoids) and ``PacConvTranspose2d``-style k=5, stride 2, 128x128 -> 256x256.
 
 Method
 ------
-Every (case, implementation, mode) runs in a fresh subprocess so that peak
-memory is not polluted by earlier cases:
+Each measurement runs in a fresh subprocess, and the rounds are interleaved: round
+r measures every (threads, case, implementation) once before round r+1 starts, so
+a burst of load from other jobs hits all of them alike. The ratios are taken
+within a round and reported as the median over rounds with their range.
 
-* peak memory = resident-set high-water mark during one call minus the
-  resident set just before it, after the inputs are allocated.  On Linux the
-  high-water mark is reset first (``echo 5 > /proc/self/clear_refs``, then
-  ``VmHWM`` / ``VmRSS`` from ``/proc/self/status``), so memory touched at
-  import time cannot hide a smaller peak; elsewhere the growth of
-  ``ru_maxrss`` is used.  It counts every byte the call touches (outputs,
-  gradients, saved tensors, workspaces, allocator slack).
-* time = median of ``--reps`` calls after that first call.
+* time = median of ``--reps`` fwd+bwd calls after one warm-up call; the backward
+  pass reaches input, weight and guide (so ``pac_kernel2d``'s backward is timed);
+* peak memory = resident-set high-water mark during the warm-up call minus the
+  resident set just before it (Linux: reset with ``/proc/self/clear_refs``, read
+  from ``VmHWM``; elsewhere the growth of ``ru_maxrss``).
 
-``fwd`` runs under ``torch.no_grad()``; ``fwd+bwd`` backpropagates a sum into
-input, weight and (for the PAC forms) the adaptive kernel.
-
-Threads default to 1: the benchmark box is shared, and with 2 OpenMP
-threads a busy neighbour stalls every parallel region at its barrier,
-which adds milliseconds per op and swamps the comparison.  Pass
-``--threads 2`` on an idle machine.
-
-Results go to ``benchmarks/results/pac.json`` and are printed as a table.
+Threads: ``1`` and ``0`` (= torch's default, all cores). Results go to
+``benchmarks/results/pac.json`` and are printed as a table.
 """
 import argparse
 import json
@@ -41,22 +40,100 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / 'benchmarks' / 'results' / 'pac.json'
-IMPLS = ('pac', 'unfold', 'conv2d')
-MODES = ('fwd', 'fwd+bwd')
-FULL_CASES = [dict(k=5, size=256, channels=64), dict(k=3, size=128, channels=64)]
-QUICK_CASES = [dict(k=5, size=64, channels=32), dict(k=3, size=32, channels=32)]
+IMPLS = ('pac', 'unfold', 'conv')
+GOALS = dict(time_vs_conv=2.0, speedup_vs_unfold=3.0, memory_saving_vs_unfold=4.0)
+FULL_CASES = [
+    dict(name='conv k=5 256x256', k=5, size=256, guide_channels=16),
+    dict(name='conv k=3 128x128', k=3, size=128, guide_channels=16),
+    dict(name='conv channel_wise k=3 128x128', k=3, size=128, channel_wise=True),
+    dict(name='transposed k=5 s=2 128->256', k=5, size=128, guide_channels=16, transposed=True),
+]
+QUICK_CASES = [
+    dict(name='conv k=3 32x32', k=3, size=32, guide_channels=4, channels=16),
+    dict(name='conv channel_wise k=3 32x32', k=3, size=32, channel_wise=True, channels=16),
+    dict(name='transposed k=5 s=2 16->32', k=5, size=16, guide_channels=4, transposed=True, channels=16),
+]
 
 
-def unfold_pac_conv2d(input, kernel, weight, padding):
-    """The textbook PAC: materialises the [B, C*k*k, H*W] im2col tensor."""
+def _case(case):
+    """Fill a case's defaults: 64 channels, no channel_wise, not transposed."""
+    case = dict(dict(channels=64, channel_wise=False, transposed=False), **case)
+    if case['channel_wise']:
+        case['guide_channels'] = case['channels']
+    return case
+
+
+def unfold_gaussian_kernel(guide, k, channel_wise):
+    """exp(-||f_i - f_j||^2 / 2) over each k x k window (replicate-padded guide), by unfold:
+    [B, 1 or C_g, k*k, H*W]. Taps outside the image differ from ``pac_kernel2d`` (which
+    zeroes them) but meet zero-padded input, so the layer's output and gradients agree."""
+    import torch
     import torch.nn.functional as F
+    batch, channels, height, width = guide.shape
+    padded = F.pad(guide, (k // 2,) * 4, mode='replicate')
+    windows = F.unfold(padded, k).view(batch, channels, k * k, height * width)
+    distance = (windows - guide.view(batch, channels, 1, height * width)) ** 2
+    if not channel_wise:
+        distance = distance.sum(1, keepdim=True)
+    return torch.exp(-0.5 * distance)
+
+
+def unfold_pac_layer(input, guide, weight, k, channel_wise=False, transposed=False):
+    """The textbook whole PAC layer: unfold kernel, then the [B, C*k*k, H*W] im2col product.
+
+    Transposed (stride 2, padding k//2, output_padding 1): a stride-1 PAC over the
+    zero-inserted input with the flipped, transposed filter, as ``nn.ConvTranspose2d``."""
+    import torch.nn.functional as F
+    if transposed:
+        batch, channels, height, width = input.shape
+        grid = input.new_zeros(batch, channels, 2 * height - 1, 2 * width - 1)
+        grid[..., ::2, ::2] = input
+        pad = k - 1 - k // 2
+        input = F.pad(grid, (pad, pad + 1, pad, pad + 1))
+        weight = weight.flip(2, 3).transpose(0, 1)
+    else:
+        input = F.pad(input, (k // 2,) * 4)
     batch, channels = input.shape[:2]
-    out_channels, _, k, _ = weight.shape
-    out_h, out_w = kernel.shape[-2:]
-    columns = F.unfold(input, k, padding=padding).view(batch, channels, k * k, -1)
-    columns = columns * kernel.view(batch, 1, k * k, -1)
-    out = weight.view(out_channels, -1) @ columns.view(batch, channels * k * k, -1)
+    out_channels = weight.shape[0]
+    out_h, out_w = guide.shape[2:]
+    kernel = unfold_gaussian_kernel(guide, k, channel_wise)
+    columns = F.unfold(input, k).view(batch, channels, k * k, -1) * kernel
+    out = weight.reshape(out_channels, -1) @ columns.view(batch, channels * k * k, -1)
     return out.view(batch, out_channels, out_h, out_w)
+
+
+def pac_layer(input, guide, weight, k, channel_wise=False, transposed=False):
+    """The whole layer through convdense's public API: ``pac_kernel2d`` then the conv."""
+    from convdense.ops.pac import pac_conv2d, pac_conv_transpose2d, pac_kernel2d
+    if transposed:
+        geometry = dict(stride=2, padding=k // 2, output_padding=1)
+        kernel = pac_kernel2d(guide, k, transposed=True, channel_wise=channel_wise, **geometry)
+        return pac_conv_transpose2d(input, kernel, weight, **geometry)
+    kernel = pac_kernel2d(guide, k, padding=k // 2, channel_wise=channel_wise)
+    return pac_conv2d(input, kernel, weight, padding=k // 2)
+
+
+def conv_layer(input, guide, weight, k, channel_wise=False, transposed=False):
+    """The plain convolution of the same shape (the guide is ignored)."""
+    import torch.nn.functional as F
+    if transposed:
+        return F.conv_transpose2d(input, weight, stride=2, padding=k // 2, output_padding=1)
+    return F.conv2d(input, weight, padding=k // 2)
+
+
+LAYERS = dict(pac=pac_layer, unfold=unfold_pac_layer, conv=conv_layer)
+
+
+def make_inputs(case, requires_grad=True):
+    """(input, guide, weight) for a case; the guide is at the layer's output resolution."""
+    import torch
+    torch.manual_seed(0)
+    size, channels, k = case['size'], case['channels'], case['k']
+    out_size = 2 * size if case['transposed'] else size
+    input = torch.randn(1, channels, size, size, requires_grad=requires_grad)
+    guide = torch.randn(1, case['guide_channels'], out_size, out_size).mul_(0.3).requires_grad_(requires_grad)
+    weight = (torch.randn(channels, channels, k, k) / (channels * k * k) ** 0.5).requires_grad_(requires_grad)
+    return input, guide, weight
 
 
 def _status_mib(field):
@@ -91,38 +168,20 @@ def peak_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def worker(impl, mode, k, size, channels, reps, threads):
-    """Runs one measurement in this (fresh) process and prints JSON."""
+def worker(impl, case, reps, threads):
+    """One measurement of fwd+bwd in this (fresh) process; prints JSON."""
     import torch
-    import torch.nn.functional as F
     sys.path.insert(0, str(ROOT))
-    from convdense.ops.pac import pac_conv2d
-
-    torch.set_num_threads(threads)
-    torch.manual_seed(0)
-    grad = mode == 'fwd+bwd'
-    padding = k // 2
-    x = torch.randn(1, channels, size, size, requires_grad=grad)
-    weight = torch.randn(channels, channels, k, k, requires_grad=grad)
-    kernel = torch.rand(1, 1, k, k, size, size, requires_grad=grad)
-    if impl == 'pac':
-        def call():
-            return pac_conv2d(x, kernel, weight, padding=padding)
-    elif impl == 'unfold':
-        def call():
-            return unfold_pac_conv2d(x, kernel, weight, padding)
-    else:
-        def call():
-            return F.conv2d(x, weight, padding=padding)
+    if threads:
+        torch.set_num_threads(threads)
+    tensors = make_inputs(case)
+    layer = LAYERS[impl]
+    options = dict(k=case['k'], channel_wise=case['channel_wise'], transposed=case['transposed'])
 
     def run():
-        if grad:
-            for t in (x, weight, kernel):
-                t.grad = None
-            call().sum().backward()
-        else:
-            with torch.no_grad():
-                call()
+        for t in tensors:
+            t.grad = None
+        layer(*tensors, **options).sum().backward()
 
     before = resident_mib(reset_peak=True)
     run()
@@ -132,111 +191,100 @@ def worker(impl, mode, k, size, channels, reps, threads):
         start = time.perf_counter()
         run()
         times.append(time.perf_counter() - start)
-    print(json.dumps(dict(time_ms=1e3 * statistics.median(times),
-                          peak_mib=peak - before)))
+    print(json.dumps(dict(time_ms=1e3 * statistics.median(times), peak_mib=peak - before,
+                          threads=torch.get_num_threads())))
 
 
-def check_agreement(k, size, channels):
-    """Max |pac - unfold| on the benchmark shape (a sanity check, float32)."""
+def check_agreement(case):
+    """Max |pac - unfold| of the layer's output on the case's shape (float32)."""
     import torch
     sys.path.insert(0, str(ROOT))
-    from convdense.ops.pac import pac_conv2d
-    torch.manual_seed(0)
-    x = torch.randn(1, channels, size, size)
-    weight = torch.randn(channels, channels, k, k) / (channels * k * k)**0.5
-    kernel = torch.rand(1, 1, k, k, size, size)
+    options = dict(k=case['k'], channel_wise=case['channel_wise'], transposed=case['transposed'])
     with torch.no_grad():
-        diff = pac_conv2d(x, kernel, weight, padding=k // 2) - unfold_pac_conv2d(
-            x, kernel, weight, k // 2)
-    return diff.abs().max().item()
+        tensors = make_inputs(case, requires_grad=False)
+        return (pac_layer(*tensors, **options) - unfold_pac_layer(*tensors, **options)).abs().max().item()
 
 
-def measure(impl, mode, case, reps, threads):
-    command = [sys.executable, __file__, '--worker', impl, mode, str(case['k']),
-               str(case['size']), str(case['channels']), str(reps), str(threads)]
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+def measure(impl, case, reps, threads):
+    command = [sys.executable, __file__, '--worker', impl, json.dumps(case), str(reps), str(threads)]
+    env = dict(os.environ)
+    if threads:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def summarise(rounds):
+    """Per-round measurements {impl: {time_ms, peak_mib}} -> the goal ratios, each as the
+    median over rounds with its range (ratios are taken within a round)."""
+    ratios = dict(
+        time_vs_conv=[r['pac']['time_ms'] / r['conv']['time_ms'] for r in rounds],
+        speedup_vs_unfold=[r['unfold']['time_ms'] / r['pac']['time_ms'] for r in rounds],
+        memory_saving_vs_unfold=[r['unfold']['peak_mib'] / max(r['pac']['peak_mib'], 1e-9) for r in rounds])
+    summary = {}
+    for key, values in ratios.items():
+        median = statistics.median(values)
+        met = median <= GOALS[key] if key.startswith('time_vs') else median >= GOALS[key]
+        summary[key] = dict(median=median, min=min(values), max=max(values), goal=GOALS[key], met=met)
+    for impl in IMPLS:
+        summary[f'{impl}_time_ms'] = statistics.median(r[impl]['time_ms'] for r in rounds)
+        summary[f'{impl}_peak_mib'] = statistics.median(r[impl]['peak_mib'] for r in rounds)
+    return summary
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--quick', action='store_true', help='small sizes')
+    parser.add_argument('--quick', action='store_true', help='small sizes, one round')
+    parser.add_argument('--rounds', type=int, help='interleaved fresh-process rounds (default 3; quick 1)')
     parser.add_argument('--reps', type=int, default=3, help='timed calls per measurement')
-    parser.add_argument('--threads', type=int, default=1, help='torch/OpenMP threads')
+    parser.add_argument('--threads', type=int, nargs='+', default=[1, 0],
+                        help='thread counts; 0 = torch default (all cores)')
     parser.add_argument('--out', type=Path, default=RESULTS, help='JSON output path')
-    parser.add_argument('--worker', nargs=7, help=argparse.SUPPRESS)
+    parser.add_argument('--worker', nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        impl, mode, k, size, channels, reps, threads = args.worker
-        worker(impl, mode, int(k), int(size), int(channels), int(reps), int(threads))
+        impl, case, reps, threads = args.worker
+        worker(impl, json.loads(case), int(reps), int(threads))
         return
 
-    cases = QUICK_CASES if args.quick else FULL_CASES
-    rows, summary = [], []
-    for case in cases:
-        label = f"B=1 C={case['channels']} k={case['k']} {case['size']}x{case['size']}"
-        results = {}
-        for impl in IMPLS:
-            for mode in MODES:
-                results[impl, mode] = measure(impl, mode, case, args.reps, args.threads)
-                r = results[impl, mode]
-                rows.append(dict(case=label, impl=impl, mode=mode, time_ms=r['time_ms'],
-                                 peak_mib=r['peak_mib']))
-                print(f"{label:28s} {impl:7s} {mode:8s} {r['time_ms']:10.1f} ms "
-                      f"{r['peak_mib']:9.1f} MiB", flush=True)
-        pac_fb, unfold_fb, conv_fb = (results[i, 'fwd+bwd'] for i in IMPLS)
-        pac_f, unfold_f, conv_f = (results[i, 'fwd'] for i in IMPLS)
-        summary.append(dict(
-            case=label,
-            max_abs_diff_pac_vs_unfold=check_agreement(case['k'], case['size'],
-                                                       case['channels']),
-            speedup_vs_unfold_fwd_bwd=unfold_fb['time_ms'] / pac_fb['time_ms'],
-            memory_saving_vs_unfold_fwd_bwd=unfold_fb['peak_mib'] / max(pac_fb['peak_mib'],
-                                                                         1e-9),
-            speedup_vs_unfold_fwd=unfold_f['time_ms'] / pac_f['time_ms'],
-            memory_saving_vs_unfold_fwd=unfold_f['peak_mib'] / max(pac_f['peak_mib'], 1e-9),
-            time_vs_conv2d_fwd=pac_f['time_ms'] / conv_f['time_ms'],
-            time_vs_conv2d_fwd_bwd=pac_fb['time_ms'] / conv_fb['time_ms'],
-            im2col_tensor_mib=case['channels'] * case['k']**2 * case['size']**2 * 4 / 2**20,
-        ))
+    cases = [_case(c) for c in (QUICK_CASES if args.quick else FULL_CASES)]
+    rounds = args.rounds or (1 if args.quick else 3)
+    measured = {}  # (threads, case name) -> list of rounds
+    for round_index in range(rounds):
+        for threads in args.threads:
+            for case in cases:
+                result = {impl: measure(impl, case, args.reps, threads) for impl in IMPLS}
+                measured.setdefault((threads, case['name']), []).append(result)
+                print(f"round {round_index + 1}/{rounds} threads={result['pac']['threads']:<2d} {case['name']:32s} "
+                      + '  '.join(f"{impl} {r['time_ms']:8.1f} ms {r['peak_mib']:7.1f} MiB"
+                                  for impl, r in result.items()), flush=True)
 
+    rows = []
+    for (threads, name), per_round in measured.items():
+        case = next(c for c in cases if c['name'] == name)
+        rows.append(dict(case=name, threads=threads, num_threads=per_round[0]['pac']['threads'],
+                         max_abs_diff_pac_vs_unfold=check_agreement(case), rounds=per_round,
+                         **summarise(per_round)))
     print()
-    header = (f"{'case':28s} {'impl':7s} {'fwd ms':>9s} {'fwd MiB':>9s} "
-              f"{'f+b ms':>9s} {'f+b MiB':>9s}")
-    print(header)
-    print('-' * len(header))
-    for case in cases:
-        label = f"B=1 C={case['channels']} k={case['k']} {case['size']}x{case['size']}"
-        for impl in IMPLS:
-            f, fb = ({r['mode']: r for r in rows if r['case'] == label and r['impl'] == impl}[m]
-                     for m in MODES)
-            print(f"{label:28s} {impl:7s} {f['time_ms']:9.1f} {f['peak_mib']:9.1f} "
-                  f"{fb['time_ms']:9.1f} {fb['peak_mib']:9.1f}")
-    print()
-    targets = dict(speedup_vs_unfold_fwd_bwd=3.0, memory_saving_vs_unfold_fwd_bwd=4.0,
-                   time_vs_conv2d_fwd_bwd=2.0)
-    for s in summary:
-        verdicts = []
-        for key, goal in targets.items():
-            ok = s[key] <= goal if key.startswith('time_vs') else s[key] >= goal
-            verdicts.append(f"{key}={s[key]:.2f} ({'ok' if ok else 'MISSED'})")
-        print(f"{s['case']}: " + ', '.join(verdicts) +
-              f", time_vs_conv2d_fwd={s['time_vs_conv2d_fwd']:.2f}, "
-              f"max|pac-unfold|={s['max_abs_diff_pac_vs_unfold']:.1e}")
+    for row in rows:
+        print(f"{row['case']:32s} threads={row['num_threads']:<2d} " + ', '.join(
+            f"{key} {row[key]['median']:.2f} ({row[key]['min']:.2f}-{row[key]['max']:.2f}, "
+            f"goal {'<=' if key.startswith('time_vs') else '>='} {GOALS[key]}: "
+            f"{'met' if row[key]['met'] else 'MISSED'})" for key in GOALS))
 
     import torch
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(dict(
-        benchmark='pac_conv2d vs unfold PAC vs F.conv2d (CPU)',
-        quick=args.quick, threads=args.threads, reps=args.reps,
+        benchmark='whole PAC layer (pac_kernel2d + conv, fwd+bwd) vs unfold layer vs F.conv (CPU)',
+        quick=args.quick, rounds=rounds, reps=args.reps, threads=args.threads,
         torch=torch.__version__, python=platform.python_version(),
         machine=platform.processor() or platform.machine(), cpus=os.cpu_count(),
         load_average=os.getloadavg(),
         memory_method='VmHWM after clear_refs minus VmRSS before, one call in a fresh '
         'subprocess (ru_maxrss growth where /proc is unavailable)',
-        time_method='median of reps calls after one warm-up call',
-        targets=targets, rows=rows, summary=summary), indent=2) + '\n')
+        time_method='median of reps fwd+bwd calls after one warm-up call; ratios within a round, '
+        'median and range over interleaved rounds',
+        goals=GOALS, cases=cases, rows=rows), indent=2) + '\n')
     print(f'wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}')
 
 
