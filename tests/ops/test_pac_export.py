@@ -12,16 +12,9 @@ from convdense.ops import pac, pac_kernel
 from convdense.ops.pac import (PacConv2d, PacConvTranspose2d, PacPool2d, pac_conv2d,
                                pac_conv_transpose2d, pac_kernel2d, pac_pool2d)
 from convdense.ops.pac_export import exporting
+from tests.ops.test_pac import single_thread  # noqa: F401  (autouse: one thread for tiny ops)
 
 RTOL = 1e-5
-
-
-@pytest.fixture(autouse=True, scope='module')
-def single_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def as_if_exporting():
