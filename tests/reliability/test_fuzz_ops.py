@@ -173,6 +173,22 @@ def test_fuzz_octave_conv2d(data):
                                 must_succeed=valid)
 
 
+def _run_on_both_paths(layer, x, bad, dtype, out_channels, geometry):
+    """Poison ``x`` with ``bad``, then the contract on the exact (grad) and the
+    inference (no-grad) path; ``geometry`` = (k, stride, padding, dilation).
+    Returns both outputs (None where an error was raised)."""
+    x = poison(x, bad)
+    batch, _, h, w = x.shape
+    expected = [(batch, out_channels, conv_out(h, *geometry), conv_out(w, *geometry))]
+    valid = h > 0 and w > 0 and x.dtype == dtype
+    outs = []
+    for context in (torch.enable_grad, torch.no_grad):
+        with context():
+            outs.append(call_or_clear_error(lambda: layer(x), expected if valid else None,
+                                            bad is None, must_succeed=valid))
+    return outs
+
+
 @FUZZ
 @given(data=st.data())
 def test_fuzz_hetconv2d(data):
@@ -189,19 +205,10 @@ def test_fuzz_hetconv2d(data):
         return
     layer = make()
     x = _draw_input(draw, c_in, dtype)
-    bad = draw(POISON)
-    x = poison(x, bad)
-    batch, _, h, w = x.shape
-    pad = dilation * (k - 1) // 2
-    expected = [(batch, c_out, conv_out(h, k, stride, pad, dilation), conv_out(w, k, stride, pad, dilation))]
-    valid = h > 0 and w > 0 and x.dtype == dtype
-    outs = []
-    for context in (torch.enable_grad, torch.no_grad):
-        with context():
-            outs.append(call_or_clear_error(lambda: layer(x), expected if valid else None,
-                                            bad is None, must_succeed=valid))
-    if valid and bad is None:
-        torch.testing.assert_close(outs[1], outs[0].detach(), rtol=1e-4, atol=1e-5)
+    exact, inferred = _run_on_both_paths(layer, x, draw(POISON), dtype, c_out,
+                                         (k, stride, dilation * (k - 1) // 2, dilation))
+    if exact is not None and inferred is not None and torch.isfinite(exact).all():
+        torch.testing.assert_close(inferred, exact.detach(), rtol=1e-4, atol=1e-5)
 
 
 @FUZZ
@@ -220,16 +227,7 @@ def test_fuzz_adaptive_conv2d(data):
         return
     layer = make()
     x = _draw_input(draw, c_in, dtype)
-    bad = draw(POISON)
-    x = poison(x, bad)
-    batch, _, h, w = x.shape
-    expected = [(batch, c_out, conv_out(h, k, stride, padding, dilation),
-                 conv_out(w, k, stride, padding, dilation))]
-    valid = h > 0 and w > 0 and x.dtype == dtype
-    for context in (torch.enable_grad, torch.no_grad):
-        with context():
-            call_or_clear_error(lambda: layer(x), expected if valid else None, bad is None,
-                                must_succeed=valid)
+    _run_on_both_paths(layer, x, draw(POISON), dtype, c_out, (k, stride, padding, dilation))
 
 
 @pytest.mark.parametrize('make', [
