@@ -28,33 +28,55 @@ def quick_demo(tmp_path_factory):
 
 def test_quick_demo_prints_table_and_leaves_checkpoint_and_panels(quick_demo):
     work_dir, stdout = quick_demo
-    assert 'RMSE (disparity px)' in stdout
-    for method in ('bicubic', 'JBU', 'DJF', 'PAC (lite)'):
-        assert f'| {method} |' in stdout
+    assert 'mean RMSE (px)' in stdout
     results = json.load(open(work_dir / 'results.json'))
-    scores = {row['method']: row['rmse_px'] for row in results['rows']}
+    block = results['depth']['regions']
+    methods = [row['method'] for row in block['rows']]
+    assert methods == ['bicubic', 'JBU', 'PAC (lite, learned JBU base)', 'PAC (lite, reference)', 'DJF']
+    for method in methods:
+        assert f'| {method}' in stdout
+    scores = {row['method']: row['test']['rmse_px']['mean'] for row in block['rows']}
     assert all(np.isfinite(v) and 0 < v < 50 for v in scores.values())
     # the non-learned baselines are deterministic, and JBU uses the guide: it must beat bicubic
     assert scores['JBU'] < scores['bicubic']
     checkpoint = work_dir / 'pac_lite_x8_demo.pth'
     assert checkpoint.is_file() and f'PAC checkpoint: {checkpoint}' in stdout
-    panels = list((work_dir / 'pac' / 'panels').glob('*.png'))
+    panels = list((work_dir / 'depth' / 'pac_lite_learned_jbu_base' / 'seed0' / 'panels').glob('*.png'))
     assert sorted(p.stem for p in panels) == ['aloe', 'motorcycle']
     assert all(p.stat().st_size > 10_000 for p in panels)
-    # per-scene columns, and the last column is the metric's own mean over the scenes
-    for row in results['rows']:
-        assert row['rmse_px'] == pytest.approx((row['Aloe'] + row['Motorcycle']) / 2, rel=1e-6)
+    for row in block['rows']:
+        test = {column: summary['mean'] for column, summary in row['test'].items()}
+        # per-scene columns, and the last column is the metric's own mean over the scenes
+        assert test['rmse_px'] == pytest.approx((test['Aloe'] + test['Motorcycle']) / 2, rel=1e-6)
+
+
+def test_quick_demo_chooses_pac_on_val_and_compares_it_with_every_method(quick_demo):
+    work_dir, stdout = quick_demo
+    block = json.load(open(work_dir / 'results.json'))['depth']['regions']
+    rows = {row['method']: row for row in block['rows']}
+    pac_rows = [row for name, row in rows.items() if name.startswith('PAC')]
+    # chosen by the val score alone, whatever the test scores say
+    assert block['chosen_pac'] == min(pac_rows, key=lambda row: row['val']['mean'])['method']
+    assert all(0 < row['val']['mean'] < 50 for row in pac_rows)
+    # the verdict covers every non-PAC method, DJF included, on every column
+    assert sorted(block['verdict']) == ['DJF', 'JBU', 'bicubic']
+    chosen = rows[block['chosen_pac']]['test']
+    # one seed: no spread, so "ahead" is a plain comparison of the test scores
+    for method, columns in block['verdict'].items():
+        for column, ahead in columns.items():
+            assert ahead == (chosen[column]['mean'] < rows[method]['test'][column]['mean'])
+    assert f"Verdict: {block['chosen_pac']} (chosen on val) is ahead of bicubic:" in stdout
 
 
 def test_quick_demo_runs_the_flow_task_too(quick_demo):
     work_dir, stdout = quick_demo
     assert 'EPE (px)' in stdout
-    flow = json.load(open(work_dir / 'results.json'))['flow']
-    scores = {row['method']: row['epe_px'] for row in flow['rows']}
-    assert sorted(scores) == ['DJF', 'JBU', 'PAC (lite)', 'bicubic']
+    flow = json.load(open(work_dir / 'results.json'))['flow']['regions']
+    scores = {row['method']: row['test']['epe_px']['mean'] for row in flow['rows']}
+    assert sorted(scores) == ['DJF', 'JBU', 'PAC (lite, bilinear base)', 'PAC (lite, reference)', 'bicubic']
     assert all(np.isfinite(v) and 0 < v < 10 for v in scores.values())
     assert (work_dir / 'pac_lite_x4_flow_demo.pth').is_file()
-    assert list((work_dir / 'flow' / 'pac' / 'panels').glob('*.png'))
+    assert list((work_dir / 'flow' / 'pac_lite_bilinear_base' / 'seed0' / 'panels').glob('*.png'))
 
 
 def test_upsample_tool_scores_a_checkpoint_and_baselines(quick_demo, tmp_path):
