@@ -92,7 +92,8 @@ def scale_pipeline(pipeline: Sequence[dict], multiplier: float,
         return node
 
     if not isinstance(pipeline, (list, tuple)):
-        raise TypeError(f'pipeline must be a list of transform dicts, got {type(pipeline).__name__}')
+        raise TypeError('pipeline must be a list of transform dicts, '
+                        f'got {type(pipeline).__name__}')
     return list(visit(_plain(pipeline)))
 
 
@@ -123,7 +124,7 @@ def resolve_backbone_class(type_name: str, scope: Optional[str] = None):
     import convdense.registry  # noqa: F401  (makes the convdense scope findable)
     cls = ROOT_MODELS.get(type_name)
     if cls is None:
-        raise KeyError(f'backbone type {type_name!r} is not registered')
+        raise ValueError(f'backbone type {type_name!r} is not registered')
     return cls
 
 
@@ -239,7 +240,8 @@ class ScaledBackbone:
         ``neck`` (FPN: one per output) and for mmseg's ``decode_head`` and
         ``auxiliary_head`` (the outputs their ``in_index`` picks)."""
         if not isinstance(model_cfg, dict):
-            raise TypeError(f'model_cfg must be the base model dict, got {type(model_cfg).__name__}')
+            raise TypeError('model_cfg must be the base model dict, '
+                            f'got {type(model_cfg).__name__}')
         overrides = dict(backbone=dict(_delete_=True, **self.backbone))
         neck = model_cfg.get('neck')
         if isinstance(neck, dict) and 'in_channels' in neck:
@@ -288,7 +290,8 @@ def compound_scale(backbone_cfg: dict, phi: float, alpha: float = 1.2, beta: flo
     if not isinstance(divisor, int) or divisor < 1:
         raise ValueError(f'divisor must be a positive int, got {divisor!r}')
     if depth_round not in DEPTH_ROUNDING:
-        raise ValueError(f'depth_round must be one of {sorted(DEPTH_ROUNDING)}, got {depth_round!r}')
+        raise ValueError(f'depth_round must be one of {sorted(DEPTH_ROUNDING)}, '
+                         f'got {depth_round!r}')
     cfg = _plain(backbone_cfg)
     cls = _resnet_family_class(cfg, scope)
 

@@ -54,7 +54,8 @@ def test_depth_and_size_rounding():
     assert scaling.round_repeats(3, 1.2) == 4 and scaling.round_repeats(6, 1.44) == 9
     assert scaling.scale_size((1333, 800), 1.15) == (1536, 928)
     assert scaling.scale_size(224, 1.15**2) == 288
-    pipeline = [dict(type='LoadImageFromFile'), dict(type='Resize', scale=(1333, 800), keep_ratio=True),
+    pipeline = [dict(type='LoadImageFromFile'),
+                dict(type='Resize', scale=(1333, 800), keep_ratio=True),
                 dict(type='TestTimeAug', transforms=[[dict(type='RandomChoiceResize',
                                                            scales=[(640, 480), (320, 240)])]])]
     scaled = scaling.scale_pipeline(pipeline, 1.15)
@@ -84,11 +85,13 @@ def test_scaled_backbone_blocks_widths_and_outputs(name):
     """Built from the scaled config: the stages have the rounded block counts, every
     conv is at least 90 % of beta**phi times its unscaled width (inner widths follow
     each backbone's own rule), and the outputs have the announced channels."""
-    phi = 1
-    scaled = scaling.compound_scale(BACKBONES[name], phi)
-    original, backbone = build_backbone(BACKBONES[name]), build_backbone(scaled.backbone)
+    phi, cfg = 2, dict(BACKBONES[name], base_channels=32)  # a quarter of the weights to build
+    scaled = scaling.compound_scale(cfg, phi)
+    assert scaled.base_channels == 40
+    original, backbone = build_backbone(cfg), build_backbone(scaled.backbone)
     assert type(backbone) is type(original)
-    assert [len(getattr(backbone, layer)) for layer in backbone.res_layers] == list(scaled.stage_blocks)
+    blocks = [len(getattr(backbone, layer)) for layer in backbone.res_layers]
+    assert blocks == list(scaled.stage_blocks)
     before, after = _convs(original), _convs(backbone)
     assert len(after) > len(before)
     for conv, width in before.items():
@@ -111,7 +114,8 @@ def test_backbone_constraints_hold_after_rounding():
     oct_scaled = scaling.compound_scale(dict(type='convdense.OctResNet', depth=50, alpha=0.3), 1)
     assert oct_scaled.base_channels % 40 == 0  # 0.3 = 3/10, lcm(8, 10) = 40
     backbone = build_backbone(oct_scaled.backbone)
-    octave = [(name, m) for name, m in backbone.named_modules() if hasattr(m, 'out_split') and m.alpha_out > 0]
+    octave = [(name, m) for name, m in backbone.named_modules()
+              if hasattr(m, 'out_split') and m.alpha_out > 0]
     assert octave
     for name, conv in octave:
         assert 10 * conv.out_split[1] == 3 * conv.out_channels, (name, conv.out_split)
