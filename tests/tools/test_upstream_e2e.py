@@ -21,7 +21,8 @@ pytestmark = pytest.mark.slow
 
 # Over-fit runs: a few digit scenes, trained and evaluated on themselves. A model
 # that learns nothing scores ~0 there; the thresholds are the issue's goals.
-DET_ITERS = 60
+# bbox AP measured on these two scenes: R-50 0.631 after 60 steps, HetConv 0.511 after 80
+DET_ITERS = {'r50': 60, 'hetconv-resnet-50': 100}
 SEG_ITERS = 60
 OPTIMIZER = dict(type='AdamW', lr=1e-3, weight_decay=1e-4)  # SGD 0.02: all background after 40
 
@@ -31,12 +32,13 @@ def digit_scenes(tmp_path_factory):
     return e2e.make_digit_scenes(tmp_path_factory.mktemp('digits'), scenes=(2, 1, 1))
 
 
-@pytest.mark.parametrize('backbone', ['r50', 'hetconv-resnet-50'])
+@pytest.mark.parametrize('backbone', list(DET_ITERS))
 def test_mask_rcnn_overfits_digit_scenes(tmp_path, digit_scenes, backbone):
     """Mask R-CNN learns the scenes it trains on: bbox AP >= 0.5 there (COCO AP,
     IoU 0.50:0.95), through tools/train.py and tools/test.py."""
-    cfg = e2e.overfit_digit_config('det', backbone, digit_scenes, DET_ITERS, OPTIMIZER)
-    run = e2e.train_and_test_config(cfg, str(tmp_path), DET_ITERS)
+    iters = DET_ITERS[backbone]
+    cfg = e2e.overfit_digit_config('det', backbone, digit_scenes, iters, OPTIMIZER)
+    run = e2e.train_and_test_config(cfg, str(tmp_path), iters)
     metrics = run['metrics']
     assert metrics['coco/bbox_mAP'] >= 0.5, metrics
     assert metrics['coco/segm_mAP'] > 0.1, metrics
@@ -45,9 +47,10 @@ def test_mask_rcnn_overfits_digit_scenes(tmp_path, digit_scenes, backbone):
     # resume: the same run continues from its last iteration, with optimizer state
     train_tool = e2e.load_tool('train')
     train_tool.main([run['config'], '--work-dir', str(tmp_path), '--resume', '--cfg-options',
-                     f'train_cfg.max_iters={DET_ITERS + 1}', 'default_hooks.checkpoint.interval=1'])
-    resumed = _load_checkpoint(str(tmp_path / f'iter_{DET_ITERS + 1}.pth'), map_location='cpu')
-    assert resumed['meta']['iter'] == DET_ITERS + 1
+                     f'train_cfg.max_iters={iters + 1}', 'default_hooks.checkpoint.interval=1',
+                     'default_hooks.logger.interval=1'])
+    resumed = _load_checkpoint(str(tmp_path / f'iter_{iters + 1}.pth'), map_location='cpu')
+    assert resumed['meta']['iter'] == iters + 1
     assert 'optimizer' in resumed and resumed['optimizer']['state']
     assert len(e2e.read_losses(str(tmp_path))) == len(run['losses']) + 1
 
