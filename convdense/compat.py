@@ -305,19 +305,26 @@ def _validation_keeping_random_state(original, loop):
 def _wrap(owner, name, replacement):
     """Replace ``owner.name`` by ``replacement(original, *args, **kwargs)``, once."""
     original = getattr(owner, name)
-    if getattr(original, '_convdense_random_state', False):
+    if getattr(original, '_convdense_wrapped', False):
         return
 
     @functools.wraps(original)
     def wrapper(*args, **kwargs):
         return replacement(original, *args, **kwargs)
 
-    wrapper._convdense_random_state = True
+    wrapper._convdense_wrapped = True
     setattr(owner, name, wrapper)
 
 
 def resume_random_state():
-    """Save the random state in checkpoints and restore it on resume (fix 8)."""
+    """Fix 8: mmengine's resume restores iteration, optimizer, schedulers and the
+    sampler seed, and ``IterBasedTrainLoop`` replays the loader up to the resumed
+    iteration, but the global random state is not saved, so after a resume Mask
+    R-CNN's RoI sampling (and any random op) draws other numbers than the
+    uninterrupted run. Checkpoints now carry it in ``meta['random_state']``; the
+    resumed loop restores it just before its first new batch (after the replay,
+    whose augmentations consume numpy's state), and validation keeps it, so a
+    resumed run that skips a validation stays in step."""
     from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop, Runner, ValLoop
     _wrap(Runner, 'save_checkpoint', _save_checkpoint_with_random_state)
     _wrap(Runner, 'resume', _resume_with_random_state)
