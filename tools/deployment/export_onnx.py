@@ -105,6 +105,11 @@ def _load_weights(module, checkpoint, prefix=None):
     state = state.get('state_dict', state)
     if prefix and any(key.startswith(prefix) for key in state):
         state = {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
+    own = module.state_dict()
+    for key, value in state.items():
+        if key in own and tuple(value.shape) != tuple(own[key].shape):
+            raise launch.ConfigError(f'{checkpoint}: {key!r} has shape {tuple(value.shape)}, the '
+                                     f'model needs {tuple(own[key].shape)}')
     result = module.load_state_dict(state, strict=False)
     if result.missing_keys:
         raise launch.ConfigError(
