@@ -310,12 +310,12 @@ class OctaveConv2d(nn.Conv2d):
             raise ValueError(f'OctaveConv2d supports groups=1 only, got {groups}')
         if stride not in (1, 2):
             raise ValueError(f'OctaveConv2d supports stride 1 or 2, got {stride}')
+        octave_split(in_channels, alpha_in)
+        octave_split(out_channels, alpha_out)
         if kernel_size % 2 == 0 or padding != dilation * (kernel_size - 1) // 2:
             raise ValueError('OctaveConv2d needs an odd kernel and "same" padding '
                              '(dilation * (k - 1) / 2) so its high and low paths align; got '
                              f'kernel_size={kernel_size}, padding={padding}, dilation={dilation}')
-        octave_split(in_channels, alpha_in)
-        octave_split(out_channels, alpha_out)
         super().__init__(in_channels, out_channels, kernel_size, stride=stride,
                          padding=padding, dilation=dilation, bias=bias)
         self.alpha_in = alpha_in
