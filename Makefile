@@ -2,7 +2,7 @@
 PYTHON ?= python3
 export PYTHON
 
-.PHONY: install demo test test-fast bench
+.PHONY: install demo demo-digits digit-scenes test test-fast bench bench-digit-scenes
 
 install:
 	bash tools/install.sh
@@ -10,13 +10,29 @@ install:
 demo: install
 	$(PYTHON) tools/demo.py
 
+# The backbone half on real data: generates the digit scenes (seconds), trains two
+# Semantic FPN models briefly, prints the table (see docs/digit_scenes.md).
+demo-digits: install
+	$(PYTHON) tools/digit_scenes_demo.py
+
+digit-scenes: install
+	$(PYTHON) tools/make_digit_scenes.py
+
+# Two workers on two cores, one torch thread each: no oversubscribed OpenMP threads.
 test: install
-	$(PYTHON) -m pytest tests -q -n 2 --dist loadfile
+	OMP_NUM_THREADS=1 $(PYTHON) -m pytest tests -q -n 2 --dist loadfile
 
 test-fast:
-	$(PYTHON) -m pytest tests -q -n 2 --dist loadfile -m "not slow"
+	OMP_NUM_THREADS=1 $(PYTHON) -m pytest tests -q -n 2 --dist loadfile -m "not slow"
 
 bench: install
 	$(PYTHON) benchmarks/bench_pac.py
 	$(PYTHON) benchmarks/bench_backbones.py
 	$(PYTHON) benchmarks/latency_bound.py
+	$(PYTHON) benchmarks/bench_memory.py
+
+# Each invocation is sized for <= 2 hours on an idle 2-core machine; they merge into
+# benchmarks/results/digit_scenes.json.
+bench-digit-scenes: install
+	$(PYTHON) benchmarks/bench_digit_scenes.py --tasks cls det
+	$(PYTHON) benchmarks/bench_digit_scenes.py --tasks seg

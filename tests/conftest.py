@@ -8,6 +8,10 @@ the ``cuda`` marker (``pytest -m cuda`` selects exactly the GPU checks, as
 import pytest
 import torch
 
+# Before any test imports mmdet/mmseg/timm: PyPI's torchvision (which mmdet.models,
+# timm and pytorch-grad-cam import) needs convdense.compat fix 7 beside the CPU torch.
+import convdense  # noqa: F401,E402
+
 CUDA_AVAILABLE = torch.cuda.is_available()
 requires_cuda = pytest.mark.skipif(not CUDA_AVAILABLE, reason='needs a CUDA device')
 DEVICES = ['cpu', pytest.param('cuda', marks=[pytest.mark.cuda, requires_cuda])]

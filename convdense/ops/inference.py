@@ -34,10 +34,18 @@ from torch import Tensor
 T = TypeVar('T')
 
 
+def recording_graph() -> bool:
+    """Whether a graph is being recorded: ``torch.jit.trace``, either ONNX
+    exporter, or ``torch.export`` / ``torch.compile`` (which both set
+    ``torch.compiler.is_compiling()``)."""
+    return (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+            or torch.compiler.is_compiling())
+
+
 def fast_inference() -> bool:
     """Whether an inference-only fast path may run: no gradient is recorded
-    and no graph is being traced."""
-    return not torch.is_grad_enabled() and not torch.jit.is_tracing()
+    and no graph is being recorded (an exported graph must hold the exact path)."""
+    return not torch.is_grad_enabled() and not recording_graph()
 
 
 def onednn_conv2d(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride: int = 1,

@@ -43,7 +43,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .pac_export import exporting, pac_unfolded
+from .inference import recording_graph
+from .pac_export import pac_unfolded
 from .pac_geometry import (_conv_out_size, _pair, _require_4d, _resolve_padding, _shape,
                            _transposed_input_grid, _transposed_out_size)
 from .pac_kernel import pac_kernel2d, parse_kernel_type
@@ -86,7 +87,7 @@ def _pac(padded, kernel, weight, bias, out_size, stride, dilation, shared_filter
          chunk_elements):
     """The tiled engine, or its plain-op twin while a graph is being recorded
     (tracing, ONNX export, ``torch.export``; see :mod:`.pac_export`)."""
-    if exporting():
+    if recording_graph():
         return pac_unfolded(padded, kernel, weight, bias, out_size, stride, dilation,
                             shared_filters)
     return _pac_core(padded, kernel, weight, bias, out_size, stride, dilation, shared_filters,

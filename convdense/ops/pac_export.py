@@ -1,6 +1,6 @@
 """The export path of PAC: the kernel and the convolution written as a few
 standard tensor ops, taken while ``torch.jit.trace``, ``torch.export`` or an
-ONNX exporter records a graph (:func:`exporting`).
+ONNX exporter records a graph (:func:`~convdense.ops.inference.recording_graph`).
 
 The tiled engine (:mod:`.pac_tiled`) is a Python ``autograd.Function`` whose
 loops depend on the concrete output size and that writes into reused
@@ -18,14 +18,6 @@ time, so its intermediates stay at the kernel's own size.
 """
 import torch
 import torch.nn.functional as F
-
-
-def exporting() -> bool:
-    """Whether a graph is being recorded: ``torch.jit.trace``, either ONNX
-    exporter, or ``torch.export`` / ``torch.compile`` (which both set
-    ``torch.compiler.is_compiling()``)."""
-    return (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
-            or torch.compiler.is_compiling())
 
 
 def unfold_taps(x, kernel_size, out_size, stride, dilation):

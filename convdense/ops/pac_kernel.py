@@ -10,7 +10,8 @@ import re
 import torch
 import torch.nn.functional as F
 
-from .pac_export import exporting, tap_sq_distances, unfold_taps
+from .inference import recording_graph
+from .pac_export import tap_sq_distances, unfold_taps
 from .pac_geometry import (_conv_out_size, _pair, _require_4d, _resolve_padding, _shape,
                            _tap_view, _transposed_input_grid)
 
@@ -159,7 +160,7 @@ def pac_kernel2d(guide, kernel_size, stride=1, padding=0, dilation=1, kernel_typ
     else:
         valid = F.pad(valid, (padding[1], padding[1], padding[0], padding[0]))
 
-    if exporting():  # a graph of fixed size whatever the window (see pac_export)
+    if recording_graph():  # a graph of fixed size whatever the window (see pac_export)
         sq_dist = tap_sq_distances(padded, centre, kernel_size, out_size, tap_stride, dilation,
                                    channel_wise)
         kernel = _decay(sq_dist, family, alpha, lam) * unfold_taps(

@@ -193,3 +193,17 @@ def test_a_new_tensor_object_at_the_same_address_and_version_is_a_miss():
         storage.add_(1)  # bumps the shared version counter
         assert cache.get((second,), build) == 3
     assert cache.get((second,), build) == 4 and cache._key is None  # grad mode: no cache
+
+
+def test_no_fast_path_while_a_graph_is_recorded():
+    """torch.export and the ONNX exporters may run under no_grad without tracing
+    (torch.jit.is_tracing() is False there): the exact path must be recorded."""
+    from unittest import mock
+
+    from convdense.ops.inference import fast_inference
+    with torch.no_grad():
+        assert fast_inference()
+        with mock.patch.object(torch.onnx, 'is_in_onnx_export', lambda: True):
+            assert not fast_inference()
+        with mock.patch.object(torch.compiler, 'is_compiling', lambda: True):
+            assert not fast_inference()

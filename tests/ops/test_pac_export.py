@@ -11,7 +11,7 @@ import torch
 from convdense.ops import pac, pac_kernel
 from convdense.ops.pac import (PacConv2d, PacConvTranspose2d, PacPool2d, pac_conv2d,
                                pac_conv_transpose2d, pac_kernel2d, pac_pool2d)
-from convdense.ops.pac_export import exporting
+from convdense.ops.inference import recording_graph
 from tests.ops.test_pac import single_thread  # noqa: F401  (autouse: one thread for tiny ops)
 
 RTOL = 1e-5
@@ -19,8 +19,8 @@ RTOL = 1e-5
 
 def as_if_exporting():
     """Both PAC dispatch points take the export path, outside any tracer."""
-    stack = mock.patch.object(pac, 'exporting', lambda: True)
-    kernel = mock.patch.object(pac_kernel, 'exporting', lambda: True)
+    stack = mock.patch.object(pac, 'recording_graph', lambda: True)
+    kernel = mock.patch.object(pac_kernel, 'recording_graph', lambda: True)
     return stack, kernel
 
 
@@ -86,12 +86,12 @@ def test_unfolded_transposed_conv_equals_the_tiled_engine(shared):
 def test_tracing_records_the_export_path():
     conv = PacConv2d(4, 6, 3, padding=1).eval()
     x, guide = torch.randn(1, 4, 8, 10), torch.randn(1, 2, 8, 10)
-    assert not exporting()
+    assert not recording_graph()
     seen = []
     original = pac.pac_unfolded
 
     def spy(*args):
-        seen.append(exporting())
+        seen.append(recording_graph())
         return original(*args)
 
     with mock.patch.object(pac, 'pac_unfolded', spy), warnings.catch_warnings():
