@@ -13,7 +13,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run_python(code, compat=True, env_extra=None):
-    env = dict(os.environ, PYTHONPATH=REPO)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (REPO, os.environ.get('PYTHONPATH')) if p))
     env['CONVDENSE_NO_COMPAT'] = '0' if compat else '1'
     env.update(env_extra or {})
     return subprocess.run([sys.executable, '-c', textwrap.dedent(code)], cwd=REPO, env=env,

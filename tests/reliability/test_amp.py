@@ -27,8 +27,8 @@ OP_TOL = 2 ** -6
 MODEL_TOL = 0.04
 
 DEVICES = [pytest.param('cpu', id='cpu-bf16'),
-           pytest.param('cuda', id='cuda-fp16', marks=pytest.mark.skipif(
-               not torch.cuda.is_available(), reason='needs a CUDA device'))]
+           pytest.param('cuda', id='cuda-fp16', marks=[pytest.mark.cuda, pytest.mark.skipif(
+               not torch.cuda.is_available(), reason='needs a CUDA device')])]
 AUTOCAST_DTYPE = dict(cpu=torch.bfloat16, cuda=torch.float16)
 
 

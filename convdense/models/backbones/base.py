@@ -42,6 +42,12 @@ class ResNetVariant(ResNet):
     #: parameters, absent from a plain ResNet checkpoint); they keep their init.
     new_parameters: Optional[str] = None
 
+    def train(self, mode=True):
+        """mmdet's ``ResNet.train`` (frozen stages, ``norm_eval``), returning ``self``
+        as ``nn.Module.train`` does, so that ``build(cfg).eval()`` is the model."""
+        super().train(mode)
+        return self
+
     def __init__(self, depth, block_kwargs=None, pretrained=None, init_cfg=None, **kwargs):
         if depth not in self.arch_settings:
             raise ValueError(f'{type(self).__name__}: depth must be one of '
