@@ -38,8 +38,10 @@ from bench_backbones import cpu_model, load_average  # noqa: E402
 
 DEFAULT_OUT = osp.join(ROOT, 'benchmarks', 'results', 'digit_scenes.json')
 DEFAULT_WORK_DIR = osp.join(ROOT, 'work_dirs', 'digit_scenes')
-DEFAULT_ITERS = {'cls': 600, 'det': 3000, 'seg': 3000}
+DEFAULT_ITERS = {'cls': 300, 'det': 1000, 'seg': 1000}
 VALIDATIONS = 3  # validation runs per training (the best checkpoint is tested)
+# A results section holds models trained with the same values of these.
+SCHEDULE_KEYS = ('iters', 'scenes', 'from_scratch')
 
 
 def machine():
@@ -89,17 +91,29 @@ def add_ratios(models, baseline='r50'):
     return models
 
 
-def merge(path, task_results):
-    """Write ``task_results`` (``{task: section}``) into the JSON at ``path``,
-    keeping the other tasks' sections."""
-    results = {}
-    if osp.isfile(path):
-        with open(path) as f:
-            results = json.load(f)
-    results.update(task_results)
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    with open(path, 'w') as f:
-        json.dump(results, f, indent=2)
+def merge(path, task, section, backbone, record):
+    """Add one model's ``record`` to ``task``'s section of the JSON at ``path``, under a
+    file lock (two invocations, e.g. one per core, may share the file): a section with
+    the same schedule keeps its other models, a different schedule replaces it. The
+    ratios to ResNet-50 are recomputed; the file is replaced atomically."""
+    import fcntl
+    os.makedirs(osp.dirname(path) or '.', exist_ok=True)
+    with open(path + '.lock', 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        results = {}
+        if osp.isfile(path):
+            with open(path) as f:
+                results = json.load(f)
+        old = results.get(task)
+        same = old is not None and all(old.get(k) == section[k] for k in SCHEDULE_KEYS)
+        merged = dict(old if same else section, models=dict(old['models'] if same else {}))
+        merged['models'][backbone] = record
+        add_ratios(merged['models'])
+        results[task] = merged
+        tmp = path + '.tmp'
+        with open(tmp, 'w') as f:
+            json.dump(results, f, indent=2)
+        os.replace(tmp, path)
     return results
 
 
@@ -157,27 +171,31 @@ def main(argv=None):
 
     from make_digit_scenes import ensure_digit_scenes
     ensure_digit_scenes(data_root, scenes=tuple(args.scenes))
-    sections = {}
+    results, failed = {}, []
     for task in sorted(args.tasks, key=list(runs.CONFIG_NAMES).index):  # cls first
         iters = args.iters or DEFAULT_ITERS[task]
         section = dict(iters=iters, scenes=list(args.scenes), from_scratch=args.from_scratch,
-                       machine_before=machine(), models={})
-        start = time.time()
+                       models={})
         for backbone in args.backbones:
             one_out = osp.join(args.work_dir, f'{task}_{backbone}.json')
             command = [sys.executable, osp.abspath(__file__), '--one', task, backbone, '--iters',
                        str(iters), '--scenes', *map(str, args.scenes), '--work-dir', args.work_dir,
                        '--one-out', one_out] + (['--from-scratch'] if args.from_scratch else [])
             os.makedirs(args.work_dir, exist_ok=True)
-            subprocess.run(command, check=True)
+            before, start = machine(), time.time()
+            if subprocess.run(command).returncode != 0:
+                failed.append(f'{task} {backbone}')
+                continue
             with open(one_out) as f:
-                section['models'][backbone] = json.load(f)
-        add_ratios(section['models'])
-        section['machine_after'] = machine()
-        section['wall_seconds'] = round(time.time() - start)
-        sections[task] = section
-    results = merge(args.out, sections)
-    print('\n' + format_table(results))
+                record = json.load(f)
+            # Each model is merged as soon as it is done: a run cut short keeps what finished.
+            record.update(machine_before=before, machine_after=machine(),
+                          wall_seconds=round(time.time() - start))
+            results = merge(args.out, task, section, backbone, record)
+    if results:
+        print('\n' + format_table(results))
+    if failed:
+        sys.exit(f'bench_digit_scenes: failed runs (see their work dirs): {", ".join(failed)}')
     print(f'\nwritten: {args.out}')
 
 

@@ -56,10 +56,19 @@ def test_ratios_merge_and_table(bench, tmp_path):
     assert models['oct-resnet-50']['seconds_per_iter_ratio'] == 0.75
     assert models['oct-resnet-50']['peak_rss_ratio'] == 0.9 and models['r50']['peak_rss_ratio'] == 1.0
     path = tmp_path / 'results.json'
-    bench.merge(str(path), {'det': dict(models=models)})
-    seg = {'r50': dict(test={'mIoU': 0.7}, seconds_per_iter=1.0, peak_rss_mib=500.0)}
-    merged = bench.merge(str(path), {'seg': dict(models=bench.add_ratios(seg))})
+    det = dict(iters=100, scenes=[10, 2, 2], from_scratch=False)
+    bench.merge(str(path), 'det', det, 'r50', _record(2.0, 1000.0, 0.5))
+    bench.merge(str(path), 'det', det, 'oct-resnet-50', _record(1.5, 900.0, 0.4))
+    seg = dict(iters=50, scenes=[10, 2, 2], from_scratch=False)
+    merged = bench.merge(str(path), 'seg', seg, 'r50',
+                         dict(test={'mIoU': 0.7}, seconds_per_iter=1.0, peak_rss_mib=500.0))
     assert set(json.loads(path.read_text())) == {'det', 'seg'} == set(merged)
+    assert merged['det']['models']['oct-resnet-50']['seconds_per_iter_ratio'] == 0.75
+    # another schedule replaces the section instead of mixing two schedules in one table
+    other = bench.merge(str(path), 'det', dict(det, iters=200), 'r50', _record(2.0, 1000.0, 0.6))
+    assert list(other['det']['models']) == ['r50'] and other['det']['iters'] == 200
+    merged = bench.merge(str(path), 'det', det, 'r50', _record(2.0, 1000.0, 0.5))
+    merged = bench.merge(str(path), 'det', det, 'oct-resnet-50', _record(1.5, 900.0, 0.4))
     table = bench.format_table(merged).splitlines()
     assert table[0].startswith('| backbone | bbox AP |') and 'mIoU' in table[0]
     assert table[2].startswith('| ResNet-50 | 0.500 |') and '| 0.700 |' in table[2]
