@@ -25,7 +25,10 @@ Resolution conventions (these make any input size work, odd sides included):
   input already has the output resolution.
 
 When ``alpha_in == alpha_out == 0`` the layer is exactly ``F.conv2d`` with the
-given stride (strided conv, no pooling).
+given stride (strided conv, no pooling), as a ResNet's; with
+``strided_downsample='avgpool'`` a stride-2 one is 2x2 average pooling + a
+stride-1 conv instead, as every strided conv of the d-li14/octconv.pytorch
+release runs (its ``OctaveConv`` pools whatever its alphas).
 """
 from typing import Optional, Tuple, Union
 
@@ -37,6 +40,9 @@ from .checks import check_feature_map
 from .inference import DerivedWeightCache, fast_inference, onednn_conv2d
 
 OctaveTensor = Tuple[Tensor, Optional[Tensor]]
+#: How a stride-2 conv with no low-frequency group (alpha_in = alpha_out = 0)
+#: downsamples: a strided conv (ResNet) or 2x2 average pooling + conv.
+STRIDED_DOWNSAMPLES = ('conv', 'avgpool')
 
 
 def octave_split(channels: int, alpha: float) -> Tuple[int, int]:
@@ -293,6 +299,10 @@ class OctaveConv2d(nn.Conv2d):
     ``(x_high, x_low)`` and always returns a pair ``(y_high, y_low)``,
     ``y_low`` being ``None`` when ``alpha_out == 0``; shapes as in
     :func:`octave_conv2d`.
+
+    ``strided_downsample``: ``'conv'`` (default) or ``'avgpool'``, how a
+    stride-2 layer with ``alpha_in == alpha_out == 0`` downsamples (see the
+    module docstring); layers with a low group always pool.
     """
 
     def __init__(self,
@@ -305,7 +315,11 @@ class OctaveConv2d(nn.Conv2d):
                  padding: int = 0,
                  dilation: int = 1,
                  groups: int = 1,
-                 bias: bool = False):
+                 bias: bool = False,
+                 strided_downsample: str = 'conv'):
+        if strided_downsample not in STRIDED_DOWNSAMPLES:
+            raise ValueError(f'strided_downsample must be one of {STRIDED_DOWNSAMPLES}, '
+                             f'got {strided_downsample!r}')
         if groups != 1:
             raise ValueError(f'OctaveConv2d supports groups=1 only, got {groups}')
         if stride not in (1, 2):
@@ -320,6 +334,7 @@ class OctaveConv2d(nn.Conv2d):
                          padding=padding, dilation=dilation, bias=bias)
         self.alpha_in = alpha_in
         self.alpha_out = alpha_out
+        self.strided_downsample = strided_downsample
         self._block_cache = DerivedWeightCache()
 
     @property
@@ -349,6 +364,10 @@ class OctaveConv2d(nn.Conv2d):
     def forward(self, x: Union[Tensor, OctaveTensor]) -> OctaveTensor:
         x_high, x_low = (x, None) if isinstance(x, Tensor) else _as_pair(x)
         if self.alpha_in == 0 and self.alpha_out == 0:
+            if self.stride[0] == 2 and self.strided_downsample == 'avgpool':
+                _check_inputs(x_high, x_low, self.in_channels, 0.0, self.weight)
+                return F.conv2d(downsample_by_two(x_high), self.weight, self.bias, 1,
+                                self.padding, self.dilation), None
             return octave_conv2d(x_high, x_low, self.weight, 0.0, 0.0, self.bias,
                                  self.stride[0], self.padding[0], self.dilation[0])
         _check_inputs(x_high, x_low, self.in_channels, self.alpha_in, self.weight)
@@ -362,5 +381,7 @@ class OctaveConv2d(nn.Conv2d):
                                      self.padding[0], self.dilation[0])
 
     def extra_repr(self) -> str:
-        return (super().extra_repr() +
-                f', alpha_in={self.alpha_in}, alpha_out={self.alpha_out}')
+        extra = f', alpha_in={self.alpha_in}, alpha_out={self.alpha_out}'
+        if self.strided_downsample != 'conv':
+            extra += f', strided_downsample={self.strided_downsample!r}'
+        return super().extra_repr() + extra

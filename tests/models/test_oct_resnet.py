@@ -193,7 +193,35 @@ def test_merge_octave_crops_upsampled_low_group():
     assert merged[0, 3, 4, 6].item() == low[0, 0, 2, 3].item()
 
 
+@pytest.mark.parametrize('size', [(16, 10), (17, 9)])
+def test_alpha_zero_avgpool_downsampling_is_pool_then_conv(size):
+    """``strided_downsample='avgpool'``: the d-li14 release's strided conv, 2x2 average
+    pooling (partial border windows averaging what they cover) + stride-1 conv."""
+    torch.manual_seed(0)
+    layer = OctaveConv2d(8, 12, 3, 0.0, 0.0, stride=2, padding=1, bias=True,
+                         strided_downsample='avgpool')
+    x = torch.randn(2, 8, *size)
+    y_high, y_low = layer(x)
+    assert y_low is None
+    pooled = F.avg_pool2d(x, 2, ceil_mode=True)
+    torch.testing.assert_close(y_high, F.conv2d(pooled, layer.weight, layer.bias, padding=1))
+    with torch.inference_mode():
+        torch.testing.assert_close(layer(x)[0], y_high)
+    # stride 1 and layers with a low group are unaffected by the option
+    for args in ((0.0, 0.0, 1), (0.5, 0.5, 2)):
+        a_in, a_out, stride = args
+        plain = OctaveConv2d(8, 12, 3, a_in, a_out, stride=stride, padding=1)
+        pooling = OctaveConv2d(8, 12, 3, a_in, a_out, stride=stride, padding=1,
+                               strided_downsample='avgpool')
+        pooling.load_state_dict(plain.state_dict())
+        inputs = x if a_in == 0 else (x[:, :4, :16, :10], x[:, 4:, :8, :5])
+        for a, b in zip(plain(inputs), pooling(inputs)):
+            assert (a is None and b is None) or torch.equal(a, b)
+
+
 def test_octave_conv_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="strided_downsample must be one of .* got 'pool'"):
+        OctaveConv2d(8, 8, 3, padding=1, strided_downsample='pool')
     with pytest.raises(ValueError, match='alpha must be in'):
         OctaveConv2d(8, 8, 3, alpha_in=1.0)
     with pytest.raises(ValueError, match='stride 1 or 2'):
@@ -360,6 +388,32 @@ def test_rejects_unsupported_options():
         _build(avg_down=True)
     with pytest.raises(ValueError, match='stage_alphas needs 4 values'):
         _build(stage_alphas=(0.5, 0.5))
+    with pytest.raises(ValueError, match="strided_downsample must be one of .* got 'max'"):
+        _build(strided_downsample='max')
+
+
+def test_avgpool_downsampling_pools_only_the_plain_strided_convs():
+    """Default layout: only ``layer4.0.conv2`` has alphas 0 and stride 2, so only
+    stage 4 changes; with all alphas 0 every strided conv of stages 2-4 pools."""
+    torch.manual_seed(0)
+    image = torch.randn(1, 3, 64, 64)
+    for alphas, first_changed in (((0.5, 0.5, 0.5, 0.0), 3), ((0.0,) * 4, 1)):
+        strided = _build(stage_alphas=alphas, zero_init_residual=False).eval()
+        pooled = _build(stage_alphas=alphas, strided_downsample='avgpool').eval()
+        pooled.load_state_dict(strided.state_dict())
+        with torch.no_grad():
+            outs = list(zip(strided(image), pooled(image)))
+        for stage, (a, b) in enumerate(outs):
+            assert torch.equal(a, b) == (stage < first_changed), (alphas, stage)
+
+
+def test_avgpool_downsampling_keeps_params_and_conv_flops():
+    from convdense.models.complexity import classifier_complexity
+    plain = classifier_complexity(OCT50, input_size=64)
+    pooled = classifier_complexity(dict(OCT50, strided_downsample='avgpool'), input_size=64)
+    assert pooled['params'] == plain['params']
+    # the pooled conv runs stride 1 on the pooled map: the same multiply-adds
+    assert pooled['flops'] == plain['flops']
 
 
 # ------------------------------------------------------------- paper table --

@@ -212,6 +212,29 @@ def test_oct_resnet_release_layout_converts_without_missing_keys(tmp_path):
                                release['layer1.0.downsample.0.bn_l.running_var'])
     torch.testing.assert_close(ours.layer4[0].conv1.weight[:, 512:],
                                release['layer4.0.conv1.conv.conv_l2h.weight'])
+    assert meta['strided_downsample'] == 'avgpool'
+
+
+def test_oct_resnet_with_avgpool_downsampling_computes_the_release(tmp_path):
+    """The converted checkpoint in OctResNet(strided_downsample='avgpool') equals the
+    release's forward (re-implemented in plain torch from its model code) at every
+    stage; with the default stride-2 conv only stage 4 (``layer4.0.conv2``) differs."""
+    converter = load_script('tools/model_converters/oct_resnet_dli14.py')
+    release = _random_state(release_oct_resnet50_shapes())
+    src, dst = tmp_path / 'oct_resnet50.pth', tmp_path / 'converted.pth'
+    torch.save(release, src)
+    status, printed = _convert('oct_resnet_dli14', src, dst)
+    assert status == 0 and "strided_downsample='avgpool'" in printed, printed
+    image = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        reference = converter.release_forward(release, image)
+        pooled = _load_converted(dict(type='convdense.OctResNet', depth=50,
+                                      strided_downsample='avgpool'), dst)(image)
+        strided = _load_converted(dict(type='convdense.OctResNet', depth=50), dst)(image)
+    _assert_close_relative(pooled, reference)
+    _assert_close_relative(strided[:3], reference[:3])
+    error = ((strided[3] - reference[3]).abs().max() / reference[3].abs().max()).item()
+    assert error > 1e-2
 
 
 def release_octave_conv(x_high, x_low, paths, stride):

@@ -18,6 +18,13 @@ authors' reference code:
   inside a stage), ``int(alpha * C)`` channels being low-frequency;
 * stride 2 in an octave conv is 2x2 average pooling before the conv.
 
+One option reproduces the d-li14/octconv.pytorch ImageNet release exactly:
+there *every* stride-2 conv pools, including the one whose alphas are both 0
+(``layer4.0.conv2`` in the default layout), where a ResNet (and the default
+``strided_downsample='conv'``) uses a stride-2 conv. Checkpoints converted with
+``tools/model_converters/oct_resnet_dli14.py`` need
+``strided_downsample='avgpool'`` to compute the release's function.
+
 Parameter counts equal ResNet's: the octave weights are the plain weights
 partitioned, and each norm is split into a high and a low part of the same
 total width. A plain ResNet checkpoint (mmdet or torchvision layout) therefore
@@ -39,7 +46,8 @@ from mmdet.models.backbones.resnet import Bottleneck
 from mmengine.model import Sequential
 from torch import Tensor, nn
 
-from convdense.ops.octconv import OctaveConv2d, merge_octave, octave_split
+from convdense.ops.octconv import (STRIDED_DOWNSAMPLES, OctaveConv2d, merge_octave,
+                                   octave_split)
 from convdense.registry import MODELS
 
 from .base import ResNetVariant
@@ -93,6 +101,7 @@ class OctaveBottleneck(Bottleneck):
                  planes: int,
                  alpha_in: float = 0.5,
                  alpha_out: float = 0.5,
+                 strided_downsample: str = 'conv',
                  conv_cfg: Optional[dict] = None,
                  dcn: Optional[dict] = None,
                  plugins: Optional[list] = None,
@@ -105,10 +114,12 @@ class OctaveBottleneck(Bottleneck):
         self.alpha_out = alpha_out
         width, out_width = planes, planes * self.expansion
         self.conv1 = OctaveConv2d(inplanes, width, 1, alpha_in, alpha_out,
-                                  stride=self.conv1_stride)
+                                  stride=self.conv1_stride,
+                                  strided_downsample=strided_downsample)
         self.conv2 = OctaveConv2d(width, width, 3, alpha_out, alpha_out,
                                   stride=self.conv2_stride,
-                                  padding=self.dilation, dilation=self.dilation)
+                                  padding=self.dilation, dilation=self.dilation,
+                                  strided_downsample=strided_downsample)
         self.conv3 = OctaveConv2d(width, out_width, 1, alpha_out, alpha_out)
         for name, channels in ((self.norm1_name, width), (self.norm2_name, width),
                                (self.norm3_name, out_width)):
@@ -143,7 +154,7 @@ class OctaveResLayer(Sequential):
     def __init__(self, block, inplanes: int, planes: int, num_blocks: int,
                  alpha_in: float, alpha: float, stride: int = 1,
                  avg_down: bool = False, norm_cfg: dict = dict(type='BN'),
-                 **kwargs):
+                 strided_downsample: str = 'conv', **kwargs):
         if avg_down:
             raise ValueError('OctResNet shortcuts already downsample by average '
                              'pooling (octave stride); avg_down must be False')
@@ -151,13 +162,14 @@ class OctaveResLayer(Sequential):
         downsample = None
         if stride != 1 or inplanes != out_channels:
             downsample = nn.Sequential(
-                OctaveConv2d(inplanes, out_channels, 1, alpha_in, alpha, stride=stride),
+                OctaveConv2d(inplanes, out_channels, 1, alpha_in, alpha, stride=stride,
+                             strided_downsample=strided_downsample),
                 OctaveNorm(norm_cfg, out_channels, alpha))
+        kwargs.update(norm_cfg=norm_cfg, strided_downsample=strided_downsample)
         layers = [block(inplanes, planes, alpha_in=alpha_in, alpha_out=alpha,
-                        stride=stride, downsample=downsample,
-                        norm_cfg=norm_cfg, **kwargs)]
-        layers += [block(out_channels, planes, alpha_in=alpha, alpha_out=alpha,
-                         norm_cfg=norm_cfg, **kwargs) for _ in range(1, num_blocks)]
+                        stride=stride, downsample=downsample, **kwargs)]
+        layers += [block(out_channels, planes, alpha_in=alpha, alpha_out=alpha, **kwargs)
+                   for _ in range(1, num_blocks)]
         super().__init__(*layers)
 
 
@@ -171,6 +183,12 @@ class OctResNet(ResNetVariant):
         alpha: low-frequency ratio of stages 1-3.
         stage_alphas: per-stage ratios overriding ``alpha``; default
             ``(alpha, alpha, alpha, 0)`` as in the paper.
+        strided_downsample: how stride-2 convs with no low-frequency group
+            downsample: ``'conv'`` (default, a strided conv as in ResNet) or
+            ``'avgpool'`` (2x2 average pooling + conv, as the d-li14 release
+            runs them; needed for its converted checkpoints). Octave convs
+            with a low group always pool. Parameters and FLOPs of the convs
+            are the same either way.
         **kwargs: mmdet ``ResNet`` arguments (``out_indices``,
             ``frozen_stages``, ``norm_cfg``, ``norm_eval``, ``style``,
             ``with_cp``, ``init_cfg``, ...); ``dcn``, ``plugins``,
@@ -189,7 +207,8 @@ class OctResNet(ResNetVariant):
     }
 
     def __init__(self, depth: int, alpha: float = 0.5,
-                 stage_alphas: Optional[Sequence[float]] = None, **kwargs):
+                 stage_alphas: Optional[Sequence[float]] = None,
+                 strided_downsample: str = 'conv', **kwargs):
         num_stages = kwargs.get('num_stages', 4)
         if stage_alphas is None:
             stage_alphas = [alpha] * (num_stages - 1) + [0.0]
@@ -201,8 +220,12 @@ class OctResNet(ResNetVariant):
         for unsupported in ('dcn', 'plugins', 'conv_cfg'):
             if kwargs.get(unsupported) is not None:
                 raise ValueError(f'OctResNet does not support {unsupported}')
+        if strided_downsample not in STRIDED_DOWNSAMPLES:
+            raise ValueError(f'OctResNet strided_downsample must be one of '
+                             f'{STRIDED_DOWNSAMPLES}, got {strided_downsample!r}')
         self.alpha = alpha
         self.stage_alphas = stage_alphas
+        self.strided_downsample = strided_downsample
         super().__init__(depth, **kwargs)
 
     def make_res_layer(self, **kwargs) -> OctaveResLayer:
@@ -212,9 +235,11 @@ class OctResNet(ResNetVariant):
         for unused in ('conv_cfg', 'dcn', 'plugins'):
             kwargs.pop(unused, None)
         kwargs['init_cfg'] = self.last_norm_init_cfg()
-        return OctaveResLayer(alpha_in=alpha_in, alpha=self.stage_alphas[stage], **kwargs)
+        return OctaveResLayer(alpha_in=alpha_in, alpha=self.stage_alphas[stage],
+                              strided_downsample=self.strided_downsample, **kwargs)
 
-    def forward(self, x: Tensor) -> tuple:
+    def forward_stages(self, x: Tensor) -> tuple:
+        """The stem, then octave stages; each output merged to one map."""
         if self.deep_stem:
             x = self.stem(x)
         else:
