@@ -1,6 +1,8 @@
 """Fuzzed inputs into every backbone (at small sizes) and every joint upsampler,
 under the contract of fuzz_contract.py. Expected shapes come from ResNet's
-``ceil(side / stride)`` and from ``factor x`` the low-res input."""
+``ceil(side / stride)`` and from ``factor x`` the low-res input. Malformed
+backbone inputs must be refused by ``ResNetVariant.check_input`` with the
+error type and message it promises, before any convolution runs."""
 import functools
 
 import pytest
@@ -24,9 +26,21 @@ CHANNELS, STRIDES = (256, 512, 1024, 2048), (4, 8, 16, 32)
 def _backbone(name):
     from tests.models.backbone_checks import build
     torch.manual_seed(0)
-    backbone = build(dict(BACKBONES[name]))
-    backbone.eval()  # mmdet's ResNet.train() returns None, so no chaining
-    return backbone
+    return build(dict(BACKBONES[name])).eval()
+
+
+def test_every_convdense_backbone_is_fuzzed_and_eval_returns_it():
+    """``build(cfg).eval()`` is the model (``ResNetVariant.train`` returns self;
+    mmdet's ``ResNet.train`` returns None), for every ResNetVariant subclass."""
+    from convdense.models.backbones.base import ResNetVariant
+    variants = {cls.__name__ for cls in ResNetVariant.__subclasses__()}
+    assert variants == {cfg['type'].split('.')[-1] for cfg in BACKBONES.values()}
+    for name in sorted(BACKBONES):
+        backbone = _backbone(name)
+        try:
+            assert backbone.train() is backbone and backbone.training, name
+        finally:
+            assert backbone.eval() is backbone and not backbone.training, name
 
 
 @pytest.mark.slow
@@ -36,12 +50,57 @@ def _backbone(name):
 def test_fuzz_backbone(name, data):
     draw = data.draw
     backbone = _backbone(name)
-    batch, height, width = draw(st.integers(1, 2)), draw(st.integers(1, 48)), draw(st.integers(1, 48))
+    # every padded stage maps 1 x 1 to 1 x 1 and an empty batch to an empty batch
+    batch, height, width = draw(st.integers(0, 2)), draw(st.integers(1, 48)), draw(st.integers(1, 48))
     bad = draw(st.sampled_from([None, None, None, 'nan', 'inf']))
     x = poison(torch.randn(batch, 3, height, width), bad)
     expected = [(batch, c, -(-height // s), -(-width // s)) for c, s in zip(CHANNELS, STRIDES)]
     with torch.no_grad():
         call_or_clear_error(lambda: backbone(x), expected, bad is None, must_succeed=True)
+
+
+#: Malformed inputs: how to make one from a valid (B, 3, H, W) float tensor, and
+#: the error it must raise (type, message pattern).
+MALFORMED = {
+    'list': (lambda x: x.tolist(), TypeError, r'expected a \(B, C, H, W\) tensor, got list'),
+    'ndarray': (lambda x: x.numpy(), TypeError, r'tensor, got ndarray'),
+    '3-d': (lambda x: x.sum(0), ValueError, r'expected a 4-D tensor \(B, C, H, W\), got \(3, '),
+    '5-d': (lambda x: x[None], ValueError, r'expected a 4-D tensor \(B, C, H, W\), got \(1, '),
+    'channels': (lambda x: x[:, :1], ValueError, r'has 1 channels, expected 3'),
+    'channels+1': (lambda x: x.repeat(1, 2, 1, 1)[:, :4], ValueError,
+                   r'has 4 channels, expected 3'),
+    'uint8': (lambda x: (x * 50).to(torch.uint8), TypeError,
+              r'expected a floating-point tensor, got torch.uint8'),
+    'long': (lambda x: x.long(), TypeError, r'expected a floating-point tensor, got torch.int64'),
+    'bool': (lambda x: x > 0, TypeError, r'expected a floating-point tensor, got torch.bool'),
+    'float64': (lambda x: x.double(), TypeError, r"dtype torch.float64 differs from the parameters'"),
+    'height 0': (lambda x: x[:, :, :0], ValueError, r'empty spatial size \(\d+, 3, 0, '),
+    'width 0': (lambda x: x[..., :0], ValueError, r'empty spatial size \(\d+, 3, \d+, 0\)'),
+}
+
+
+@pytest.mark.parametrize('name', sorted(BACKBONES))
+@settings(FUZZ, max_examples=24)  # refused before any convolution: cheap
+@given(data=st.data())
+def test_fuzz_backbone_malformed_input(name, data):
+    """Each malformed input is a one-line ``TypeError``/``ValueError`` naming the
+    backbone and the problem (never a RuntimeError from a kernel), in train
+    mode as in eval mode, with or without gradients."""
+    draw = data.draw
+    backbone = _backbone(name)
+    kind = draw(st.sampled_from(sorted(MALFORMED)))
+    make, error, pattern = MALFORMED[kind]
+    x = make(torch.randn(draw(st.integers(0, 2)), 3, draw(st.integers(1, 40)),
+                         draw(st.integers(1, 40))))
+    training, grad = draw(st.booleans()), draw(st.booleans())
+    try:
+        backbone.train(training)
+        with torch.set_grad_enabled(grad), pytest.raises(error, match=pattern) as caught:
+            backbone(x)
+    finally:
+        backbone.eval()
+    message = str(caught.value)
+    assert message.startswith(f'{type(backbone).__name__} input') and '\n' not in message, message
 
 
 UPSAMPLERS = {

@@ -10,15 +10,20 @@ of mmdet is the same for all four, so it lives here once:
 * checked loading of ``init_cfg=dict(type='Pretrained', ...)``: a checkpoint whose
   keys or shapes do not fit raises one line naming the first offending keys and
   the likely cause (:mod:`convdense.models.pretrained`), where mmengine would
-  only log them and leave the layers random.
+  only log them and leave the layers random;
+* an input check at the top of ``forward``: a malformed input is a one-line
+  ``TypeError``/``ValueError`` here instead of a ``RuntimeError`` deep in a
+  convolution.
 """
 from typing import Optional, Sequence
 
+import torch
 from mmdet.models.backbones.resnet import ResNet
 from mmengine.logging import print_log
 from mmengine.model.weight_init import PretrainedInit
 
 from convdense.models.pretrained import load_pretrained
+from convdense.ops.checks import check_feature_map
 
 
 class ResNetVariant(ResNet):
@@ -29,7 +34,8 @@ class ResNetVariant(ResNet):
     ``block_kwargs``; everything else (stem, stages, ``out_indices``,
     ``frozen_stages``, ``norm_eval``, ``with_cp``, ``init_cfg``) is mmdet's. A
     subclass that builds its stages itself overrides ``make_res_layer`` and gives
-    its blocks :meth:`last_norm_init_cfg`.
+    its blocks :meth:`last_norm_init_cfg`; one that runs its stages itself
+    overrides :meth:`forward_stages` (``forward`` checks the input first).
     """
 
     #: The norm closing each residual branch (``Bottleneck.norm3`` = ``bn3``).
@@ -47,6 +53,35 @@ class ResNetVariant(ResNet):
         as ``nn.Module.train`` does, so that ``build(cfg).eval()`` is the model."""
         super().train(mode)
         return self
+
+    def forward(self, x):
+        """Check ``x`` (:meth:`check_input`), then run the stem and stages."""
+        self.check_input(x)
+        return self.forward_stages(x)
+
+    def forward_stages(self, x):
+        """mmdet's ``ResNet.forward``: one output per ``out_indices`` entry."""
+        return super().forward(x)
+
+    def check_input(self, x):
+        """Raise a one-line error unless ``x`` is a floating ``(B, C, H, W)``
+        tensor with the stem's ``C`` (``in_channels``), ``H, W >= 1``, the
+        parameters' dtype (or autocast on) and device.
+
+        Every padded stage takes a 1 x 1 map to 1 x 1 and a batch of 0 to 0, so
+        nothing smaller is needed. Only Python-level checks on static facts
+        (type, rank, channels, dtype): a traced or exported graph records none
+        of them and stays free in H and W.
+        """
+        name = f'{type(self).__name__} input'
+        if not torch.is_tensor(x):
+            raise TypeError(f'{name}: expected a (B, C, H, W) tensor, got {type(x).__name__}')
+        stem = self.stem[0] if self.deep_stem else self.conv1
+        check_feature_map(x, name, channels=stem.in_channels, like=stem.weight)
+        if x.device != stem.weight.device:
+            raise ValueError(f'{name} is on {x.device}, the backbone on {stem.weight.device} '
+                             '(move one with .to())')
+        return x
 
     def __init__(self, depth, block_kwargs=None, pretrained=None, init_cfg=None, **kwargs):
         if depth not in self.arch_settings:
