@@ -38,6 +38,7 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, osp.join(ROOT, 'tools'))
 
 from convdense import launch  # noqa: E402
+from convdense.engine.progress import ProgressAndTimingHook, console_to  # noqa: E402
 from eval_upsampling_baselines import BASELINES, count_parameters, evaluate  # noqa: E402
 
 CONFIGS = osp.join(ROOT, 'configs', 'joint_upsampling')
@@ -62,8 +63,10 @@ TASKS = {
 QUICK_ITERS = 6
 
 
-def train(config, work_dir, overrides, max_iters=None):
-    """Train with the Runner; return (best-on-val checkpoint, its val score)."""
+def train(config, work_dir, overrides, max_iters=None, description=None):
+    """Train with the Runner; return (best-on-val checkpoint, its val score). The
+    terminal shows a progress bar; the Runner's output goes to ``console.log`` in
+    ``work_dir`` beside mmengine's own log."""
     overrides = dict(overrides)
     if max_iters is not None:
         overrides.update({'train_cfg.max_iters': max_iters, 'train_cfg.val_interval': max_iters,
@@ -72,9 +75,12 @@ def train(config, work_dir, overrides, max_iters=None):
                           'param_scheduler': [dict(type='ConstantLR', factor=1.0, by_epoch=False)]})
     cfg = launch.load_config(config, overrides, work_dir)
     cfg.custom_hooks = []  # panels are written once, by the final evaluation
-    cfg.log_level = 'WARNING'
-    runner = launch.build_runner(cfg)
-    runner.train()
+    os.makedirs(work_dir, exist_ok=True)
+    progress = ProgressAndTimingHook(description or osp.basename(work_dir), sys.stderr)
+    with console_to(osp.join(work_dir, 'console.log')):
+        runner = launch.build_runner(cfg)
+        runner.register_hook(progress)
+        runner.train()
     best = sorted(glob.glob(osp.join(work_dir, 'best_*.pth')))
     if len(best) != 1:
         raise RuntimeError(f'training finished but {work_dir} holds {len(best)} best-on-val checkpoints')
@@ -83,15 +89,19 @@ def train(config, work_dir, overrides, max_iters=None):
 
 def evaluate_per_scene(config, work_dir, scenes, overrides, panels=False, **kwargs):
     """The config's test metric over its test set and, for each ``{folder: column}`` of
-    ``scenes``, over that scene alone (a column before the overall one)."""
+    ``scenes``, over that scene alone (a column before the overall one). The Runner's
+    output goes to ``console.log`` in ``work_dir``."""
     metrics = {}
-    for scene, column in (scenes or {}).items():
-        per_scene, _ = evaluate(config, osp.join(work_dir, scene), panels=False,
-                                overrides={**overrides, 'test_dataloader.dataset.scenes': [scene]}, **kwargs)
-        (metrics[column],) = per_scene.values()
-    if len(scenes or ()) != 1:
-        overall, _ = evaluate(config, work_dir, overrides=overrides, panels=panels, **kwargs)
-        metrics.update(overall)  # the metric's own average over the test set, last column
+    os.makedirs(work_dir, exist_ok=True)
+    with console_to(osp.join(work_dir, 'console.log')):
+        for scene, column in (scenes or {}).items():
+            per_scene, _ = evaluate(config, osp.join(work_dir, scene), panels=False,
+                                    overrides={**overrides, 'test_dataloader.dataset.scenes': [scene]},
+                                    **kwargs)
+            (metrics[column],) = per_scene.values()
+        if len(scenes or ()) != 1:
+            overall, _ = evaluate(config, work_dir, overrides=overrides, panels=panels, **kwargs)
+            metrics.update(overall)  # the metric's own average over the test set, last column
     return metrics
 
 
@@ -119,7 +129,8 @@ def run_protocol(task, work_dir, overrides, scenes, seeds, max_iters, panels):
         for seed in seeds:
             sub_dir = osp.join(work_dir, _slug(name), f'seed{seed}')
             seeded = {**overrides, 'randomness.seed': seed}
-            checkpoint, val_score = train(config, sub_dir, seeded, max_iters)
+            checkpoint, val_score = train(config, sub_dir, seeded, max_iters,
+                                          description=f'{osp.basename(work_dir)} {name} seed {seed}')
             checkpoints.setdefault(name, checkpoint)
             vals.append(val_score)
             tests.append(evaluate_per_scene(config, sub_dir, scenes, overrides, checkpoint=checkpoint,
@@ -212,6 +223,7 @@ def main(argv=None):
     max_iters = QUICK_ITERS if args.quick else None
     start = time.time()
 
+    print(f'mmengine logs and each run\'s console output: {args.work_dir}/<task>/<method>/', file=sys.stderr)
     results = dict(quick=args.quick, seeds=args.seeds, command='python tools/demo.py ' + ' '.join(argv or sys.argv[1:]))
     all_tables = []
     for key in args.tasks:

@@ -15,11 +15,9 @@ The benchmark (``benchmarks/bench_digit_scenes.py``) trains the same configs wit
 their full schedules through the same functions.
 """
 import argparse
-import contextlib
 import json
 import os
 import os.path as osp
-import statistics
 import sys
 import time
 import warnings
@@ -31,9 +29,8 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, osp.join(ROOT, 'tools'))
 
-from mmengine.hooks import Hook  # noqa: E402
-
 from convdense import launch  # noqa: E402
+from convdense.engine.progress import ProgressAndTimingHook, console_to  # noqa: E402,F401
 
 CONFIG_DIR = osp.join(ROOT, 'configs', 'digit_scenes')
 DATA_ROOT = osp.join(ROOT, 'data', 'digit_scenes')
@@ -63,43 +60,6 @@ def config_path(task, backbone):
     if backbone not in BACKBONES:
         raise ValueError(f'backbone must be one of {list(BACKBONES)}, got {backbone!r}')
     return osp.join(CONFIG_DIR, CONFIG_NAMES[task].format(backbone) + '.py')
-
-
-class ProgressAndTimingHook(Hook):
-    """A tqdm bar over the training iterations (on ``stream``, the real terminal while
-    the Runner's own output goes to a file), and the wall time of every iteration."""
-
-    priority = 'VERY_LOW'
-
-    def __init__(self, description, stream):
-        self.description = description
-        self.stream = stream
-        self.iteration_seconds = []
-        self._bar = None
-        self._start = None
-
-    def before_train(self, runner):
-        from tqdm import tqdm
-        self._bar = tqdm(total=runner.max_iters, initial=runner.iter, desc=self.description,
-                         file=self.stream, dynamic_ncols=True, leave=True)
-
-    def before_train_iter(self, runner, batch_idx, data_batch=None):
-        self._start = time.perf_counter()
-
-    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
-        self.iteration_seconds.append(time.perf_counter() - self._start)
-        loss = (outputs or {}).get('loss')
-        if loss is not None:
-            self._bar.set_postfix(loss=f'{float(loss):.3f}', refresh=False)
-        self._bar.update(1)
-
-    def after_train(self, runner):
-        self._bar.close()
-
-    def seconds_per_iter(self, skip=5):
-        """Median iteration time, the first ``skip`` (warm-up) iterations left out."""
-        times = self.iteration_seconds[skip:] or self.iteration_seconds
-        return statistics.median(times) if times else float('nan')
 
 
 def set_schedule(cfg, iters, val_interval=None):
@@ -175,16 +135,6 @@ def _point_at(cfg, data_root):
         evaluator = cfg[f'{split}_evaluator'] if split != 'train' else None
         if evaluator is not None and 'ann_file' in evaluator:
             evaluator.ann_file = osp.join(data_root, 'annotations', f'instances_{split}.json')
-
-
-@contextlib.contextmanager
-def console_to(path):
-    """Send everything printed (mmengine's console logger included) to ``path``."""
-    if path is None:
-        yield
-        return
-    with open(path, 'a') as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-        yield
 
 
 def format_table(rows, tasks):

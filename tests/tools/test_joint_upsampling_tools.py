@@ -23,11 +23,22 @@ def quick_demo(tmp_path_factory):
     work_dir = tmp_path_factory.mktemp('demo')
     result = _run(['tools/demo.py', '--quick', '--work-dir', str(work_dir)], timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return work_dir, result.stdout
+    return work_dir, result.stdout, result.stderr
+
+
+def test_quick_demo_is_quiet_and_keeps_the_full_logs(quick_demo):
+    """The terminal gets progress bars and tables; mmengine's config dumps, hook tables
+    and loss lines go to each run's work dir."""
+    work_dir, stdout, stderr = quick_demo
+    terminal = stdout + stderr
+    assert ' - mmengine - ' not in terminal and 'Config:' not in terminal
+    assert 'depth PAC (lite, learned JBU base) seed 0: 100%' in stderr.replace('\r', '\n')
+    console = work_dir / 'depth' / 'pac_lite_learned_jbu_base' / 'seed0' / 'console.log'
+    assert 'Hooks will be executed in the following order' in console.read_text()
 
 
 def test_quick_demo_prints_table_and_leaves_checkpoint_and_panels(quick_demo):
-    work_dir, stdout = quick_demo
+    work_dir, stdout, _ = quick_demo
     assert 'mean RMSE (px)' in stdout
     results = json.load(open(work_dir / 'results.json'))
     block = results['depth']['regions']
@@ -51,7 +62,7 @@ def test_quick_demo_prints_table_and_leaves_checkpoint_and_panels(quick_demo):
 
 
 def test_quick_demo_chooses_pac_on_val_and_compares_it_with_every_method(quick_demo):
-    work_dir, stdout = quick_demo
+    work_dir, stdout, _ = quick_demo
     block = json.load(open(work_dir / 'results.json'))['depth']['regions']
     rows = {row['method']: row for row in block['rows']}
     pac_rows = [row for name, row in rows.items() if name.startswith('PAC')]
@@ -69,7 +80,7 @@ def test_quick_demo_chooses_pac_on_val_and_compares_it_with_every_method(quick_d
 
 
 def test_quick_demo_runs_the_flow_task_too(quick_demo):
-    work_dir, stdout = quick_demo
+    work_dir, stdout, _ = quick_demo
     assert 'EPE (px)' in stdout
     flow = json.load(open(work_dir / 'results.json'))['flow']['regions']
     scores = {row['method']: row['test']['epe_px']['mean'] for row in flow['rows']}
@@ -80,7 +91,7 @@ def test_quick_demo_runs_the_flow_task_too(quick_demo):
 
 
 def test_upsample_tool_scores_a_checkpoint_and_baselines(quick_demo, tmp_path):
-    work_dir, _ = quick_demo
+    work_dir, *_ = quick_demo
     values = {}
     for method, extra in (('bicubic', []), ('pac-lite', ['--checkpoint', str(work_dir / 'pac_lite_x8_demo.pth')])):
         out = tmp_path / f'{method}.png'
@@ -96,7 +107,7 @@ def test_upsample_tool_scores_a_checkpoint_and_baselines(quick_demo, tmp_path):
 
 
 def test_upsample_tool_applies_the_flow_checkpoint(quick_demo, tmp_path):
-    work_dir, _ = quick_demo
+    work_dir, *_ = quick_demo
     flow_root = osp.join(ROOT, 'data', 'flow', 'training')
     out = tmp_path / 'grove2.flo'
     result = _run(['tools/upsample.py', '--method', 'pac-lite', '--kind', 'flow', '--factor', '4',
