@@ -34,6 +34,12 @@ In dataset mode the self and local branches run as one k x k convolution
 (``beta * W_local`` plus ``alpha * W_self`` on the centre tap), which is the
 same function at the cost of the plain convolution.
 
+``strided_padding='tf_same'`` pads a strided layer's input as TensorFlow's
+"SAME" does (more at the bottom / right, :mod:`convdense.ops.padding`) where that
+differs from the symmetric padding, for the tensorpack release's weights. There the
+1x1 self branch (no padding) and the padded k x k local branch no longer share a
+centre, so the two run as separate convolutions, as in the release.
+
 The gates of the last forward pass are kept, detached, in ``last_gates``:
 ``(3,)`` in dataset mode, ``(N, 3, H_out, W_out)`` in pixel mode, order
 ``(alpha, beta, gamma)``.
@@ -46,6 +52,7 @@ from torch import Tensor, nn
 
 from .checks import check_feature_map
 from .inference import DerivedWeightCache
+from .padding import STRIDED_PADDINGS, tf_same_pad_if_different
 
 ADAPTIVE_MODES = ('dataset', 'pixel')
 
@@ -87,10 +94,15 @@ class AdaptiveConv2d(nn.Module):
                  stride: int = 1,
                  padding: int = 1,
                  dilation: int = 1,
-                 mode: str = 'dataset'):
+                 mode: str = 'dataset',
+                 strided_padding: str = 'symmetric'):
         super().__init__()
         if mode not in ADAPTIVE_MODES:
             raise ValueError(f'AdaptiveConv2d mode must be one of {ADAPTIVE_MODES}, got {mode!r}')
+        if strided_padding not in STRIDED_PADDINGS:
+            raise ValueError(f'strided_padding must be one of {STRIDED_PADDINGS}, '
+                             f'got {strided_padding!r}')
+        self.strided_padding = strided_padding
         if kernel_size % 2 == 0 or padding != dilation * (kernel_size - 1) // 2:
             raise ValueError('AdaptiveConv2d needs an odd kernel and "same" padding '
                              f'(dilation * (k - 1) / 2) so its branches align; got '
@@ -157,9 +169,26 @@ class AdaptiveConv2d(nn.Module):
         centre = F.pad(self.self_branch.weight, [k // 2] * 4)
         return gates, gates[1] * self.local_branch.weight + gates[0] * centre
 
+    def tf_same_pads(self, x: Tensor):
+        """``F.pad`` argument giving the local branch TF "SAME" padding, or None
+        (symmetric padding, or where TF's equals it)."""
+        conv = self.local_branch
+        if self.strided_padding != 'tf_same' or conv.stride[0] == 1:
+            return None
+        return tf_same_pad_if_different(x, conv.kernel_size[0], conv.stride[0],
+                                        conv.dilation[0], conv.padding[0])
+
     def forward(self, x: Tensor) -> Tensor:
         check_feature_map(x, 'input', self.in_channels, self.local_branch.weight)
         global_out = self.global_branch(x)
+        pads = self.tf_same_pads(x)
+        if pads is not None:  # separate branches: their centres differ
+            conv = self.local_branch
+            local_out = F.conv2d(F.pad(x, pads), conv.weight, None, conv.stride, 0,
+                                 conv.dilation)
+            gates = self.gates(local_out, global_out)
+            self.last_gates = gates.detach()
+            return mix_branches(self.self_branch(x), local_out, global_out, gates)
         if self.mode == 'dataset':
             gates, weight = self.folded_weight()
             self.last_gates = gates.detach()
@@ -178,4 +207,7 @@ class AdaptiveConv2d(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
-        return f'mode={self.mode!r}'
+        extra = f'mode={self.mode!r}'
+        if self.strided_padding != 'symmetric':
+            extra += f', strided_padding={self.strided_padding!r}'
+        return extra

@@ -131,7 +131,47 @@ def test_plain_conv_state_dict_loads_into_local_branch():
     assert torch.equal(layer.local_branch.weight, plain.weight)
 
 
+@pytest.mark.parametrize('size,kernel,stride,dilation,pads', [
+    (224, 7, 2, 1, (2, 3)), (112, 3, 2, 1, (0, 1)), (57, 3, 2, 1, (1, 1)),
+    (56, 1, 2, 1, (0, 0)), (55, 3, 1, 1, (1, 1)), (56, 3, 1, 2, (2, 2))])
+def test_tf_same_pads_follow_tensorflows_rule(size, kernel, stride, dilation, pads):
+    """TF pads to an output of ``ceil(size / stride)``, the smaller half first."""
+    from convdense.ops.padding import tf_same_pads
+    assert tf_same_pads(size, kernel, stride, dilation) == pads
+    effective = dilation * (kernel - 1) + 1
+    assert (size + sum(pads) - effective) // stride + 1 == math.ceil(size / stride)
+
+
+@pytest.mark.parametrize('mode', ['dataset', 'pixel'])
+@pytest.mark.parametrize('size', [(10, 14), (11, 14), (11, 13)])
+def test_tf_same_padding_pads_the_local_branch_only_on_even_sides(mode, size):
+    """Reference: the local 3x3 stride-2 branch padded 0 / 1 on an even side, 1 / 1 on
+    an odd one (TF "SAME"); the 1x1 self branch unpadded, as in the tensorpack graph."""
+    torch.manual_seed(0)
+    layer = AdaptiveConv2d(6, 8, 3, stride=2, padding=1, mode=mode,
+                           strided_padding='tf_same').double()
+    if mode == 'dataset':
+        nn.init.normal_(layer.gate_logits)
+    x = torch.randn(2, 6, *size, dtype=torch.double)
+    pads = [size[1] % 2, 1, size[0] % 2, 1]  # [left, right, top, bottom]
+    local = F.conv2d(F.pad(x, pads), layer.local_branch.weight, stride=2)
+    own = F.conv2d(x, layer.self_branch.weight, stride=2)
+    glob = layer.global_branch(x).expand_as(local)
+    if mode == 'dataset':
+        gates = torch.softmax(layer.gate_logits, 0).view(1, 3, 1, 1)
+    else:
+        gates = layer.predict_pixel_gates(local, glob[:, :, :1, :1])
+    expected = gates[:, 0:1] * own + gates[:, 1:2] * local + gates[:, 2:3] * glob
+    out = layer(x)
+    torch.testing.assert_close(out, expected)
+    symmetric = AdaptiveConv2d(6, 8, 3, stride=2, padding=1, mode=mode).double()
+    symmetric.load_state_dict(layer.state_dict())
+    assert torch.allclose(out, symmetric(x)) == (size == (11, 13))
+
+
 def test_adaptive_conv_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="strided_padding must be one of .*'same'"):
+        AdaptiveConv2d(4, 4, strided_padding='same')
     with pytest.raises(ValueError, match="mode must be one of .*'channel'"):
         AdaptiveConv2d(4, 4, mode='channel')
     with pytest.raises(ValueError, match='odd kernel and "same" padding'):
@@ -221,7 +261,28 @@ def test_resnet_checkpoint_loads_into_local_branches(tmp_path):
                                resnet.layer1[0].downsample[1].running_var)
 
 
+@pytest.mark.parametrize('size', [(64, 96), (45, 61)])
+def test_tf_same_padding_keeps_resnet_strides_and_pads_the_stem(size):
+    """Same output shapes; on even sides the stem conv sees the image padded 2 / 3
+    and the max-pool 0 / 1 (TF "SAME"), checked on a stem-only network."""
+    tf_same = _build(strided_padding='tf_same', zero_init_residual=False).eval()
+    checks.assert_output_shapes(tf_same, size)
+    image = torch.randn(1, 3, *size)
+    with torch.no_grad():
+        stem = tf_same.relu(tf_same.norm1(F.conv2d(
+            F.pad(image, [2 + size[1] % 2, 3, 2 + size[0] % 2, 3]), tf_same.conv1.weight,
+            stride=2)))
+        height, width = stem.shape[-2:]
+        pooled = F.max_pool2d(F.pad(stem, [width % 2, 1, height % 2, 1], value=float('-inf')),
+                              3, 2)
+        torch.testing.assert_close(tf_same.layer1(pooled), tf_same(image)[0])
+
+
 def test_rejects_unsupported_options():
+    with pytest.raises(ValueError, match="strided_padding must be one of .* got 'tf'"):
+        _build(strided_padding='tf')
+    with pytest.raises(ValueError, match="'tf_same' needs the plain 7x7 stem"):
+        _build(strided_padding='tf_same', deep_stem=True)
     with pytest.raises(ValueError, match='mode must be one of'):
         _build(mode='image')
     with pytest.raises(ValueError, match='does not support dcn'):

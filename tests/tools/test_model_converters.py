@@ -284,7 +284,10 @@ def test_acnet_conversion_computes_the_release_graph(acnet_release, tmp_path):
     status, printed = _convert('acnet_tensorpack', src, dst)
     assert status == 0, printed
     assert 'linear/W' in printed and 'global_step' in printed
+    assert "strided_padding='tf_same'" in printed
     ours = _load_converted(dict(type='convdense.ACNet', depth=50), dst)
+    tf_same = _load_converted(dict(type='convdense.ACNet', depth=50,
+                                   strided_padding='tf_same'), dst)
     rgb = torch.randn(1, 3, 64, 64)
     bgr = rgb.flip(1)
     with torch.no_grad():
@@ -292,10 +295,13 @@ def test_acnet_conversion_computes_the_release_graph(acnet_release, tmp_path):
         # is exactly what the converted ACNet computes (names, layouts, BGR, gate order).
         _assert_close_relative(ours(rgb), converter.release_forward(
             params, bgr, same_padding=False, per_position_gates=False))
-        # TF "SAME" padding moves the strided windows by a pixel: a real difference.
+        # With TF "SAME" padding, exactly what it computes with strided_padding='tf_same'.
+        scalar_gates = converter.release_forward(params, bgr, per_position_gates=False)
+        _assert_close_relative(tf_same(rgb), scalar_gates)
+        # Without the option TF "SAME" moves the strided windows by a pixel: a real difference.
         release = converter.release_forward(params, bgr)
-    error = ((ours(rgb)[0] - release[0]).abs().max() / release[0].abs().max()).item()
-    assert error > 1e-3
+        for a, b in ((ours(rgb)[0], scalar_gates[0]), (tf_same(rgb)[0], release[0])):
+            assert ((a - b).abs().max() / b.abs().max()).item() > 1e-3
 
 
 def test_acnet_gates_map_release_order_to_ours(acnet_release):

@@ -28,11 +28,14 @@ positions; docs/model_zoo.md reports what each changes.
 Colour and padding. tensorpack feeds BGR images (normalised with the same
 ImageNet mean/std as mmdet, in BGR order), so ``conv0/W``'s input channels are
 reversed. Its convolutions and max-pool use TF "SAME" padding: with stride 2 on an
-even side that pads 0 before and 1 after (the window is shifted by one pixel
+even side that pads less before than after (the window is shifted by one pixel
 against PyTorch's symmetric padding); no weight change can express that, so the
-stem, the max-pool and the three strided 3x3 convs see a one-pixel-shifted
-window. :func:`release_forward` evaluates the release's graph in plain torch,
-either way, to measure it.
+written backbone config sets ``strided_padding='tf_same'``, with which
+convdense.ACNet pads the stem, the max-pool and the three strided 3x3 convs as
+TF does (and runs the strided layers' 1x1 self branch apart from the 3x3, as
+their centres then differ). :func:`release_forward` evaluates the release's graph
+in plain torch, either way, to measure it: with ``tf_same`` and scalar gates the
+converted model computes it exactly.
 
 The pixel-aware release (no self branch, a sigmoid gate on the global branch)
 has no counterpart in convdense.ACNet's three softmax gates and is refused.
@@ -111,7 +114,8 @@ def convert(state, args=None):
             continue
         out[new_key] = value
     depth = converters.depth_of(converters.blocks_per_stage(out))
-    return out, dropped, dict(type='convdense.ACNet', depth=depth, mode='dataset')
+    return out, dropped, dict(type='convdense.ACNet', depth=depth, mode='dataset',
+                              strided_padding='tf_same')
 
 
 def block_key(prefix, name, value, gates):
@@ -145,8 +149,10 @@ def release_forward(params, image_bgr, same_padding=True, per_position_gates=Tru
 
     ``same_padding=False`` replaces TF "SAME" by PyTorch's symmetric padding and
     ``per_position_gates=False`` uses the converter's ``--gates prob`` scalars:
-    with both off it is the function convdense.ACNet computes on the converted
-    weights (with the image in RGB). Returns the four stage outputs.
+    with the gates off it is the function convdense.ACNet computes on the
+    converted weights (with the image in RGB), with ``strided_padding='tf_same'``
+    when ``same_padding`` is on, with the default padding when it is off.
+    Returns the four stage outputs.
     """
     def conv(x, name, stride=1):
         weight = to_torch(params[name])

@@ -17,14 +17,18 @@ A plain ResNet checkpoint loads through ``init_cfg=dict(type='Pretrained',
 checkpoint=...)``: each ``conv2.weight`` goes to ``conv2.local_branch.weight``,
 the new branches keep their initialisation (logged); any other mismatch raises
 (:mod:`convdense.models.pretrained`). The official tensorpack release converts
-with ``tools/model_converters/acnet_tensorpack.py``.
+with ``tools/model_converters/acnet_tensorpack.py``; it was trained with TF "SAME"
+padding, which ``strided_padding='tf_same'`` reproduces on the strided layers (stem
+conv, max-pool, strided 3x3 convs; elsewhere TF's padding equals PyTorch's).
 """
 from typing import Dict, Optional
 
+import torch.nn.functional as F
 from mmdet.models.backbones.resnet import Bottleneck
 from torch import Tensor
 
 from convdense.ops.adaptive_conv import ADAPTIVE_MODES, AdaptiveConv2d
+from convdense.ops.padding import STRIDED_PADDINGS, conv2d_tf_same, tf_same_pad_if_different
 from convdense.registry import MODELS
 
 from .base import ResNetVariant
@@ -38,6 +42,7 @@ class AdaptiveBottleneck(Bottleneck):
     """
 
     def __init__(self, inplanes: int, planes: int, mode: str = 'dataset',
+                 strided_padding: str = 'symmetric',
                  conv_cfg: Optional[dict] = None, dcn: Optional[dict] = None,
                  **kwargs):
         if conv_cfg is not None or dcn is not None:
@@ -45,7 +50,7 @@ class AdaptiveBottleneck(Bottleneck):
         super().__init__(inplanes, planes, **kwargs)
         self.conv2 = AdaptiveConv2d(planes, planes, 3, stride=self.conv2_stride,
                                     padding=self.dilation, dilation=self.dilation,
-                                    mode=mode)
+                                    mode=mode, strided_padding=strided_padding)
 
 
 @MODELS.register_module()
@@ -56,6 +61,12 @@ class ACNet(ResNetVariant):
         depth: 50, 101 or 152.
         mode: ``'dataset'`` (one learnable gate triple per layer) or
             ``'pixel'`` (gates predicted at every pixel).
+        strided_padding: ``'symmetric'`` (default, PyTorch's) or ``'tf_same'``:
+            the stem conv, the max-pool and the strided 3x3 convs padded as
+            TensorFlow's "SAME" (more at the bottom / right on even sides), as
+            the tensorpack release was trained; needed for its converted
+            checkpoints to compute the release's function. Needs the plain
+            7x7 stem (``deep_stem=False``).
         **kwargs: mmdet ``ResNet`` arguments (``out_indices``,
             ``frozen_stages``, ``norm_cfg``, ``norm_eval``, ``style``,
             ``with_cp``, ``plugins``, ``init_cfg``, ...); ``dcn`` and
@@ -74,13 +85,44 @@ class ACNet(ResNetVariant):
         152: (AdaptiveBottleneck, (3, 8, 36, 3)),
     }
 
-    def __init__(self, depth: int, mode: str = 'dataset', **kwargs):
+    def __init__(self, depth: int, mode: str = 'dataset', strided_padding: str = 'symmetric',
+                 **kwargs):
         if mode not in ADAPTIVE_MODES:
             raise ValueError(f'ACNet mode must be one of {ADAPTIVE_MODES}, got {mode!r}')
+        if strided_padding not in STRIDED_PADDINGS:
+            raise ValueError(f'ACNet strided_padding must be one of {STRIDED_PADDINGS}, '
+                             f'got {strided_padding!r}')
+        if strided_padding == 'tf_same' and kwargs.get('deep_stem'):
+            raise ValueError("ACNet strided_padding='tf_same' needs the plain 7x7 stem "
+                             '(deep_stem=False), as the tensorpack release has')
         if kwargs.get('conv_cfg') is not None:
             raise ValueError('ACNet does not support conv_cfg')
         self.mode = mode
-        super().__init__(depth, block_kwargs=dict(mode=mode), **kwargs)
+        self.strided_padding = strided_padding
+        super().__init__(depth, block_kwargs=dict(mode=mode, strided_padding=strided_padding),
+                         **kwargs)
+
+    def forward(self, x: Tensor) -> tuple:
+        """mmdet's ``ResNet.forward``; with ``strided_padding='tf_same'`` the stem
+        conv and max-pool pad as TF "SAME" where that differs from their own
+        padding."""
+        if self.strided_padding == 'symmetric':
+            return super().forward(x)
+        conv = self.conv1
+        pads = tf_same_pad_if_different(x, conv.kernel_size[0], conv.stride[0],
+                                        conv.dilation[0], conv.padding[0])
+        x = conv(x) if pads is None else conv2d_tf_same(x, conv, pads)
+        x = self.relu(self.norm1(x))
+        pool = self.maxpool
+        pads = tf_same_pad_if_different(x, pool.kernel_size, pool.stride, 1, pool.padding)
+        x = pool(x) if pads is None else F.max_pool2d(
+            F.pad(x, pads, value=float('-inf')), pool.kernel_size, pool.stride)
+        outs = []
+        for i, layer_name in enumerate(self.res_layers):
+            x = getattr(self, layer_name)(x)
+            if i in self.out_indices:
+                outs.append(x)
+        return tuple(outs)
 
     def last_gates(self) -> Dict[str, Tensor]:
         """Gates of the last forward pass, ``{'layer1.0': gates, ...}``.
