@@ -12,21 +12,25 @@ stage = ||ours - source|| / ||source|| (Frobenius, batch of 2 at 224x224):
   ``features_only`` model (should be ~1e-7);
 * ``hetconv_from_resnet50``: HetConv-ResNet-50 inflated from ResNet-50 vs that
   ResNet-50, for P = 1, 2, 4 (P = 1 must be 0: nothing is dropped);
-* ``oct_release_layer4_pooling``: convdense.OctResNet vs the same weights with
-  ``layer4.0.conv2`` run as the d-li14 release runs it (2x2 average pool + conv
-  instead of a stride-2 conv);
+* ``oct_release_layer4_pooling``: the d-li14 release's forward (plain torch,
+  ``oct_resnet_dli14.release_forward``) on a release-layout copy of a random
+  convdense.OctResNet vs convdense.OctResNet on the converted copy, with the default
+  ``strided_downsample='conv'`` (``layer4.0.conv2`` a stride-2 conv, the release's a
+  2x2 average pool + conv) and with ``'avgpool'`` (float32 rounding only, up to ~1e-4
+  at stage 4 for these random weights; 0 in float64, also recorded);
 * ``acnet``: convdense.ACNet on converted weights vs the tensorpack release's graph
   (per-position gates, TF "SAME" padding) and each difference alone, for both
-  gate averagings.
+  gate averagings, with the default symmetric padding and with
+  ``strided_padding='tf_same'`` (its ``padding_only`` should be ~1e-7).
 """
 import argparse
 import json
 import os.path as osp
 import platform
+import re
 import sys
 
 import torch
-import torch.nn.functional as F
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
@@ -94,19 +98,57 @@ def hetconv(images):
                 relative_error_per_stage=rows)
 
 
+def oct_release_layout(model):
+    """A convdense.OctResNet's weights in the d-li14 release's layout (the inverse
+    of ``oct_resnet_dli14.convert``): octave weights split into their four paths,
+    norms renamed ``convK.bn_h`` / ``bn_l``."""
+    from convdense.models.backbones.oct_resnet import OctaveNorm
+    from convdense.ops.octconv import OctaveConv2d
+    state = {k: v for k, v in model.state_dict().items() if k.split('.')[0] in ('conv1', 'bn1')}
+    for name, module in model.named_modules():
+        if isinstance(module, OctaveConv2d):
+            name = name.replace('downsample.0', 'downsample.0.conv')
+            (out_high, _), (in_high, _) = module.out_split, module.in_split
+            rows = {'h': slice(None, out_high), 'l': slice(out_high, None)}
+            cols = {'h': slice(None, in_high), 'l': slice(in_high, None)}
+            for path in ('h2h', 'h2l', 'l2h', 'l2l'):
+                block = module.weight.detach()[rows[path[2]], cols[path[0]]]
+                if block.numel():
+                    prefix = name if name.endswith('.conv') else f'{name}.conv'
+                    state[f'{prefix}.conv_{path}.weight'] = block.clone()
+        elif isinstance(module, OctaveNorm):
+            prefix = re.sub(r'\.bn(\d)$', r'.conv\1', name).replace('downsample.1',
+                                                                     'downsample.0')
+            for group, part in (('h', module.high), ('l', module.low)):
+                if part is not None:
+                    state.update({f'{prefix}.bn_{group}.{k}': v
+                                  for k, v in part.state_dict().items()})
+    return state
+
+
 def oct_pooling(images):
     from convdense.models.complexity import build_backbone
+    tool = load_tool('oct_resnet_dli14')
     torch.manual_seed(0)
     ours = calibrate_norms(build_backbone(dict(type='convdense.OctResNet', depth=50,
                                                zero_init_residual=False)), images)
+    release = oct_release_layout(ours)
+    state, _, cfg = tool.convert(release)
+    rows = {}
     with torch.no_grad():
-        strided = ours(images)
-        conv = ours.layer4[0].conv2
-        conv.forward = lambda x: (F.conv2d(F.avg_pool2d(x[0], 2), conv.weight, padding=1),
-                                  None)
-        pooled = ours(images)
-    return dict(what='layer4.0.conv2 as avg-pool + conv (release) vs stride-2 conv (ours)',
-                relative_error_per_stage=relative_errors(strided, pooled))
+        reference = tool.release_forward(release, images)
+        for mode in ('conv', 'avgpool'):
+            converted = converters.verify_loads(dict(cfg, strided_downsample=mode), state)
+            rows[f'strided_downsample={mode}'] = relative_errors(converted(images), reference)
+        # float32 rounding alone, amplified by the calibrated random weights: in float64
+        # the option's error is exactly 0.
+        double = {k: v.double() if v.is_floating_point() else v for k, v in release.items()}
+        rows['strided_downsample=avgpool, float64'] = relative_errors(
+            converted.double()(images.double()), tool.release_forward(double, images.double()))
+    return dict(what="release forward (every stride-2 conv is 2x2 avg-pool + conv) vs "
+                     "convdense.OctResNet on the converted weights; 'conv' runs "
+                     "layer4.0.conv2 (alphas 0) as a stride-2 conv",
+                relative_error_per_stage=rows)
 
 
 def acnet(images, gate_spread=0.5):
@@ -117,16 +159,22 @@ def acnet(images, gate_spread=0.5):
     with torch.no_grad():
         release = tool.release_forward(params, bgr)
         rows = {}
+        scalar_gates = tool.release_forward(params, bgr, same_padding=True,
+                                            per_position_gates=False)
         for gates in ('prob', 'logit'):
             state, _, cfg = tool.convert(params, argparse.Namespace(gates=gates))
-            ours = converters.verify_loads(cfg, state)(images)
+            ours = converters.verify_loads(dict(cfg, strided_padding='symmetric'),
+                                           state)(images)
             rows[f'gates={gates}'] = dict(
                 total=relative_errors(ours, release),
-                padding_only=relative_errors(ours, tool.release_forward(
-                    params, bgr, same_padding=True, per_position_gates=False))
-                if gates == 'prob' else None,
+                padding_only=relative_errors(ours, scalar_gates) if gates == 'prob' else None,
                 gates_only=relative_errors(ours, tool.release_forward(
                     params, bgr, same_padding=False, per_position_gates=True)))
+            ours = converters.verify_loads(dict(cfg, strided_padding='tf_same'),
+                                           state)(images)
+            rows[f'gates={gates}, strided_padding=tf_same'] = dict(
+                total=relative_errors(ours, release),
+                padding_only=relative_errors(ours, scalar_gates) if gates == 'prob' else None)
     return dict(source=f'synthetic release arrays, PPP = 1 + N(0, {gate_spread})',
                 relative_error_per_stage=rows)
 
