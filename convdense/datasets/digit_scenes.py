@@ -12,13 +12,16 @@ from mmengine.dataset import BaseDataset
 from PIL import Image
 
 from ..registry import DATASETS, TRANSFORMS
+from .upstream_checks import check_coco_file
 
 
 @DATASETS.register_module()
 class DigitCropDataset(BaseDataset):
     """One sample per instance of a COCO json (``ann_file``): the image path, the
     digit's box (x, y, w, h) and its class (``category_id - 1``). Images are looked
-    up under ``data_prefix['img']``, as mmdet's ``CocoDataset`` does."""
+    up under ``data_prefix['img']``, as mmdet's ``CocoDataset`` does. The json and
+    its images are checked first (:func:`~.upstream_checks.check_coco_file`): a
+    malformed file is a one-line error naming it, not a ``KeyError``."""
 
     METAINFO = dict(classes=tuple(str(digit) for digit in range(10)))
 
@@ -26,10 +29,11 @@ class DigitCropDataset(BaseDataset):
         super().__init__(ann_file=ann_file, data_prefix=data_prefix, **kwargs)
 
     def load_data_list(self):
+        prefix = self.data_prefix.get('img', '')
+        check_coco_file(self.ann_file, prefix, with_mask=False)
         with open(self.ann_file) as f:
             coco = json.load(f)
         images = {image['id']: image for image in coco['images']}
-        prefix = self.data_prefix.get('img', '')
         return [dict(img_path=osp.join(prefix, images[ann['image_id']]['file_name']),
                      bbox=[float(v) for v in ann['bbox']], gt_label=int(ann['category_id']) - 1)
                 for ann in coco['annotations']]

@@ -11,7 +11,8 @@ was expected, or skip what mmdet legitimately skips and say how many in the log.
 ``CheckedCocoDataset`` (``type='convdense.CheckedCocoDataset'``) is mmdet's
 ``CocoDataset`` with :func:`check_coco_file` run before loading;
 ``CheckSegLabels`` (``type='convdense.CheckSegLabels'``) goes right after mmseg's
-``LoadAnnotations`` in a pipeline.
+``LoadAnnotations`` in a pipeline; :func:`with_seg_label_check` puts it there in
+a pipeline inherited from an upstream ``_base_`` config.
 """
 import functools
 import json
@@ -221,3 +222,19 @@ class CheckSegLabels:
 
     def __repr__(self):
         return f'{type(self).__name__}(num_classes={self.num_classes}, ignore_index={self.ignore_index})'
+
+
+def with_seg_label_check(pipeline, num_classes, ignore_index=255):
+    """A copy of ``pipeline`` (transform config dicts) with ``CheckSegLabels``
+    right after each ``LoadAnnotations``, so that a config inheriting an upstream
+    pipeline adds the check without restating the pipeline. Idempotent: checks
+    already in ``pipeline`` are replaced."""
+    checked = []
+    for step in pipeline:
+        if str(step.get('type', '')).split('.')[-1] == 'CheckSegLabels':
+            continue
+        checked.append(step)
+        if str(step.get('type', '')).split('.')[-1] == 'LoadAnnotations':
+            checked.append(dict(type='convdense.CheckSegLabels', num_classes=num_classes,
+                                ignore_index=ignore_index))
+    return checked

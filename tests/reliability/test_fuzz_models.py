@@ -51,7 +51,8 @@ def test_fuzz_backbone(name, data):
     draw = data.draw
     backbone = _backbone(name)
     # every padded stage maps 1 x 1 to 1 x 1 and an empty batch to an empty batch
-    batch, height, width = draw(st.integers(0, 2)), draw(st.integers(1, 48)), draw(st.integers(1, 48))
+    batch = draw(st.integers(0, 2))
+    height, width = draw(st.integers(1, 48)), draw(st.integers(1, 48))
     bad = draw(st.sampled_from([None, None, None, 'nan', 'inf']))
     x = poison(torch.randn(batch, 3, height, width), bad)
     expected = [(batch, c, -(-height // s), -(-width // s)) for c, s in zip(CHANNELS, STRIDES)]
@@ -73,7 +74,8 @@ MALFORMED = {
               r'expected a floating-point tensor, got torch.uint8'),
     'long': (lambda x: x.long(), TypeError, r'expected a floating-point tensor, got torch.int64'),
     'bool': (lambda x: x > 0, TypeError, r'expected a floating-point tensor, got torch.bool'),
-    'float64': (lambda x: x.double(), TypeError, r"dtype torch.float64 differs from the parameters'"),
+    'float64': (lambda x: x.double(), TypeError,
+                r"dtype torch.float64 differs from the parameters'"),
     'height 0': (lambda x: x[:, :, :0], ValueError, r'empty spatial size \(\d+, 3, 0, '),
     'width 0': (lambda x: x[..., :0], ValueError, r'empty spatial size \(\d+, 3, \d+, 0\)'),
 }
