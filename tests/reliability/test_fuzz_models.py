@@ -18,6 +18,7 @@ BACKBONES = {
     'Res2Net': dict(type='convdense.Res2Net', depth=50),
     'ACNet': dict(type='convdense.ACNet', depth=50),
     'ACNet-pixel': dict(type='convdense.ACNet', depth=50, mode='pixel'),
+    'ACNet-tf_same': dict(type='convdense.ACNet', depth=50, strided_padding='tf_same'),
 }
 CHANNELS, STRIDES = (256, 512, 1024, 2048), (4, 8, 16, 32)
 

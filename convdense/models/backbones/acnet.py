@@ -102,12 +102,12 @@ class ACNet(ResNetVariant):
         super().__init__(depth, block_kwargs=dict(mode=mode, strided_padding=strided_padding),
                          **kwargs)
 
-    def forward(self, x: Tensor) -> tuple:
-        """mmdet's ``ResNet.forward``; with ``strided_padding='tf_same'`` the stem
-        conv and max-pool pad as TF "SAME" where that differs from their own
-        padding."""
+    def forward_stages(self, x: Tensor) -> tuple:
+        """mmdet's ``ResNet.forward`` (after ``forward``'s input check); with
+        ``strided_padding='tf_same'`` the stem conv and max-pool pad as TF "SAME"
+        where that differs from their own padding."""
         if self.strided_padding == 'symmetric':
-            return super().forward(x)
+            return super().forward_stages(x)
         conv = self.conv1
         pads = tf_same_pad_if_different(x, conv.kernel_size[0], conv.stride[0],
                                         conv.dilation[0], conv.padding[0])
