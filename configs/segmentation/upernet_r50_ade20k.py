@@ -7,15 +7,10 @@ custom_imports = dict(imports=['convdense'], allow_failed_imports=False)
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 model = dict(pretrained=None)
 
-# Labels outside the 150 classes that are not the ignore index fail in the pipeline,
-# naming the PNG (convdense.CheckSegLabels after mmseg's LoadAnnotations); mmseg's
-# IoUMetric would leave them out without a word. The pipelines are otherwise upstream's.
-from convdense.datasets.upstream_checks import with_seg_label_check  # noqa: E402
+# convdense.CheckSegLabels after LoadAnnotations: a label outside the classes fails, naming the PNG.
+from convdense.datasets.upstream_checks import checked_seg_pipelines  # noqa: E402
 
-train_pipeline = with_seg_label_check(_base_.train_pipeline, _base_.model.decode_head.num_classes,
-                                      _base_.model.decode_head.get('ignore_index', 255))
-test_pipeline = with_seg_label_check(_base_.test_pipeline, _base_.model.decode_head.num_classes,
-                                     _base_.model.decode_head.get('ignore_index', 255))
+train_pipeline, test_pipeline = checked_seg_pipelines(_base_)
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))

@@ -238,3 +238,14 @@ def with_seg_label_check(pipeline, num_classes, ignore_index=255):
             checked.append(dict(type='convdense.CheckSegLabels', num_classes=num_classes,
                                 ignore_index=ignore_index))
     return checked
+
+
+def checked_seg_pipelines(base):
+    """``(train_pipeline, test_pipeline)`` of an mmseg config's ``_base_`` with
+    :class:`CheckSegLabels` added for its decode head's classes and ignore index:
+    what an ADE20K config here writes to keep upstream's pipelines and add the check."""
+    head = base.model.decode_head
+    num_classes, ignore_index = head.num_classes, head.get('ignore_index', 255)
+    return (with_seg_label_check(base.train_pipeline, num_classes, ignore_index),
+            with_seg_label_check(base.test_pipeline, num_classes, ignore_index))
+
