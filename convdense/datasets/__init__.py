@@ -2,3 +2,4 @@
 from . import readers, transforms, upstream_checks  # noqa: F401
 from .joint_upsampling import (JointUpsamplingDataset, MiddleburyDataset,  # noqa: F401
                                NYUDepthV2Dataset, SintelFlowDataset)
+from .procedural_rgbd import ProceduralRGBDDataset, generate_rgbd  # noqa: F401
