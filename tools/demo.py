@@ -1,6 +1,6 @@
 """The project's main job (``make demo``): PAC joint upsampling on the bundled real data.
 
-    python tools/demo.py [--quick] [--seeds 0 1 2] [--loso] [--tasks depth flow]
+    python tools/demo.py [--quick] [--seeds 0 1 2] [--loso] [--procedural] [--tasks depth flow]
                          [--work-dir work_dirs/joint_upsampling_demo] [--out RESULTS.json]
 
 Each bundled scene is split into train / val / test regions with a margin between
@@ -16,9 +16,13 @@ them (``configs/joint_upsampling/_base_/bundled_*.py``). For each task:
    called ahead of a method only where the gap exceeds the seeds' spread (max - min).
 
 ``--loso`` adds leave-one-scene-out runs for depth (train and select on one scene,
-test on the other scene's test region, both ways); ``--seeds`` repeats every learned
-run per seed. Everything lands in one ``results.json`` (``--out``), the only source
-of the numbers quoted in configs, docs and the README; ``results.md`` has the tables.
+test on the other scene's test region, both ways); ``--procedural`` adds, for depth,
+the learned methods trained on procedural RGB-D scenes only
+(``convdense/datasets/procedural_rgbd.py``), selected on one real scene's val region and
+tested on the other scene's test region, both ways, with the chosen PAC model's gain over
+JBU (issue #14's goal: >= 3 % on each scene); ``--seeds`` repeats every learned run per
+seed. Everything lands in one ``results.json`` (``--out``), the only source of the
+numbers quoted in configs, docs and the README; ``results.md`` has the tables.
 ``--quick`` trains a few iterations (about a minute; used by the tests): the tables
 are printed but the learned models are not expected to beat the baselines.
 """
@@ -49,6 +53,9 @@ TASKS = {
                  'PAC (lite, reference)': 'pacjointupsample_lite_x8_reference_demo.py',
                  'DJF': 'djf_x8_demo.py'},
         scenes={'aloe': 'Aloe', 'motorcycle': 'Motorcycle'},  # folder -> table column
+        procedural={DEMO_MODEL: 'pacjointupsample_lite_x8_procedural.py',
+                    'PAC (lite, reference)': 'pacjointupsample_lite_x8_reference_procedural.py',
+                    'DJF': 'djf_x8_procedural.py'},
         checkpoint='pac_lite_x8_demo.pth',
         title='Bundled Middlebury scenes, x8, test regions: disparity RMSE in pixels per scene and '
               'their mean (lower is better)'),
@@ -61,6 +68,7 @@ TASKS = {
               'pixels (lower is better)'),
 }
 QUICK_ITERS = 6
+GOAL_GAIN_OVER_JBU = 0.03  # issue #14: the PAC model beats JBU by >= 3 % on unseen scenes
 
 
 def train(config, work_dir, overrides, max_iters=None, description=None):
@@ -111,19 +119,22 @@ def summarise(values):
                 spread=max(values) - min(values), seeds=list(values))
 
 
-def run_protocol(task, work_dir, overrides, scenes, seeds, max_iters, panels):
-    """Baselines and every learned method (per seed) on one train/val/test protocol.
+def run_protocol(task, work_dir, overrides, scenes, seeds, max_iters, panels, learned=None):
+    """Baselines and every learned method (per seed) on one train/val/test protocol;
+    ``learned`` ({method: config}) defaults to the task's.
 
     Returns the protocol's block of ``results.json``: rows, the PAC variant chosen on
-    val, and the verdict against every other method on test."""
-    first_config = osp.join(CONFIGS, next(iter(task['learned'].values())))
+    val, the verdict against every other method on test, and the chosen PAC's relative
+    gain over JBU per test column (1 - PAC / JBU, mean over seeds)."""
+    learned = learned or task['learned']
+    first_config = osp.join(CONFIGS, next(iter(learned.values())))
     rows = []
     for name, net in BASELINES:
         metrics = evaluate_per_scene(first_config, osp.join(work_dir, name), scenes, overrides, net=net)
         rows.append(dict(method=name, params=0, learned=False,
                          test={k: summarise([v]) for k, v in metrics.items()}))
     checkpoints = {}
-    for name, config_name in task['learned'].items():
+    for name, config_name in learned.items():
         config = osp.join(CONFIGS, config_name)
         vals, tests = [], []
         for seed in seeds:
@@ -134,7 +145,7 @@ def run_protocol(task, work_dir, overrides, scenes, seeds, max_iters, panels):
             checkpoints.setdefault(name, checkpoint)
             vals.append(val_score)
             tests.append(evaluate_per_scene(config, sub_dir, scenes, overrides, checkpoint=checkpoint,
-                                            panels=panels and name == next(iter(task['learned']))))
+                                            panels=panels and name == next(iter(learned))))
         params = count_parameters(launch.load_config(config))
         rows.append(dict(method=name, params=params, learned=True, val=summarise(vals),
                          test={k: summarise([t[k] for t in tests]) for k in tests[0]}))
@@ -143,8 +154,12 @@ def run_protocol(task, work_dir, overrides, scenes, seeds, max_iters, panels):
     verdict = {row['method']: {column: _ahead(chosen['test'][column], score)
                                for column, score in row['test'].items()}
                for row in rows if not row['method'].startswith('PAC')}
+    jbu = next(row for row in rows if row['method'] == 'JBU')
+    gain = {column: 1 - chosen['test'][column]['mean'] / jbu['test'][column]['mean']
+            for column in jbu['test']}
     return dict(rows=rows, chosen_pac=chosen['method'], verdict=verdict,
-                pac_ahead_of_all=all(all(v.values()) for v in verdict.values())), checkpoints
+                pac_ahead_of_all=all(all(v.values()) for v in verdict.values()),
+                gain_over_jbu=gain), checkpoints
 
 
 def _ahead(pac, other):
@@ -171,6 +186,9 @@ def format_table(block, metric, title):
              for method, v in block['verdict'].items()]
     lines += ['', f"Verdict: {block['chosen_pac']} (chosen on val) is ahead of " + '; '.join(ahead)
               + f" -> ahead of every method everywhere: {'yes' if block['pac_ahead_of_all'] else 'no'}"]
+    if 'gain_over_jbu' in block:
+        lines.append('Gain over JBU (1 - PAC / JBU): '
+                     + ', '.join(f'{c}: {100 * g:+.1f} %' for c, g in block['gain_over_jbu'].items()))
     return '\n'.join(lines)
 
 
@@ -206,7 +224,35 @@ def run_task(key, task, work_dir, args, max_iters):
             block['loso'][column] = fold
             tables.append(format_table(fold, metric, f'Leave one scene out: trained and selected on '
                                                      f'{task["scenes"][train_scene]}, tested on {column}'))
+    if args.procedural and task.get('procedural'):
+        block['procedural'], table = run_procedural(task, work_dir, seeds, max_iters, metric)
+        tables.append(table)
     return block, tables
+
+
+def run_procedural(task, work_dir, seeds, max_iters, metric):
+    """Learned methods trained on procedural scenes only; for each real scene, selected on
+    the other scene's val region and tested on this scene's test region (never trained or
+    selected on). Returns the ``procedural`` block (folds keyed by test column, the chosen
+    PAC's gain over JBU per fold, whether issue #14's goal is met) and its tables."""
+    folds, tables = {}, []
+    for test_scene, column in task['scenes'].items():
+        (select_scene,) = [s for s in task['scenes'] if s != test_scene]
+        overrides = {'val_dataloader.dataset.scenes': [select_scene],
+                     'test_dataloader.dataset.scenes': [test_scene]}
+        folds[column], _ = run_protocol(task, osp.join(work_dir, f'procedural_{test_scene}'), overrides,
+                                        {test_scene: column}, seeds, max_iters, panels=False,
+                                        learned=task['procedural'])
+        tables.append(format_table(folds[column], metric,
+                                   f'Trained on procedural RGB-D scenes only, selected on '
+                                   f'{task["scenes"][select_scene]} (val region), tested on {column} '
+                                   f'(test region)'))
+    gain = {column: fold['gain_over_jbu'][column] for column, fold in folds.items()}
+    met = all(gain[c] >= GOAL_GAIN_OVER_JBU and fold['verdict']['JBU'][c] for c, fold in folds.items())
+    tables.append(f'Goal (issue #14): the PAC model chosen on val beats JBU by >= '
+                  f'{100 * GOAL_GAIN_OVER_JBU:.0f} % and by more than the seed spread on every unseen scene: '
+                  f'{"met" if met else "not met"}')
+    return dict(folds=folds, gain_over_jbu=gain, goal=GOAL_GAIN_OVER_JBU, goal_met=met), '\n\n'.join(tables)
 
 
 def main(argv=None):
@@ -214,6 +260,9 @@ def main(argv=None):
     parser.add_argument('--quick', action='store_true', help='a ~1-minute smoke version')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0], help='seeds of every learned run')
     parser.add_argument('--loso', action='store_true', help='add leave-one-scene-out runs (depth)')
+    parser.add_argument('--procedural', action='store_true',
+                        help='add runs trained on procedural RGB-D scenes, tested on unseen real '
+                             'scenes (depth)')
     parser.add_argument('--tasks', nargs='+', default=list(TASKS), choices=list(TASKS))
     parser.add_argument('--work-dir', default=osp.join(ROOT, 'work_dirs', 'joint_upsampling_demo'))
     parser.add_argument('--out', help='results JSON (default: WORK_DIR/results.json)')
