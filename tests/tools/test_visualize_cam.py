@@ -279,6 +279,10 @@ def test_pointing_game_on_tiny_scenes_known_model_beats_chance(tmp_path):
     for record in known:
         assert record['pairs'] == report['pairs'] and record['accuracy'] == 1.0, record
     assert len(report['results']) == 8
+    table = pointing_game.format_table(report).splitlines()
+    assert table[0] == '| model | method | layer1 | mean |'
+    assert '| colour | gradcam | 1.000 | 1.000 |' in table
+    assert table[-1].startswith(f"{report['pairs']} instance/category pairs on 3 images")
 
 
 # --------------------------------------------------------------------------- det / seg

@@ -179,7 +179,32 @@ def score_model(name, config, checkpoint, coco, image_ids, img_dir, methods, lay
             for method, layer in keys]
 
 
+def format_table(report):
+    """Markdown: one row per model and method, the accuracy per layer and the chance rate."""
+    rows, layers = {}, []
+    for entry in report['results']:
+        layer = entry['layer'].replace('backbone.', '')
+        layers += [layer] if layer not in layers else []
+        rows.setdefault((entry['model'], entry['method']), {})[layer] = entry['accuracy']
+    lines = ['| model | method | ' + ' | '.join(layers) + ' |', '|---|---|' + '---:|' * len(layers)]
+    for (model, method), accuracy in rows.items():
+        lines.append(f'| {model} | {method} | '
+                     + ' | '.join(f'{accuracy[layer]:.3f}' if layer in accuracy else '–' for layer in layers)
+                     + ' |')
+    lines.append(f"\n{report['pairs']} instance/category pairs on {report['images']} images, region "
+                 f"{report['region']}, tolerance {report['tolerance_px']} px; chance rate "
+                 f"{report['chance_rate']:.3f}")
+    return '\n'.join(lines)
+
+
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ['--table']:  # print the table of a results file written earlier
+        if len(argv) != 2 or not osp.isfile(argv[1]):
+            raise launch.ConfigError('usage: cam_pointing_game.py --table RESULTS.json (an existing file)')
+        with open(argv[1]) as f:
+            print(format_table(json.load(f)))
+        return None
     args = parse_args(argv)
     from pycocotools.coco import COCO
     if not osp.isfile(args.ann_file):
@@ -206,8 +231,7 @@ def main(argv=None):
             raise
         raise launch.ConfigError(str(exc)) from exc
     report = dict(
-        command='python tools/analysis/cam_pointing_game.py ' + ' '.join(
-            sys.argv[1:] if argv is None else argv),
+        command='python tools/analysis/cam_pointing_game.py ' + ' '.join(argv),
         ann_file=args.ann_file, images=len(image_ids), pairs=len(masks),
         region=args.region, tolerance_px=args.tolerance, chance_rate=round(chance, 4),
         results=results,
@@ -218,6 +242,7 @@ def main(argv=None):
         os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
         with open(args.out, 'w') as f:
             json.dump(report, f, indent=2)
+    print(format_table(report))
     return report
 
 
