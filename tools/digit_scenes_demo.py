@@ -157,7 +157,7 @@ def main(argv=None):
     parser.add_argument('--backbones', nargs='+', default=['r50', 'hetconv-resnet-50'],
                         choices=list(BACKBONES))
     parser.add_argument('--iters', type=int, default=150,
-                        help='training iterations per model (the full schedule is 3,000)')
+                        help='training iterations per model (the configs\' schedule is 1,000)')
     parser.add_argument('--scenes', type=int, nargs=3, default=(1000, 100, 100))
     parser.add_argument('--work-dir', default=osp.join(ROOT, 'work_dirs', 'digit_scenes_demo'))
     args = parser.parse_args(argv)
