@@ -1,236 +1,458 @@
-"""CPU inference latency of the convdense backbones relative to ResNet-50.
+"""CPU inference latency of the convdense backbones relative to the fastest ResNet-50.
 
-    python benchmarks/bench_backbones.py            # 224x224 and 800x1216, 3 trials, ~6 min
-    python benchmarks/bench_backbones.py --quick    # 224x224 only, one trial, a smoke run
-    python benchmarks/bench_backbones.py --threads 2 --json out.json
+    python benchmarks/bench_backbones.py              # 224x224 and 800x1216, eager + ONNX Runtime,
+                                                      # 1 thread and the default count, 3 rounds
+    python benchmarks/bench_backbones.py --quick      # 224x224, 1 thread, one round (smoke run)
+    python benchmarks/bench_backbones.py --runtimes eager --threads 1 --trials 5
 
 Every backbone is built with its default (paper) arguments and all four
-``out_indices``, in eval mode, and timed on one ``(1, 3, H, W)`` image under
-``torch.inference_mode``. Models are timed round-robin (one forward of each,
-repeated), so load from other processes on a shared machine hits every model
-alike; the median of the repeats is reported, and the ratio to mmdet's
-ResNet-50 median of the same size. Results go to
-``benchmarks/results/backbones.json``; a markdown table is printed.
+``out_indices``, in eval mode, and timed on one ``(1, 3, H, W)`` image: in
+PyTorch under ``torch.inference_mode`` (the fast paths on), and under ONNX
+Runtime from a static-shape export at each size made by
+``tools/deployment/export_onnx.py`` (the exact path: fast paths are off while
+a graph is recorded).
 
-Trials: the ratios moved by up to +-0.06 from one process to the next on the
-same idle machine (weight placement in memory differs per process; a longer
-run in one process does not remove it), so by default each of ``--trials``
-runs times every model in a fresh process, and the reported ratio is the
-median of the trials' ratios, with their min and max.
+Baseline. Two ResNet-50s are timed: mmdet's stock one (PyTorch sends stride-1
+1x1 convs to a GEMM, the rest to oneDNN) and the same network with every conv
+forced onto oneDNN (:func:`force_onednn`). Each ratio is to whichever of the two
+has the lower median at that size and thread count; the JSON names it and
+gives both times. Under ONNX Runtime there is one ResNet-50 (ORT picks its own
+kernels).
 
-Goals (the issue's): Oct-ResNet-50 (alpha=.5) <= 0.75x ResNet-50, HetConv P=4
-<= 0.8x, Res2Net-50 <= 1.3x, ACNet (dataset-aware) <= 1.4x. A backbone that
-cannot be built yet is listed as unavailable with the reason.
+Timing method (one, fixed). Each round is a fresh process that times every
+model round-robin (one forward of each, the order rotating each pass), ``SIZES``
+gives the warm-up and timed forwards per model; the round's figure per model is
+its median forward, and its ratio is to the baseline's median *in the same
+round*. Reported: the median over rounds of the ratio, and its min-max. Why:
+on the same idle machine the ratio moved by up to +-0.06 between processes
+(weight placement in memory differs per process; longer runs in one process do
+not remove it), and one in-process run gave Oct-ResNet 0.87x where fresh
+processes gave 0.78x; one process is one draw from that spread, so only a
+median over fresh processes, with its range shown, means anything. Round-robin
+inside a process spreads load from other jobs over all models alike. The rounds
+run at 1 thread and at torch's default thread count, interleaved.
+
+Goals, per backbone, size, thread count and runtime (checked on the median
+ratio, pass/fail recorded per goal): ``flop``: ratio <= 1.10 x the backbone's
+FLOP-proportional ratio, read from ``benchmarks/results/latency_bound.json``
+(its time-weighted multiply-add estimate, Oct-ResNet and HetConv) or, where
+that has none, the whole-network multiply-add ratio from
+``convdense.models.complexity`` (the project's FLOP counter); ``ceiling``:
+Res2Net-50 <= 1.3x and ACNet (dataset-aware) <= 1.4x. Results go to
+``benchmarks/results/backbones.json``; markdown tables are printed.
 """
 import argparse
 import json
 import os
 import os.path as osp
-import platform
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
+import types
 
 import torch
+from torch import nn
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
+sys.path.insert(0, osp.join(REPO, 'benchmarks'))
+
+from machine_info import cpu_model, load_average, machine  # noqa: E402,F401 (re-exported)
 
 BASELINE = 'resnet50'
-#: name -> (backbone config, goal as a ratio to ResNet-50 or None)
+ONEDNN_BASELINE = 'resnet50_onednn'
+#: name -> (backbone config, absolute ceiling on the latency ratio or None)
 BACKBONES = {
     'resnet50': (dict(type='ResNet', depth=50), None),
-    'oct-resnet50_a0.5': (dict(type='convdense.OctResNet', depth=50), 0.75),
-    'hetconv-resnet50_p4': (dict(type='convdense.HetConvResNet', depth=50), 0.8),
+    'oct-resnet50_a0.5': (dict(type='convdense.OctResNet', depth=50), None),
+    'hetconv-resnet50_p4': (dict(type='convdense.HetConvResNet', depth=50), None),
     'res2net50_26w4s': (dict(type='convdense.Res2Net', depth=50), 1.3),
     'acnet50_dataset': (dict(type='convdense.ACNet', depth=50), 1.4),
     'acnet50_pixel': (dict(type='convdense.ACNet', depth=50, mode='pixel'), None),
 }
-#: (H, W) -> (warm-up forwards, timed forwards) per model
+#: the latency goal is this factor times the FLOP-proportional ratio
+FLOP_MARGIN = 1.10
+RUNTIMES = ('eager', 'onnxruntime')
+#: (H, W) -> (warm-up forwards, timed forwards) per model and round
 SIZES = {(224, 224): (3, 15), (800, 1216): (1, 5)}
 QUICK_SIZES = {(224, 224): (1, 3)}
+LATENCY_BOUND_JSON = osp.join(REPO, 'benchmarks', 'results', 'latency_bound.json')
+#: the one ONNX Runtime session config every model runs in
+ORT_CONFIG = dict(provider='CPUExecutionProvider', intra_op_num_threads='the run\'s thread count',
+                  inter_op_num_threads=1, execution_mode='ORT_SEQUENTIAL',
+                  graph_optimization_level='ORT_ENABLE_ALL',
+                  model='static H/W export per size, opset 18, tools/deployment/export_onnx.py')
+METHOD = ('rounds: fresh processes; inside a round every model timed round-robin (order rotating '
+          'each pass), the round\'s value = median forward; ratio per round to the faster '
+          'ResNet-50 of that size (by median over rounds) timed in the same round; reported: '
+          'median over rounds of ms and of the ratio, ratio_min/ratio_max over rounds')
+
+
+def size_key(size):
+    return f'{size[0]}x{size[1]}'
+
+
+def parse_size(text):
+    try:
+        height, width = (int(v) for v in text.lower().split('x'))
+    except ValueError:
+        raise SystemExit(f'size must look like 224x224, got {text!r}')
+    if height < 1 or width < 1:
+        raise SystemExit(f'size must be positive, got {text!r}')
+    return height, width
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--quick', action='store_true',
-                        help='224x224 only, 3 timed forwards (smoke run)')
-    parser.add_argument('--threads', type=int, default=1,
-                        help='torch intra-op threads (default 1: steady on a shared CPU)')
-    parser.add_argument('--repeats', type=int, default=None,
-                        help='timed forwards per model and size (default: 15 at 224x224, '
-                             '5 at 800x1216)')
-    parser.add_argument('--trials', type=int, default=None,
-                        help='fresh processes, each timing every model (default 3; 1 with --quick)')
+                        help='224x224 (or --sizes), 3 timed forwards, 1 thread, one round: '
+                             'smoke run')
+    parser.add_argument('--sizes', nargs='+', type=parse_size, metavar='HxW',
+                        help='image sizes (default: 224x224 800x1216; --quick: 224x224)')
+    parser.add_argument('--threads', nargs='+', type=int,
+                        help='torch / ORT intra-op thread counts (default: 1 and torch\'s default; '
+                             '--quick: 1)')
+    parser.add_argument('--repeats', type=int, help='timed forwards per model, size and round')
+    parser.add_argument('--trials', type=int,
+                        help='rounds, each in fresh processes (default 3; 1 with --quick)')
+    parser.add_argument('--runtimes', nargs='+', choices=RUNTIMES, default=list(RUNTIMES))
     parser.add_argument('--shared', choices=['yes', 'no', 'unknown'], default='unknown',
                         help='whether other jobs shared the machine (recorded in the JSON)')
     parser.add_argument('--models', nargs='+', choices=list(BACKBONES), default=list(BACKBONES),
-                        help='subset to time (ResNet-50 is always added)')
+                        help='subset to time (both ResNet-50 baselines are always added)')
+    parser.add_argument('--latency-bound', default=LATENCY_BOUND_JSON,
+                        help='latency_bound.py results holding FLOP-proportional ratios')
     parser.add_argument('--json', default=osp.join(REPO, 'benchmarks', 'results', 'backbones.json'),
                         help='where to write the results')
+    parser.add_argument('--worker', help=argparse.SUPPRESS)  # a round's spec (JSON file)
     return parser.parse_args(argv)
 
 
+def _onednn_forward(self, x):
+    from convdense.ops.inference import onednn_conv2d
+    return onednn_conv2d(x, self.weight, self.bias, self.stride[0], self.padding[0],
+                         self.dilation[0], self.groups)
+
+
+def force_onednn(model):
+    """Send every ``nn.Conv2d`` of ``model`` to oneDNN (``torch.mkldnn_convolution``, via
+    ``convdense.ops.inference.onednn_conv2d``) instead of PyTorch's per-shape choice.
+    Returns ``model``; a conv with unequal H/W stride, padding or dilation, or a
+    non-zero padding mode, is a ``ValueError``."""
+    for name, module in model.named_modules():
+        if type(module) is not nn.Conv2d:
+            continue
+        square = all(len(set(v)) == 1 for v in (module.stride, module.padding, module.dilation))
+        if not square or module.padding_mode != 'zeros' or isinstance(module.padding, str):
+            raise ValueError(f'force_onednn: conv {name!r} has unequal H/W stride, padding or '
+                             f'dilation, or padding mode {module.padding_mode!r}')
+        module.forward = types.MethodType(_onednn_forward, module)
+    return model
+
+
 def build_models(names):
-    """Build each backbone; returns ``(models, unavailable)`` dicts by name."""
+    """Build each backbone (``ONEDNN_BASELINE``: ResNet-50 through :func:`force_onednn`);
+    returns ``(models, unavailable)`` dicts by name."""
     from convdense.models.complexity import build_backbone
     models, unavailable = {}, {}
     for name in names:
-        cfg, _ = BACKBONES[name]
+        cfg, _ = BACKBONES[BASELINE if name == ONEDNN_BASELINE else name]
         try:
             model = build_backbone(dict(cfg))
             model.eval()  # not chained: mmdet's ResNet.train returns None
-            models[name] = model
+            models[name] = force_onednn(model) if name == ONEDNN_BASELINE else model
         except Exception as error:  # a backbone still being written must not stop the run
             unavailable[name] = f'{type(error).__name__}: {error}'.splitlines()[0]
     return models, unavailable
 
 
-def time_models(models, size, warmup, repeats):
-    """Median seconds of one forward per model, timed round-robin.
+def time_round_robin(runners, warmup, repeats):
+    """Median seconds of one call per runner (``name -> callable``), called round-robin.
 
-    The order of the models rotates by one each round, so no model always
-    runs right after the same other one (cache state, thermal order effects).
+    The order rotates by one each pass, so no model always runs right after the
+    same other one (cache state, order effects).
     """
-    image = torch.randn(1, 3, *size)
-    times = {name: [] for name in models}
-    names = list(models)
-    with torch.inference_mode():
-        for name, model in models.items():
-            for _ in range(warmup):
-                model(image)
-        for round_ in range(repeats):
-            shift = round_ % len(names)
-            for name in names[shift:] + names[:shift]:
-                start = time.perf_counter()
-                models[name](image)
-                times[name].append(time.perf_counter() - start)
+    times = {name: [] for name in runners}
+    names = list(runners)
+    for run in runners.values():
+        for _ in range(warmup):
+            run()
+    for pass_ in range(repeats):
+        shift = pass_ % len(names)
+        for name in names[shift:] + names[:shift]:
+            start = time.perf_counter()
+            runners[name]()
+            times[name].append(time.perf_counter() - start)
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def cpu_model():
-    """The CPU's model name (``/proc/cpuinfo``), else ``platform.processor()``."""
+def ort_session(path, threads):
+    """An ONNX Runtime CPU session in the one config of :data:`ORT_CONFIG`."""
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+
+
+def run_round(spec):
+    """One round in this process: ``{runtime: {size: {name: median seconds}}}`` plus
+    the machine before and after. ``spec``: threads, sizes ([H, W, warm-up, timed]),
+    eager (names to build), onnx (``{size: {name: path}}``)."""
+    torch.set_num_threads(spec['threads'])
+    result = dict(threads=spec['threads'], machine_before=machine(), eager={}, onnxruntime={})
+    if spec.get('eager'):
+        models, _ = build_models(spec['eager'])
+        with torch.inference_mode():
+            for height, width, warmup, repeats in spec['sizes']:
+                image = torch.randn(1, 3, height, width)
+                runners = {name: (lambda m=model: m(image)) for name, model in models.items()}
+                result['eager'][size_key((height, width))] = time_round_robin(
+                    runners, warmup, repeats)
+        del models
+    for height, width, warmup, repeats in spec['sizes']:
+        paths = spec.get('onnx', {}).get(size_key((height, width)))
+        if not paths:
+            continue
+        feed = {'image': torch.randn(1, 3, height, width).numpy()}
+        sessions = {name: ort_session(path, spec['threads']) for name, path in paths.items()}
+        runners = {name: (lambda s=session: s.run(None, feed))
+                   for name, session in sessions.items()}
+        result['onnxruntime'][size_key((height, width))] = time_round_robin(
+            runners, warmup, repeats)
+    result['machine_after'] = machine()
+    return result
+
+
+def run_round_in_fresh_process(spec, tmp):
+    path = osp.join(tmp, f'round_{time.monotonic_ns()}.json')
+    with open(path, 'w') as f:
+        json.dump(spec, f)
+    subprocess.run([sys.executable, osp.abspath(__file__), '--worker', path], check=True)
+    with open(path + '.out') as f:
+        return json.load(f)
+
+
+def flop_ratios(names, sizes, bound_path=LATENCY_BOUND_JSON):
+    """Per size key and backbone: ``dict(ratio, source)``, the FLOP-proportional
+    latency ratio to ResNet-50. From ``bound_path`` (latency_bound.py's estimate)
+    where it has one for that size and backbone, else the multiply-add ratio of
+    the whole network (``classifier_complexity``, the project's FLOP counter)."""
+    from convdense.models.complexity import classifier_complexity
     try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        with open(bound_path) as f:
+            bound = json.load(f).get('sizes', {})
+    except (OSError, ValueError):
+        bound = {}
+    result = {}
+    for size in sizes:
+        key = size_key(size)
+        rows, reference = {}, None
+        for name in names:
+            if name in (BASELINE, ONEDNN_BASELINE):
+                continue
+            estimate = bound.get(key, {}).get('backbones', {}).get(name, {}).get('estimate')
+            if estimate is not None:
+                rows[name] = dict(ratio=estimate, source=f'{osp.basename(bound_path)} estimate')
+                continue
+            if reference is None:
+                reference = classifier_complexity(BACKBONES[BASELINE][0], size)['flops']
+            flops = classifier_complexity(BACKBONES[name][0], size)['flops']
+            rows[name] = dict(ratio=flops / reference, source='complexity.classifier_complexity')
+        result[key] = rows
+    return result
 
 
-def load_average():
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except (AttributeError, OSError):
-        return None
+def goals_for(name, flop_ratio):
+    """The latency goals of backbone ``name``: ``flop`` (``FLOP_MARGIN`` x ``flop_ratio``,
+    a ``dict(ratio, source)`` or None) and its ``ceiling`` from :data:`BACKBONES`."""
+    goals = []
+    if flop_ratio is not None:
+        goals.append(dict(goal='flop', limit=FLOP_MARGIN * flop_ratio['ratio'],
+                          flop_ratio=flop_ratio['ratio'], source=flop_ratio['source']))
+    ceiling = BACKBONES.get(name, (None, None))[1]
+    if ceiling is not None:
+        goals.append(dict(goal='ceiling', limit=ceiling))
+    return goals
 
 
-def run_trials(args, argv):
-    """Run ``args.trials`` single-trial benchmarks in fresh processes and
-    combine them (:func:`combine_trials`)."""
-    import subprocess
-    import tempfile
-    passed = [a for i, a in enumerate(argv) if not a.startswith(('--trials', '--json'))
-              and not (i and argv[i - 1] in ('--trials', '--json'))]
-    trials = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for index in range(args.trials):
-            out = osp.join(tmp, f'trial{index}.json')
-            print(f'trial {index + 1}/{args.trials}', flush=True)
-            subprocess.run([sys.executable, osp.abspath(__file__), *passed, '--trials', '1',
-                            '--json', out], check=True)
-            with open(out) as f:
-                trials.append(json.load(f))
-    return combine_trials(trials)
+def check_goals(ratio, goals):
+    """Each goal with ``passed``: whether ``ratio`` is at most its limit."""
+    return [dict(goal, passed=ratio <= goal['limit']) for goal in goals]
 
 
-def combine_trials(trials):
-    """One result from single-trial results: per model and size, the median
-    ms and the median, min and max of the trials' ratios."""
-    results = dict(meta=dict(trials[0]['meta'], trials=len(trials),
-                             statistic='per trial (fresh process): ' + trials[0]['meta']['statistic']
-                             + '; reported: median over trials of ms and of ratio, '
-                               'ratio_min/ratio_max over trials',
-                             load_average_end=trials[-1]['meta']['load_average_end']),
-                   unavailable=trials[0]['unavailable'], sizes={})
-    for key in trials[0]['sizes']:
-        results['sizes'][key] = {}
-        for name, first in trials[0]['sizes'][key].items():
-            rows = [trial['sizes'][key][name] for trial in trials]
-            ratios = [row['ratio'] for row in rows]
-            ratio = statistics.median(ratios)
-            results['sizes'][key][name] = dict(
-                ms=statistics.median(row['ms'] for row in rows), ratio=ratio,
-                ratio_min=min(ratios), ratio_max=max(ratios), trial_ratios=ratios,
-                repeats=first['repeats'], goal=first['goal'],
-                meets_goal=None if first['goal'] is None else ratio <= first['goal'])
+def choose_baseline(medians):
+    """The faster ResNet-50 (stock or oneDNN-forced) among those in ``medians``."""
+    present = [name for name in (BASELINE, ONEDNN_BASELINE) if name in medians]
+    if not present:
+        raise ValueError('no ResNet-50 baseline was timed')
+    return min(present, key=medians.__getitem__)
+
+
+def summarise(rounds, goals):
+    """One size, runtime and thread count over rounds (``[{name: seconds}]``): the
+    baseline (faster ResNet-50 by median over rounds), and per model the median ms,
+    the median ratio (per round, to that round's baseline) with min-max, and its goals."""
+    names = list(rounds[0])
+    medians = {name: statistics.median(r[name] for r in rounds) for name in names}
+    baseline = choose_baseline(medians)
+    models = {}
+    for name in names:
+        ratios = [r[name] / r[baseline] for r in rounds]
+        ratio = statistics.median(ratios)
+        models[name] = dict(ms=1000 * medians[name], ratio=ratio, ratio_min=min(ratios),
+                            ratio_max=max(ratios), round_ratios=ratios,
+                            goals=check_goals(ratio, goals.get(name, [])))
+    return dict(baseline=baseline,
+                baseline_ms={name: 1000 * medians[name]
+                             for name in (BASELINE, ONEDNN_BASELINE) if name in medians},
+                models=models)
+
+
+def combine(rounds_by_threads, flops):
+    """``{runtime: {'threads': {n: {size: summary}}}}`` from each thread count's rounds."""
+    results = {}
+    for runtime in RUNTIMES:
+        per_threads = {}
+        for threads, rounds in rounds_by_threads.items():
+            sizes = {}
+            for key in rounds[0][runtime]:
+                goals = {name: goals_for(name, flops.get(key, {}).get(name))
+                         for name in rounds[0][runtime][key]}
+                sizes[key] = summarise([r[runtime][key] for r in rounds], goals)
+            if sizes:
+                per_threads[str(threads)] = sizes
+        if per_threads:
+            results[runtime] = dict(threads=per_threads)
     return results
 
 
-def markdown_table(results):
-    sizes = list(results['sizes'])
-    header = '| backbone | goal | ' + ' | '.join(
-        f'{s} ms | {s} ratio' for s in sizes) + ' |'
-    lines = [header, '|' + ' --- |' * (2 + 2 * len(sizes))]
-    for name, (_, goal) in BACKBONES.items():
-        if name in results['unavailable']:
-            lines.append(f'| {name} | unavailable: {results["unavailable"][name]} |')
-            continue
-        if not any(name in results['sizes'][s] for s in sizes):
-            continue
-        cells = [name, '-' if goal is None else f'<= {goal}x']
-        for s in sizes:
-            row = results['sizes'][s].get(name)
-            if row is None:
-                cells += ['-', '-']
+def export_all(models, sizes, folder):
+    """Static-shape ONNX files of every model but the oneDNN baseline at each size:
+    ``({size: {name: path}}, {name: one-line error})``."""
+    sys.path.insert(0, osp.join(REPO, 'tools', 'deployment'))
+    from export_onnx import BackboneForExport, export_onnx
+    paths, failed = {}, {}
+    for size in sizes:
+        for name, model in models.items():
+            if name == ONEDNN_BASELINE or name in failed:
                 continue
-            spread = (f' ({row["ratio_min"]:.2f}-{row["ratio_max"]:.2f})'
-                      if 'ratio_min' in row and name != BASELINE else '')
-            cells += [f'{row["ms"]:.1f}', f'{row["ratio"]:.2f}x{spread}']
-        lines.append('| ' + ' | '.join(cells) + ' |')
-    return '\n'.join(lines)
+            path = osp.join(folder, f'{name}_{size_key(size)}.onnx')
+            try:
+                export_onnx(BackboneForExport(model).eval(), size, path, dynamic=False)
+            except Exception as error:
+                failed[name] = f'{type(error).__name__}: {error}'.splitlines()[0]
+                continue
+            paths.setdefault(size_key(size), {})[name] = path
+    return paths, failed
+
+
+def _goal_text(goals):
+    return '; '.join(f'{g["goal"]} <= {g["limit"]:.3f}: {"pass" if g["passed"] else "FAIL"}'
+                     for g in goals) or '-'
+
+
+def markdown_table(results):
+    """One table per runtime and thread count: ms, ratio (min-max) and goals per size."""
+    blocks = []
+    for runtime in RUNTIMES:
+        for threads, sizes in results.get(runtime, {}).get('threads', {}).items():
+            keys = list(sizes)
+            lines = [f'{runtime}, {threads} thread(s):', '',
+                     '| backbone | ' + ' | '.join(f'{k} ms | {k} ratio | {k} goals'
+                                                  for k in keys) + ' |',
+                     '|' + ' --- |' * (1 + 3 * len(keys))]
+            names = list(dict.fromkeys(n for k in keys for n in sizes[k]['models']))
+            for name in names:
+                cells = [name]
+                for key in keys:
+                    row = sizes[key]['models'].get(name)
+                    if row is None:
+                        cells += ['-', '-', '-']
+                        continue
+                    mark = ' (baseline)' if name == sizes[key]['baseline'] else ''
+                    cells += [f'{row["ms"]:.1f}', f'{row["ratio"]:.2f}x '
+                              f'({row["ratio_min"]:.2f}-{row["ratio_max"]:.2f}){mark}',
+                              _goal_text(row['goals'])]
+                lines.append('| ' + ' | '.join(cells) + ' |')
+            lines.append('')
+            lines += [f'{k}: baseline {sizes[k]["baseline"]} (' + ', '.join(
+                f'{n} {ms:.1f} ms' for n, ms in sizes[k]['baseline_ms'].items()) + ')'
+                for k in keys]
+            blocks.append('\n'.join(lines))
+    for kind in ('unavailable', 'onnx_failed'):
+        for name, why in results.get(kind, {}).items():
+            blocks.append(f'{name}: {kind.replace("_", " ")}: {why}')
+    return '\n\n'.join(blocks)
 
 
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    if args.trials is None:
-        args.trials = 1 if args.quick else 3
-    if args.trials < 1:
-        raise SystemExit(f'--trials must be >= 1, got {args.trials}')
-    if args.trials > 1:
-        results = run_trials(args, argv)
-        write_results(results, args.json)
-        return results
-    torch.set_num_threads(args.threads)
-    names = [BASELINE] + [n for n in args.models if n != BASELINE]
+    if args.worker:
+        with open(args.worker) as f:
+            result = run_round(json.load(f))
+        with open(args.worker + '.out', 'w') as f:
+            json.dump(result, f)
+        return result
+    trials = args.trials if args.trials is not None else (1 if args.quick else 3)
+    if trials < 1:
+        raise SystemExit(f'--trials must be >= 1, got {trials}')
+    default_threads = torch.get_num_threads()
+    threads = args.threads or ([1] if args.quick else sorted({1, default_threads}))
+    if min(threads) < 1:
+        raise SystemExit(f'--threads must be >= 1, got {min(threads)}')
+    if args.repeats is not None and args.repeats < 1:
+        raise SystemExit(f'--repeats must be >= 1, got {args.repeats}')
+    table = QUICK_SIZES if args.quick else SIZES
+    sizes = {size: table.get(size, (1, 3) if args.quick else (1, 5))
+             for size in (args.sizes or table)}
+    size_spec = [[h, w, warmup, args.repeats or repeats] for (h, w), (warmup, repeats) in
+                 sizes.items()]
+    names = [BASELINE, ONEDNN_BASELINE] + [n for n in args.models if n != BASELINE]
     models, unavailable = build_models(names)
     if BASELINE not in models:
         raise RuntimeError(f'cannot build the ResNet-50 baseline: {unavailable[BASELINE]}')
-    sizes = QUICK_SIZES if args.quick else SIZES
-    results = dict(
-        meta=dict(torch=torch.__version__, threads=args.threads, quick=args.quick,
-                  cpu=cpu_model(), cpus=os.cpu_count(),
-                  date=time.strftime('%Y-%m-%d %H:%M:%S'), batch=1,
-                  statistic='median of round-robin forwards (order rotating each round), '
-                            'torch.inference_mode',
-                  machine_shared=args.shared, load_average_start=load_average()),
-        unavailable=unavailable, sizes={})
-    for size, (warmup, repeats) in sizes.items():
-        repeats = args.repeats or repeats
-        medians = time_models(models, size, warmup, repeats)
-        key = f'{size[0]}x{size[1]}'
-        results['sizes'][key] = {
-            name: dict(ms=1000 * t, ratio=t / medians[BASELINE], repeats=repeats,
-                       goal=BACKBONES[name][1],
-                       meets_goal=None if BACKBONES[name][1] is None
-                       else t / medians[BASELINE] <= BACKBONES[name][1])
-            for name, t in medians.items()}
-        print(f'{key}: ' + ', '.join(f'{n} {1000 * t:.1f} ms' for n, t in medians.items()),
-              flush=True)
-    results['meta']['load_average_end'] = load_average()
+    started = time.time()
+    results = dict(meta=dict(torch=torch.__version__, cpu=cpu_model(), cpus=os.cpu_count(),
+                             threads=threads, default_threads=default_threads,
+                             omp_num_threads=os.environ.get('OMP_NUM_THREADS'),
+                             quick=args.quick, rounds=trials, batch=1,
+                             date=time.strftime('%Y-%m-%d %H:%M:%S'),
+                             sizes={size_key(s): dict(warmup=w, repeats=args.repeats or r)
+                                    for s, (w, r) in sizes.items()},
+                             method=METHOD, flop_margin=FLOP_MARGIN,
+                             machine_shared=args.shared, load_average_start=load_average()),
+                   unavailable=unavailable,
+                   flop_ratios=flop_ratios(list(models), sizes, args.latency_bound))
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx = {}
+        if 'onnxruntime' in args.runtimes:
+            import onnxruntime
+            onnx, results['onnx_failed'] = export_all(models, sizes, tmp)
+            results['meta']['onnxruntime'] = dict(ORT_CONFIG, version=onnxruntime.__version__)
+        spec = dict(sizes=size_spec, onnx=onnx,
+                    eager=list(models) if 'eager' in args.runtimes else [])
+        del models
+        in_process = trials == 1 and len(threads) == 1
+        rounds, log = {n: [] for n in threads}, []
+        for index in range(trials):
+            shift = index % len(threads)
+            for count in threads[shift:] + threads[:shift]:  # thread counts interleaved too
+                print(f'round {index + 1}/{trials}, {count} thread(s)', flush=True)
+                round_spec = dict(spec, threads=count)
+                one = (run_round(round_spec) if in_process
+                       else run_round_in_fresh_process(round_spec, tmp))
+                rounds[count].append(one)
+                log.append(dict(round=index, threads=count, machine_before=one['machine_before'],
+                                machine_after=one['machine_after']))
+    results.update(combine(rounds, results['flop_ratios']))
+    results['rounds'] = log
+    results['meta'].update(load_average_end=load_average(),
+                           wall_seconds=round(time.time() - started))
     write_results(results, args.json)
     return results
 

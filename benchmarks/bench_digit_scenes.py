@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import os.path as osp
-import platform
 import subprocess
 import sys
 import time
@@ -34,7 +33,7 @@ sys.path.insert(0, osp.join(ROOT, 'tools'))
 sys.path.insert(0, osp.join(ROOT, 'benchmarks'))
 
 import digit_scenes_demo as runs  # noqa: E402
-from bench_backbones import cpu_model, load_average  # noqa: E402
+from machine_info import machine  # noqa: E402
 
 DEFAULT_OUT = osp.join(ROOT, 'benchmarks', 'results', 'digit_scenes.json')
 DEFAULT_WORK_DIR = osp.join(ROOT, 'work_dirs', 'digit_scenes')
@@ -42,14 +41,6 @@ DEFAULT_ITERS = {'cls': 300, 'det': 1000, 'seg': 1000}
 VALIDATIONS = 3  # validation runs per training (the best checkpoint is tested)
 # A results section holds models trained with the same values of these.
 SCHEDULE_KEYS = ('iters', 'scenes', 'from_scratch')
-
-
-def machine():
-    """CPU model, cores, torch threads and the load averages now."""
-    import torch
-    return dict(cpu=cpu_model(), cores=os.cpu_count(), torch_threads=torch.get_num_threads(),
-                load_average=load_average(), python=platform.python_version(),
-                torch=torch.__version__)
 
 
 def classifier_checkpoint(work_dir, backbone):

@@ -43,7 +43,7 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, osp.join(REPO, 'benchmarks'))
 
-from bench_backbones import BACKBONES, BASELINE, build_models  # noqa: E402
+from bench_backbones import BACKBONES, BASELINE, FLOP_MARGIN, build_models  # noqa: E402
 
 #: (H, W) -> (warm-up forwards, timed forwards)
 SIZES = {(224, 224): (3, 15), (800, 1216): (1, 5)}
@@ -137,9 +137,12 @@ def flop_proportional_ratio(shares, reference_flops, flops):
 
 
 def measured_ratios(path):
+    """``{size: {name: row}}`` of bench_backbones.py's eager 1-thread results (rows hold
+    ``ratio``), or ``{}`` when the file or that run is missing."""
     try:
         with open(path) as f:
-            return json.load(f)['sizes']
+            sizes = json.load(f)['eager']['threads']['1']
+        return {key: size['models'] for key, size in sizes.items()}
     except (OSError, ValueError, KeyError):
         return {}
 
@@ -181,6 +184,8 @@ def main(argv=None):
             try:
                 row['estimate'] = flop_proportional_ratio(
                     shares, reference_flops, module_flops(models[name], image))
+                # bench_backbones.py's goal: FLOP_MARGIN x this estimate
+                row['goal'] = FLOP_MARGIN * row['estimate']
             except KeyError as error:
                 row['estimate'] = None
                 row['not_comparable'] = str(error).strip('"')
@@ -205,7 +210,7 @@ def markdown_table(results):
             estimate = ('not comparable' if row['estimate'] is None
                         else f'{row["estimate"]:.3f}x')
             measured = '-' if row['measured'] is None else f'{row["measured"]:.2f}x'
-            goal = '-' if row['goal'] is None else f'<= {row["goal"]}x'
+            goal = '-' if row['goal'] is None else f'<= {row["goal"]:.3f}x'
             lines.append(f'| {name} | {key} | {estimate} | {measured} | {goal} |')
     return '\n'.join(lines)
 
