@@ -1,0 +1,265 @@
+"""Training cost of Mask R-CNN with each backbone: seconds per iteration and peak RSS,
+as ratios to ResNet-50, next to the papers' claims.
+
+    python benchmarks/bench_train_cost.py                # 800x1216 and 320x320, batch 2, 3 rounds
+    python benchmarks/bench_train_cost.py --quick        # 64x64, 2 iterations, 1 round (smoke run)
+    python benchmarks/bench_train_cost.py --sizes 320x320 --rounds 5 --threads 1
+
+Models: every ``configs/mask_rcnn/mask-rcnn_<backbone>_fpn_1x_coco.py``, built
+from its config (model and ``optim_wrapper``). Each iteration is mmengine's
+``model.train_step`` on one fixed batch of 2 images of the given size from
+``mmdet.testing.demo_mm_inputs`` (random pixels, 5 boxes with masks per image):
+data preprocessor, forward, losses, backward, optimiser step. No data loading, so
+the figures are the model's. The learning rate is the config's times its
+``LinearLR`` warm-up start factor, what a real run's first iterations use, so
+the randomly initialised model does not diverge while it is timed (the losses
+are checked finite).
+
+Method (the one of ``bench_backbones.py``): every (model, size) runs in its own
+fresh process, so its peak RSS (``ru_maxrss``, imports included) is its own;
+rounds interleave the models (the order rotating each round); a process drops
+its warm-up iterations and reports the median of the rest; the ratio to
+ResNet-50 is taken per round, and the median over rounds is reported with its
+min-max. The machine (CPU, cores, torch threads, load averages) is recorded
+before and after every process. Results go to
+``benchmarks/results/train_cost.json``; a markdown table is printed.
+"""
+import argparse
+import glob
+import json
+import os
+import os.path as osp
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, REPO)
+sys.path.insert(0, osp.join(REPO, 'benchmarks'))
+
+from machine_info import load_average, machine  # noqa: E402
+
+BASELINE = 'r50'
+CONFIG_PATTERN = osp.join(REPO, 'configs', 'mask_rcnn', 'mask-rcnn_{}_fpn_1x_coco.py')
+#: backbone name in the config file -> config path
+MODELS = {osp.basename(p)[len('mask-rcnn_'):-len('_fpn_1x_coco.py')]: p
+          for p in sorted(glob.glob(CONFIG_PATTERN.format('*')))}
+BATCH = 2
+BOXES_PER_IMAGE = 5
+#: (H, W) -> (warm-up iterations, timed iterations) per process
+SIZES = {(800, 1216): (1, 3), (320, 320): (2, 5)}
+QUICK_SIZES = {(64, 64): (1, 1)}
+#: what the papers say about training cost relative to ResNet-50
+CLAIMS = {
+    'oct-resnet-50': dict(claimed_ratio='< 1', text='Chen et al. ICCV 2019: Oct-ResNet-50 '
+                          '(alpha=0.5) trains cheaper than ResNet-50 (2.4 vs 4.1 GFLOPs)'),
+    'res2net-50': dict(claimed_ratio='about 1.05', text='Gao et al. TPAMI 2019: Res2Net-50 '
+                       'costs about 5 % more than ResNet-50'),
+}
+METHOD = ('fresh process per (model, size, round); rounds interleave the models (order rotating); '
+          'per process: median s/iter after the warm-up and ru_maxrss; ratio to r50 per round; '
+          'reported: median over rounds, ratio_min/ratio_max over rounds')
+
+
+def size_key(size):
+    return f'{size[0]}x{size[1]}'
+
+
+def parse_size(text):
+    try:
+        height, width = (int(v) for v in text.lower().split('x'))
+    except ValueError:
+        raise SystemExit(f'size must look like 320x320, got {text!r}')
+    if height < 32 or width < 32:
+        raise SystemExit(f'size must be at least 32x32 (the detector\'s stride), got {text!r}')
+    return height, width
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--quick', action='store_true',
+                        help='64x64 (or --sizes), 2 iterations, 1 round: smoke run')
+    parser.add_argument('--sizes', nargs='+', type=parse_size, metavar='HxW',
+                        help='image sizes (default: 800x1216 320x320)')
+    parser.add_argument('--models', nargs='+', choices=list(MODELS), default=list(MODELS),
+                        help='backbones (ResNet-50 is always added)')
+    parser.add_argument('--rounds', type=int, help='rounds (default 3; 1 with --quick)')
+    parser.add_argument('--iters', type=int, help='timed iterations per process')
+    parser.add_argument('--threads', type=int,
+                        help='torch threads (default: torch\'s default, all cores)')
+    parser.add_argument('--shared', choices=['yes', 'no', 'unknown'], default='unknown',
+                        help='whether other jobs shared the machine (recorded in the JSON)')
+    parser.add_argument('--json', default=osp.join(REPO, 'benchmarks', 'results',
+                                                   'train_cost.json'))
+    parser.add_argument('--worker', help=argparse.SUPPRESS)  # one process's spec (JSON file)
+    return parser.parse_args(argv)
+
+
+def warmup_lr(cfg):
+    """The config's learning rate times its ``LinearLR`` start factor (1 without one)."""
+    lr = cfg.optim_wrapper.optimizer.lr
+    schedulers = cfg.get('param_scheduler') or []
+    for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
+        if scheduler.get('type') == 'LinearLR':
+            return lr * scheduler.get('start_factor', 1.0 / 3)
+    return lr
+
+
+def train_iterations(config, size, warmup, iters, threads, seed=0):
+    """Build ``config``'s Mask R-CNN and run ``warmup + iters`` training iterations on
+    one fixed batch; returns s/iter (median after the warm-up), every iteration's
+    time, the RSS before training and the peak RSS (MiB)."""
+    import torch
+
+    import convdense  # noqa: F401  (before mmdet.models: compat fixes)
+    from convdense import launch
+    from mmdet.registry import MODELS as DET_MODELS
+    from mmdet.testing import demo_mm_inputs
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.registry import init_default_scope
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    cfg = launch.load_config(config, work_dir='')
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    from mmengine.logging import MMLogger
+    # mmengine logs every parameter's initialisation at INFO: keep the terminal readable.
+    MMLogger.get_instance('bench_train_cost', log_level='WARNING')
+    model = DET_MODELS.build(cfg.model)
+    model.init_weights()
+    model.train()
+    cfg.optim_wrapper.optimizer.lr = warmup_lr(cfg)
+    optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    data = demo_mm_inputs(batch_size=BATCH, image_shapes=(3, *size),
+                          num_items=[BOXES_PER_IMAGE] * BATCH, num_classes=80, with_mask=True)
+    rss_start = _resident_mib()
+    times, finite = [], True
+    for _ in range(warmup + iters):
+        start = time.perf_counter()
+        losses = model.train_step(data, optim_wrapper)
+        times.append(time.perf_counter() - start)
+        finite = finite and all(torch.isfinite(v).all().item() for v in losses.values())
+    return dict(seconds_per_iter=statistics.median(times[warmup:]), iter_seconds=times,
+                warmup=warmup, rss_start_mib=rss_start, losses_finite=finite,
+                peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                threads=torch.get_num_threads())
+
+
+def _resident_mib():
+    with open('/proc/self/statm') as statm:
+        return int(statm.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2 ** 20
+
+
+def run_in_fresh_process(spec, tmp):
+    path = osp.join(tmp, f'run_{time.monotonic_ns()}.json')
+    with open(path, 'w') as f:
+        json.dump(spec, f)
+    before = machine()
+    subprocess.run([sys.executable, osp.abspath(__file__), '--worker', path], check=True)
+    with open(path + '.out') as f:
+        return dict(json.load(f), machine_before=before, machine_after=machine())
+
+
+def summarise(rounds, baseline=BASELINE):
+    """One size over rounds (``[{model: record}]``): per model the median s/iter and peak
+    RSS, and the median, min and max over rounds of their per-round ratios to ``baseline``."""
+    if any(baseline not in r for r in rounds):
+        raise ValueError(f'every round needs the {baseline} baseline')
+    models = {}
+    for name in rounds[0]:
+        row = {}
+        for key, short in (('seconds_per_iter', 'seconds_per_iter'), ('peak_rss_mib', 'peak_rss')):
+            ratios = [r[name][key] / r[baseline][key] for r in rounds]
+            row[key] = statistics.median(r[name][key] for r in rounds)
+            row.update({f'{short}_ratio': statistics.median(ratios),
+                        f'{short}_ratio_min': min(ratios), f'{short}_ratio_max': max(ratios),
+                        f'{short}_round_ratios': ratios})
+        row['losses_finite'] = all(r[name]['losses_finite'] for r in rounds)
+        if name in CLAIMS:
+            row['paper_claim'] = CLAIMS[name]
+        models[name] = row
+    return dict(models=models)
+
+
+def markdown_table(results):
+    lines = []
+    for key, size in results['sizes'].items():
+        lines += [f'Mask R-CNN training, batch {BATCH}, {key}, {results["meta"]["threads"]} '
+                  f'thread(s):', '',
+                  '| backbone | s/iter | s/iter ratio | peak RSS MiB | RSS ratio | paper claim |',
+                  '| --- | --- | --- | --- | --- | --- |']
+        for name, row in size['models'].items():
+            claim = row.get('paper_claim', {}).get('claimed_ratio', '-')
+            lines.append(
+                f'| {name} | {row["seconds_per_iter"]:.2f} | {row["seconds_per_iter_ratio"]:.2f}x '
+                f'({row["seconds_per_iter_ratio_min"]:.2f}-{row["seconds_per_iter_ratio_max"]:.2f})'
+                f' | {row["peak_rss_mib"]:.0f} | {row["peak_rss_ratio"]:.2f}x '
+                f'({row["peak_rss_ratio_min"]:.2f}-{row["peak_rss_ratio_max"]:.2f}) | {claim} |')
+        lines.append('')
+    lines += [f'{name}: {claim["text"]}' for name, claim in CLAIMS.items()]
+    return '\n'.join(lines)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.worker:
+        with open(args.worker) as f:
+            spec = json.load(f)
+        result = train_iterations(spec['config'], tuple(spec['size']), spec['warmup'],
+                                  spec['iters'], spec['threads'])
+        with open(args.worker + '.out', 'w') as f:
+            json.dump(result, f)
+        return result
+    import torch
+    rounds = args.rounds if args.rounds is not None else (1 if args.quick else 3)
+    for option, value in (('--rounds', rounds), ('--iters', args.iters),
+                          ('--threads', args.threads)):
+        if value is not None and value < 1:
+            raise SystemExit(f'{option} must be >= 1, got {value}')
+    if BASELINE not in MODELS:
+        raise SystemExit(f'no ResNet-50 config: {CONFIG_PATTERN.format(BASELINE)}')
+    threads = args.threads or torch.get_num_threads()
+    table = QUICK_SIZES if args.quick else SIZES
+    sizes = {size: table.get(size, (1, 1) if args.quick else (1, 3))
+             for size in (args.sizes or table)}
+    names = [BASELINE] + [n for n in args.models if n != BASELINE]
+    started = time.time()
+    results = dict(meta=dict(method=METHOD, batch=BATCH, boxes_per_image=BOXES_PER_IMAGE,
+                             threads=threads, rounds=rounds, quick=args.quick,
+                             machine=machine(), machine_shared=args.shared,
+                             date=time.strftime('%Y-%m-%d %H:%M:%S'),
+                             sizes={size_key(s): dict(warmup=w, iters=args.iters or n)
+                                    for s, (w, n) in sizes.items()},
+                             configs={n: osp.relpath(MODELS[n], REPO) for n in names}),
+                   claims=CLAIMS, sizes={}, runs=[])
+    per_size = {size_key(s): [] for s in sizes}
+    with tempfile.TemporaryDirectory() as tmp:
+        for index in range(rounds):
+            for size, (warmup, iters) in sizes.items():
+                shift = index % len(names)
+                one_round = {}
+                for name in names[shift:] + names[:shift]:
+                    print(f'round {index + 1}/{rounds}, {size_key(size)}, {name}', flush=True)
+                    spec = dict(config=MODELS[name], size=list(size), warmup=warmup,
+                                iters=args.iters or iters, threads=threads)
+                    record = run_in_fresh_process(spec, tmp)
+                    one_round[name] = record
+                    results['runs'].append(dict(record, round=index, size=size_key(size),
+                                                model=name))
+                per_size[size_key(size)].append({n: one_round[n] for n in names})
+    for key, size_rounds in per_size.items():
+        results['sizes'][key] = summarise(size_rounds)
+    results['meta'].update(load_average_end=load_average(),
+                           wall_seconds=round(time.time() - started))
+    os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
+    with open(args.json, 'w') as f:
+        json.dump(results, f, indent=2)
+    print(markdown_table(results))
+    print(f'written to {args.json}')
+    return results
+
+
+if __name__ == '__main__':
+    main()
