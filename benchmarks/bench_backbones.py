@@ -2,7 +2,9 @@
 
     python benchmarks/bench_backbones.py              # 224x224 and 800x1216, eager + ONNX Runtime,
                                                       # 1 thread and the default count, 3 rounds
-    python benchmarks/bench_backbones.py --quick      # 224x224, 1 thread, one round (smoke run)
+                                                      # (estimated ~25 min on an idle 2-core machine)
+    python benchmarks/bench_backbones.py --quick      # 224x224, 1 thread, one round (smoke run,
+                                                      # ~3 min, mostly the 6 ONNX exports)
     python benchmarks/bench_backbones.py --runtimes eager --threads 1 --trials 5
 
 Every backbone is built with its default (paper) arguments and all four
@@ -82,7 +84,7 @@ LATENCY_BOUND_JSON = osp.join(REPO, 'benchmarks', 'results', 'latency_bound.json
 #: the one ONNX Runtime session config every model runs in
 ORT_CONFIG = dict(provider='CPUExecutionProvider', intra_op_num_threads='the run\'s thread count',
                   inter_op_num_threads=1, execution_mode='ORT_SEQUENTIAL',
-                  graph_optimization_level='ORT_ENABLE_ALL',
+                  graph_optimization_level='ORT_ENABLE_ALL', intra_op_allow_spinning=0,
                   model='static H/W export per size, opset 18, tools/deployment/export_onnx.py')
 METHOD = ('rounds: fresh processes; inside a round every model timed round-robin (order rotating '
           'each pass), the round\'s value = median forward; ratio per round to the faster '
@@ -196,6 +198,8 @@ def ort_session(path, threads):
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Idle pool threads of one session must not spin while the next model runs (round-robin).
+    options.add_session_config_entry('session.intra_op.allow_spinning', '0')
     return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
 
 

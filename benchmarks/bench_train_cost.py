@@ -2,6 +2,7 @@
 as ratios to ResNet-50, next to the papers' claims.
 
     python benchmarks/bench_train_cost.py                # 800x1216 and 320x320, batch 2, 3 rounds
+                                                         # (estimated ~25 min, idle 2-core machine)
     python benchmarks/bench_train_cost.py --quick        # 64x64, 2 iterations, 1 round (smoke run)
     python benchmarks/bench_train_cost.py --sizes 320x320 --rounds 5 --threads 1
 
