@@ -25,10 +25,14 @@ test: install
 test-fast:
 	OMP_NUM_THREADS=1 $(PYTHON) -m pytest tests -q -n 2 --dist loadfile -m "not slow"
 
+# latency_bound.py first (bench_backbones.py reads its FLOP-proportional goals) and again
+# last (its measured column reads backbones.json).
 bench: install
 	$(PYTHON) benchmarks/bench_pac.py
+	$(PYTHON) benchmarks/latency_bound.py
 	$(PYTHON) benchmarks/bench_backbones.py
 	$(PYTHON) benchmarks/latency_bound.py
+	$(PYTHON) benchmarks/bench_train_cost.py
 	$(PYTHON) benchmarks/bench_memory.py
 
 # Each invocation is sized for <= 2 hours on an idle 2-core machine (Mask R-CNN, the
