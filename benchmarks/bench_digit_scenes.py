@@ -119,7 +119,7 @@ def format_table(results):
     for task in tasks:
         header += [title for _, title, _ in runs.METRICS[task]] + [f'{task} s/iter (× R-50)', f'{task} peak RSS (× R-50)']
     lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
-    for backbone, by_task in rows.items():
+    for backbone, by_task in sorted(rows.items(), key=lambda item: list(runs.BACKBONES).index(item[0])):
         cells = [runs.BACKBONES[backbone]]
         for task in tasks:
             record = by_task.get(task)
@@ -147,9 +147,17 @@ def main(argv=None):
     parser.add_argument('--scenes', type=int, nargs=3, default=(1000, 100, 100))
     parser.add_argument('--work-dir', default=DEFAULT_WORK_DIR)
     parser.add_argument('--out', default=DEFAULT_OUT)
+    parser.add_argument('--table', action='store_true',
+                        help='print the table of the results file (--out) and exit')
     parser.add_argument('--one', nargs=2, metavar=('TASK', 'BACKBONE'), help=argparse.SUPPRESS)
     parser.add_argument('--one-out', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.table:
+        if not osp.isfile(args.out):
+            sys.exit(f'bench_digit_scenes: no results file at {args.out}')
+        with open(args.out) as f:
+            print(format_table(json.load(f)))
+        return
     data_root = osp.join(args.work_dir, 'data') if list(args.scenes) != [1000, 100, 100] else runs.DATA_ROOT
 
     if args.one:  # the child process: one task and backbone
