@@ -64,11 +64,33 @@ def run_one(task, backbone, iters, work_dir, data_root, from_scratch=False):
     test = {key: value * scale for key, _, scale in runs.METRICS[task]
             for value in [result['test'][key]]}
     return dict(config=osp.relpath(runs.config_path(task, backbone), ROOT), test=test,
+                val_history=val_history(osp.join(work_dir, name), task, iters),
                 checkpoint=osp.relpath(result['checkpoint'], ROOT),
                 initialised_from=init and osp.relpath(init, ROOT),
                 seconds_per_iter=round(result['seconds_per_iter'], 4),
                 train_seconds=round(result['train_seconds'], 1),
                 peak_rss_mib=round(peak_kib / 1024, 1))
+
+
+def val_history(work_dir, task, iters):
+    """``[[iteration, metric], ...]`` of every validation of the training run in
+    ``work_dir`` (mmengine's ``vis_data/scalars.json``; metrics as 0-1 fractions):
+    shows whether the schedule had converged. A logger that keys validation by epoch
+    writes step 0; the iteration is then the k-th multiple of this benchmark's
+    validation interval (the last validation runs at ``iters``)."""
+    key, _, scale = runs.METRICS[task][0]
+    runs_dirs = sorted(d for d in (os.listdir(work_dir) if osp.isdir(work_dir) else [])
+                       if osp.isfile(osp.join(work_dir, d, 'vis_data', 'scalars.json')))
+    if not runs_dirs:
+        return []
+    history = []
+    with open(osp.join(work_dir, runs_dirs[-1], 'vis_data', 'scalars.json')) as f:
+        for line in f:
+            record = json.loads(line)
+            if key in record:
+                history.append([record['step'], round(record[key] * scale, 4)])
+    interval = max(1, iters // VALIDATIONS)
+    return [[step or min((k + 1) * interval, iters), value] for k, (step, value) in enumerate(history)]
 
 
 def add_ratios(models, baseline='r50'):
@@ -147,11 +169,25 @@ def main(argv=None):
     parser.add_argument('--scenes', type=int, nargs=3, default=(1000, 100, 100))
     parser.add_argument('--work-dir', default=DEFAULT_WORK_DIR)
     parser.add_argument('--out', default=DEFAULT_OUT)
+    parser.add_argument('--add-val-history', action='store_true',
+                        help='fill in val_history for records of the results file that lack it '
+                        '(runs made before it was recorded) from their work dirs, and exit')
     parser.add_argument('--table', action='store_true',
                         help='print the table of the results file (--out) and exit')
     parser.add_argument('--one', nargs=2, metavar=('TASK', 'BACKBONE'), help=argparse.SUPPRESS)
     parser.add_argument('--one-out', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.add_val_history:
+        with open(args.out) as f:
+            results = json.load(f)
+        for task, section in results.items():
+            for backbone, record in section['models'].items():
+                if 'val_history' not in record:
+                    name = runs.CONFIG_NAMES[task].format(backbone)
+                    record = dict(record, val_history=val_history(
+                        osp.join(args.work_dir, name), task, section['iters']))
+                    merge(args.out, task, section, backbone, record)
+        return
     if args.table:
         if not osp.isfile(args.out):
             sys.exit(f'bench_digit_scenes: no results file at {args.out}')

@@ -73,3 +73,20 @@ def test_ratios_merge_and_table(bench, tmp_path):
     assert table[0].startswith('| backbone | bbox AP |') and 'mIoU' in table[0]
     assert table[2].startswith('| ResNet-50 | 0.500 |') and '| 0.700 |' in table[2]
     assert '1.50 s (0.75×)' in table[3] and table[3].endswith('– | – | – |')
+
+
+def test_val_history_reads_mmengine_scalars(bench, tmp_path):
+    """Validation metrics from vis_data/scalars.json as 0-1 fractions; a logger that
+    keys validation by epoch (step 0) gets the benchmark's validation iterations."""
+    scalars = tmp_path / '20260101_000000' / 'vis_data'
+    scalars.mkdir(parents=True)
+    lines = [dict(loss=1.0, iter=50, step=50), {'mIoU': 8.5, 'step': 333}, dict(loss=0.5, step=400),
+             {'mIoU': 15.1, 'step': 1000}]
+    (scalars / 'scalars.json').write_text('\n'.join(json.dumps(line) for line in lines))
+    assert bench.val_history(str(tmp_path), 'seg', 1000) == [[333, 0.085], [1000, 0.151]]
+    lines = [{'coco/bbox_mAP': 0.1, 'step': 0}, {'coco/bbox_mAP': 0.2, 'step': 0},
+             {'coco/bbox_mAP': 0.3, 'step': 0}, {'coco/bbox_mAP': 0.3, 'step': 0}]
+    (scalars / 'scalars.json').write_text('\n'.join(json.dumps(line) for line in lines))
+    assert bench.val_history(str(tmp_path), 'det', 1000) == [[333, 0.1], [666, 0.2], [999, 0.3],
+                                                             [1000, 0.3]]
+    assert bench.val_history(str(tmp_path / 'missing'), 'det', 1000) == []
