@@ -61,6 +61,7 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, osp.join(REPO, 'benchmarks'))
 
+from cli_helpers import parse_size, size_key, write_results  # noqa: E402
 from machine_info import cpu_model, load_average, machine  # noqa: E402,F401 (re-exported)
 
 BASELINE = 'resnet50'
@@ -90,20 +91,6 @@ METHOD = ('rounds: fresh processes; inside a round every model timed round-robin
           'each pass), the round\'s value = median forward; ratio per round to the faster '
           'ResNet-50 of that size (by median over rounds) timed in the same round; reported: '
           'median over rounds of ms and of the ratio, ratio_min/ratio_max over rounds')
-
-
-def size_key(size):
-    return f'{size[0]}x{size[1]}'
-
-
-def parse_size(text):
-    try:
-        height, width = (int(v) for v in text.lower().split('x'))
-    except ValueError:
-        raise SystemExit(f'size must look like 224x224, got {text!r}')
-    if height < 1 or width < 1:
-        raise SystemExit(f'size must be positive, got {text!r}')
-    return height, width
 
 
 def parse_args(argv=None):
@@ -457,16 +444,7 @@ def main(argv=None):
     results['rounds'] = log
     results['meta'].update(load_average_end=load_average(),
                            wall_seconds=round(time.time() - started))
-    write_results(results, args.json)
-    return results
-
-
-def write_results(results, path):
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    with open(path, 'w') as f:
-        json.dump(results, f, indent=2)
-    print(markdown_table(results))
-    print(f'written to {path}')
+    return write_results(results, args.json, markdown_table(results))
 
 
 if __name__ == '__main__':

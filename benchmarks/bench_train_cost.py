@@ -41,6 +41,8 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, osp.join(REPO, 'benchmarks'))
 
+import cli_helpers  # noqa: E402
+from cli_helpers import size_key, write_results  # noqa: E402
 from machine_info import load_average, machine  # noqa: E402
 
 BASELINE = 'r50'
@@ -65,18 +67,9 @@ METHOD = ('fresh process per (model, size, round); rounds interleave the models 
           'reported: median over rounds, ratio_min/ratio_max over rounds')
 
 
-def size_key(size):
-    return f'{size[0]}x{size[1]}'
-
-
 def parse_size(text):
-    try:
-        height, width = (int(v) for v in text.lower().split('x'))
-    except ValueError:
-        raise SystemExit(f'size must look like 320x320, got {text!r}')
-    if height < 32 or width < 32:
-        raise SystemExit(f'size must be at least 32x32 (the detector\'s stride), got {text!r}')
-    return height, width
+    """``HxW``, at least the detector's stride (32) on each side."""
+    return cli_helpers.parse_size(text, minimum=32, reason=" (the detector's stride)")
 
 
 def parse_args(argv=None):
@@ -254,12 +247,7 @@ def main(argv=None):
         results['sizes'][key] = summarise(size_rounds)
     results['meta'].update(load_average_end=load_average(),
                            wall_seconds=round(time.time() - started))
-    os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
-    with open(args.json, 'w') as f:
-        json.dump(results, f, indent=2)
-    print(markdown_table(results))
-    print(f'written to {args.json}')
-    return results
+    return write_results(results, args.json, markdown_table(results))
 
 
 if __name__ == '__main__':

@@ -30,7 +30,6 @@ beside them; a markdown table is printed.
 """
 import argparse
 import json
-import os
 import os.path as osp
 import statistics
 import sys
@@ -44,6 +43,7 @@ sys.path.insert(0, REPO)
 sys.path.insert(0, osp.join(REPO, 'benchmarks'))
 
 from bench_backbones import BACKBONES, BASELINE, FLOP_MARGIN, build_models  # noqa: E402
+from cli_helpers import write_results  # noqa: E402
 
 #: (H, W) -> (warm-up forwards, timed forwards)
 SIZES = {(224, 224): (3, 15), (800, 1216): (1, 5)}
@@ -194,12 +194,7 @@ def main(argv=None):
                                      changed_conv_share=sum(shares.values()), backbones=rows)
         print(f'{key}: ResNet-50 {1000 * total:.1f} ms, stage convs '
               f'{100 * sum(shares.values()):.1f} % of it', flush=True)
-    os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
-    with open(args.json, 'w') as f:
-        json.dump(results, f, indent=2)
-    print(markdown_table(results))
-    print(f'written to {args.json}')
-    return results
+    return write_results(results, args.json, markdown_table(results))
 
 
 def markdown_table(results):

@@ -1,0 +1,32 @@
+"""Command-line pieces the benchmark scripts share: image sizes as ``HxW`` and the
+final write of a results JSON with its Markdown table."""
+import json
+import os
+import os.path as osp
+
+
+def size_key(size):
+    """``(800, 1216)`` -> ``'800x1216'`` (the results files' keys)."""
+    return f'{size[0]}x{size[1]}'
+
+
+def parse_size(text, minimum=1, reason=''):
+    """``'800x1216'`` -> ``(800, 1216)``; a one-line exit for anything else or a
+    side below ``minimum`` (``reason`` says why that minimum)."""
+    try:
+        height, width = (int(v) for v in text.lower().split('x'))
+    except ValueError:
+        raise SystemExit(f'size must look like 224x224, got {text!r}')
+    if height < minimum or width < minimum:
+        raise SystemExit(f'size must be at least {minimum}x{minimum}{reason}, got {text!r}')
+    return height, width
+
+
+def write_results(results, path, table):
+    """Write ``results`` to ``path`` as JSON, print ``table`` and the path."""
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    with open(path, 'w') as f:
+        json.dump(results, f, indent=2)
+    print(table)
+    print(f'written to {path}')
+    return results
