@@ -195,7 +195,8 @@ class CheckSegLabels:
     holds training labels (after ``reduce_zero_label``), which must lie in
     ``[0, num_classes)`` or equal ``ignore_index``. Anything else would be
     dropped from ``IoUMetric``'s histogram without a word (a wrong mIoU) or
-    crash the cross-entropy loss far from the file that caused it.
+    crash the cross-entropy loss far from the file that caused it. A sample
+    without labels (an inference pipeline) passes unchecked.
 
     Args:
         num_classes: the decode head's number of classes (150 for ADE20K).
@@ -209,6 +210,10 @@ class CheckSegLabels:
         self.ignore_index = ignore_index
 
     def __call__(self, results):
+        if 'gt_seg_map' not in results:
+            # inference pipelines (mmseg's inferencer, the CAM tools) drop
+            # LoadAnnotations: there is nothing to check
+            return results
         labels = np.asarray(results['gt_seg_map'])
         values = np.unique(labels)
         bad = values[((values < 0) | (values >= self.num_classes)) & (values != self.ignore_index)]

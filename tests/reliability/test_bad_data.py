@@ -149,6 +149,9 @@ def test_seg_label_outside_num_classes_names_the_file(tmp_path, stored, reported
     iio.imwrite(png, labels)
     CheckSegLabels(num_classes=150)(LoadAnnotations(reduce_zero_label=True)(
         dict(seg_map_path=png, reduce_zero_label=True, seg_fields=[])))
+    # an inference pipeline (no LoadAnnotations, e.g. mmseg's inferencer) has no labels
+    unlabelled = dict(img_path='x.jpg', img_shape=(4, 4))
+    assert CheckSegLabels(num_classes=150)(unlabelled) is unlabelled
 
 
 def test_without_the_check_mmseg_metric_silently_drops_out_of_range_labels():
