@@ -10,7 +10,7 @@ releases) compute their own function only with TF's windows.
 from typing import List, Optional, Tuple
 
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 #: padding of strided layers: PyTorch's symmetric one, or TF "SAME"
 STRIDED_PADDINGS = ('symmetric', 'tf_same')
@@ -39,3 +39,31 @@ def conv2d_tf_same(x: Tensor, conv, pads: List[int]) -> Tensor:
     """``conv`` (an ``nn.Conv2d``) on ``x`` padded by ``pads`` instead of its own padding."""
     return F.conv2d(F.pad(x, pads), conv.weight, conv.bias, conv.stride, 0, conv.dilation,
                     conv.groups)
+
+
+class TFSameConv2d(nn.Conv2d):
+    """``nn.Conv2d`` padded as TF "SAME" wherever that differs from its own
+    symmetric ``padding`` (odd sides and stride 1 run the layer as it is).
+
+    Same parameters and state-dict keys as ``nn.Conv2d``; ``(N, C_in, H, W) ->
+    (N, C_out, ceil(H / stride), ceil(W / stride))``.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        pads = tf_same_pad_if_different(x, self.kernel_size[0], self.stride[0],
+                                        self.dilation[0], self.padding[0])
+        return super().forward(x) if pads is None else conv2d_tf_same(x, self, pads)
+
+
+class TFSameMaxPool2d(nn.MaxPool2d):
+    """``nn.MaxPool2d`` padded (with ``-inf``) as TF "SAME" wherever that differs
+    from its own symmetric ``padding``; ``(N, C, H, W) -> (N, C, ceil(H / stride),
+    ceil(W / stride))``."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        pads = tf_same_pad_if_different(x, self.kernel_size, self.stride, self.dilation,
+                                        self.padding)
+        if pads is None:
+            return super().forward(x)
+        return F.max_pool2d(F.pad(x, pads, value=float('-inf')), self.kernel_size, self.stride,
+                            0, self.dilation, ceil_mode=False)

@@ -261,7 +261,7 @@ def test_classifier_cam_follows_the_object_through_resize_and_padding(tmp_path):
         assert corner[0] <= peak[0] < corner[0] + 14 and corner[1] <= peak[1] < corner[1] + 14
 
 
-def test_pointing_game_on_tiny_scenes_known_model_beats_chance(tmp_path):
+def test_pointing_game_on_tiny_scenes_known_model_beats_chance(tmp_path, monkeypatch):
     root = e2e.make_tiny_coco(str(tmp_path / 'coco'), n_train=0, n_val=3)
     config, checkpoint = colour_config(tmp_path), colour_checkpoint(tmp_path)
     out = tmp_path / 'pointing.json'
@@ -283,6 +283,22 @@ def test_pointing_game_on_tiny_scenes_known_model_beats_chance(tmp_path):
     assert table[0] == '| model | method | layer1 | mean |'
     assert '| colour | gradcam | 1.000 | 1.000 |' in table
     assert table[-1].startswith(f"{report['pairs']} instance/category pairs on 3 images")
+    # the fresh model is built after --seed: the same seed, the same weights
+    fresh_args = ['--ann-file', osp.join(root, 'annotations/instances_val2017.json'),
+                  '--img-dir', osp.join(root, 'val2017'), '--model', 'fresh', config, 'none',
+                  '--methods', 'gradcam', '--out', '']
+    built, load_model = [], cams.load_model
+
+    def recording_load_model(*args, **kwargs):
+        model, cfg = load_model(*args, **kwargs)
+        built.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+        return model, cfg
+
+    monkeypatch.setattr(cams, 'load_model', recording_load_model)
+    runs = [pointing_game.main(fresh_args + ['--seed', str(seed)]) for seed in (3, 3, 4)]
+    assert [run['seed'] for run in runs] == [3, 3, 4]
+    scored = built[1::2]  # main builds the first model once for its class names
+    assert torch.equal(scored[0], scored[1]) and not torch.equal(scored[0], scored[2])
 
 
 # --------------------------------------------------------------------------- det / seg

@@ -18,7 +18,9 @@ the mask's area fraction; the mean over the same pairs is the score of a map
 with no information. A map that is constant (nothing to explain, e.g. a detector
 with no detection of the category) has no peak and counts as a miss; such maps
 are counted separately. Models are named with ``--model NAME CONFIG CKPT``;
-``none`` as checkpoint scores a fresh model of that config.
+``none`` as checkpoint scores a fresh model of that config, initialised after
+``--seed`` (default 0; every model is built after re-seeding), so a fresh
+model's score is reproducible.
 """
 import argparse
 import json
@@ -51,6 +53,8 @@ def parse_args(argv=None):
     parser.add_argument('--tolerance', type=int, default=0,
                         help='pixels a peak may lie outside the mask (Zhang et al.: 15)')
     parser.add_argument('--max-images', type=int, help='score only the first N images')
+    parser.add_argument('--seed', type=int, default=0,
+                        help="random seed set before each model is built (a fresh model's init)")
     parser.add_argument('--out', default='benchmarks/results/cam_pointing_game.json')
     parser.add_argument('--cfg-options', nargs='+', action=launch.DictAction,
                         help='override entries of every config, key=value')
@@ -150,9 +154,14 @@ def summarise(hits, flat):
 # --------------------------------------------------------------------------- running
 
 def score_model(name, config, checkpoint, coco, image_ids, img_dir, methods, layers,
-                tolerance, cfg_options=None, progress=print, region='mask'):
-    """Pointing-game records (one per method and layer, plus ``mean``) for one model."""
+                tolerance, cfg_options=None, progress=print, region='mask', seed=0):
+    """Pointing-game records (one per method and layer, plus ``mean``) for one model,
+    built after seeding every generator with ``seed`` (a fresh model is then the
+    same model on every run)."""
+    from mmengine.runner import set_random_seed
+
     from convdense.visualization import cam as cams
+    set_random_seed(seed)
     model, cfg = cams.load_model(config, checkpoint, cfg_options)
     layers = layers or cams.default_target_layers(model)
     pipeline = cams.test_pipeline(cfg)
@@ -225,7 +234,7 @@ def main(argv=None):
             checkpoint = None if checkpoint.lower() == 'none' else checkpoint
             results += score_model(name, config, checkpoint, coco, image_ids, args.img_dir,
                                    args.methods, args.target_layers, args.tolerance,
-                                   args.cfg_options, region=args.region)
+                                   args.cfg_options, region=args.region, seed=args.seed)
     except (ValueError, FileNotFoundError) as exc:
         if isinstance(exc, launch.ConfigError):
             raise
@@ -233,7 +242,7 @@ def main(argv=None):
     report = dict(
         command='python tools/analysis/cam_pointing_game.py ' + ' '.join(argv),
         ann_file=args.ann_file, images=len(image_ids), pairs=len(masks),
-        region=args.region, tolerance_px=args.tolerance, chance_rate=round(chance, 4),
+        region=args.region, tolerance_px=args.tolerance, seed=args.seed, chance_rate=round(chance, 4),
         results=results,
         machine=dict(cpu=platform.processor() or platform.machine(), cores=os.cpu_count(),
                      load=os.getloadavg()[0]),

@@ -23,12 +23,11 @@ conv, max-pool, strided 3x3 convs; elsewhere TF's padding equals PyTorch's).
 """
 from typing import Dict, Optional
 
-import torch.nn.functional as F
 from mmdet.models.backbones.resnet import Bottleneck
 from torch import Tensor
 
 from convdense.ops.adaptive_conv import ADAPTIVE_MODES, AdaptiveConv2d
-from convdense.ops.padding import STRIDED_PADDINGS, conv2d_tf_same, tf_same_pad_if_different
+from convdense.ops.padding import STRIDED_PADDINGS, TFSameConv2d, TFSameMaxPool2d
 from convdense.registry import MODELS
 
 from .base import ResNetVariant
@@ -102,27 +101,18 @@ class ACNet(ResNetVariant):
         super().__init__(depth, block_kwargs=dict(mode=mode, strided_padding=strided_padding),
                          **kwargs)
 
-    def forward_stages(self, x: Tensor) -> tuple:
-        """mmdet's ``ResNet.forward`` (after ``forward``'s input check); with
-        ``strided_padding='tf_same'`` the stem conv and max-pool pad as TF "SAME"
-        where that differs from their own padding."""
-        if self.strided_padding == 'symmetric':
-            return super().forward_stages(x)
-        conv = self.conv1
-        pads = tf_same_pad_if_different(x, conv.kernel_size[0], conv.stride[0],
-                                        conv.dilation[0], conv.padding[0])
-        x = conv(x) if pads is None else conv2d_tf_same(x, conv, pads)
-        x = self.relu(self.norm1(x))
-        pool = self.maxpool
-        pads = tf_same_pad_if_different(x, pool.kernel_size, pool.stride, 1, pool.padding)
-        x = pool(x) if pads is None else F.max_pool2d(
-            F.pad(x, pads, value=float('-inf')), pool.kernel_size, pool.stride)
-        outs = []
-        for i, layer_name in enumerate(self.res_layers):
-            x = getattr(self, layer_name)(x)
-            if i in self.out_indices:
-                outs.append(x)
-        return tuple(outs)
+    def _make_stem_layer(self, in_channels: int, stem_channels: int):
+        """mmdet's stem; with ``strided_padding='tf_same'`` its 7x7 conv and
+        max-pool pad as TF "SAME" where that differs from their own padding
+        (same parameters and state-dict keys)."""
+        super()._make_stem_layer(in_channels, stem_channels)
+        if self.strided_padding == 'tf_same':
+            conv = self.conv1
+            self.conv1 = TFSameConv2d(conv.in_channels, conv.out_channels, conv.kernel_size,
+                                      conv.stride, conv.padding, conv.dilation, conv.groups,
+                                      bias=conv.bias is not None)
+            pool = self.maxpool
+            self.maxpool = TFSameMaxPool2d(pool.kernel_size, pool.stride, pool.padding)
 
     def last_gates(self) -> Dict[str, Tensor]:
         """Gates of the last forward pass, ``{'layer1.0': gates, ...}``.
