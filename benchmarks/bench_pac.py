@@ -22,7 +22,9 @@ within a round and reported as the median over rounds with their range.
   pass reaches input, weight and guide (so ``pac_kernel2d``'s backward is timed);
 * peak memory = resident-set high-water mark during the warm-up call minus the
   resident set just before it (Linux: reset with ``/proc/self/clear_refs``, read
-  from ``VmHWM``; elsewhere the growth of ``ru_maxrss``).
+  from ``VmHWM``; elsewhere the growth of ``ru_maxrss``). Every module a layer
+  uses is imported before that (``convdense`` pulls in mmengine, ~100 MiB of
+  resident set that is not the layer's).
 
 Threads: ``1`` and ``0`` (= torch's default, all cores). Results go to
 ``benchmarks/results/pac.json`` and are printed as a table.
@@ -174,6 +176,8 @@ def worker(impl, case, reps, threads):
     sys.path.insert(0, str(ROOT))
     if threads:
         torch.set_num_threads(threads)
+    if impl == 'pac':  # import before measuring: convdense's imports (mmengine) add ~100 MiB
+        import convdense.ops.pac  # noqa: F401
     tensors = make_inputs(case)
     layer = LAYERS[impl]
     options = dict(k=case['k'], channel_wise=case['channel_wise'], transposed=case['transposed'])
