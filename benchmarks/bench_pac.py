@@ -5,6 +5,7 @@ algorithm) and against ``F.conv2d`` / ``F.conv_transpose2d``, on the CPU.
     python benchmarks/bench_pac.py                # 3 rounds, 1 thread and the default count
     python benchmarks/bench_pac.py --quick        # small sizes, one round, seconds
     python benchmarks/bench_pac.py --rounds 5 --threads 1
+    python benchmarks/bench_pac.py --table [RESULTS.json]   # Markdown table of a results file
 
 Cases (B = 1, C_in = C_out = 64, Gaussian kernel on a 16-channel guide): PAC conv
 k=5 at 256x256 and k=3 at 128x128, ``channel_wise=True`` (guide = 64 channels, one
@@ -236,7 +237,26 @@ def summarise(rounds):
     return summary
 
 
-def main():
+def markdown_table(report):
+    """The results file as Markdown: per case and thread count, the median fwd+bwd times
+    and peaks, and each goal ratio as median (min-max) with met / missed."""
+    lines = ['| case | threads | PAC ms / MiB | unfold ms / MiB | conv ms / MiB | PAC / conv time '
+             '(goal <= 2) | unfold / PAC time (goal >= 3) | unfold / PAC memory (goal >= 4) |',
+             '|---|---:|---:|---:|---:|---|---|---|']
+    for row in report['rows']:
+        cells = [f"{row[f'{impl}_time_ms']:.0f} / {row[f'{impl}_peak_mib']:.0f}" for impl in IMPLS]
+        goals = [f"{row[key]['median']:.2f} ({row[key]['min']:.2f}–{row[key]['max']:.2f})"
+                 + ('' if row[key]['met'] else ' **missed**') for key in GOALS]
+        lines.append(f"| {row['case']} | {row['num_threads']} | " + ' | '.join(cells + goals) + ' |')
+    return '\n'.join(lines)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ['--table']:  # print the table of a results file written earlier
+        path = Path(argv[1]) if len(argv) == 2 else RESULTS
+        print(markdown_table(json.loads(path.read_text())))
+        return
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--quick', action='store_true', help='small sizes, one round')
     parser.add_argument('--rounds', type=int, help='interleaved fresh-process rounds (default 3; quick 1)')
@@ -245,7 +265,7 @@ def main():
                         help='thread counts; 0 = torch default (all cores)')
     parser.add_argument('--out', type=Path, default=RESULTS, help='JSON output path')
     parser.add_argument('--worker', nargs=4, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.worker:
         impl, case, reps, threads = args.worker
         worker(impl, json.loads(case), int(reps), int(threads))

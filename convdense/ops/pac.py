@@ -46,9 +46,9 @@ import torch.nn.functional as F
 from .inference import recording_graph
 from .pac_export import pac_unfolded
 from .pac_geometry import (_conv_out_size, _pair, _require_4d, _resolve_padding, _shape,
-                           _transposed_input_grid, _transposed_out_size)
+                           _transposed_input_grid, _transposed_out_size, _transposed_phase)
 from .pac_kernel import pac_kernel2d, parse_kernel_type
-from .pac_tiled import DEFAULT_CHUNK_ELEMENTS, _pac_core
+from .pac_tiled import DEFAULT_CHUNK_ELEMENTS, _engine_dtype, _pac_core
 
 __all__ = [
     'pac_kernel2d', 'pac_conv2d', 'pac_conv_transpose2d', 'pac_pool2d',
@@ -136,9 +136,11 @@ def pac_conv_transpose2d(input, kernel, weight, bias=None, stride=1, padding=0,
                          chunk_elements=DEFAULT_CHUNK_ELEMENTS):
     """Pixel-adaptive transposed convolution with a precomputed kernel.
 
-    Computed as a stride-1 PAC over the zero-inserted, padded input with the
+    Defined as a stride-1 PAC over the zero-inserted, padded input with the
     flipped filter, exactly like ``nn.ConvTranspose2d``; kernel tap ``t``
-    therefore pairs with ``weight[..., kh-1-ty, kw-1-tx]``.
+    therefore pairs with ``weight[..., kh-1-ty, kw-1-tx]``. With stride > 1 it is
+    computed per output phase (:func:`_pac_transpose_by_phases`), so the inserted
+    zeros cost nothing.
 
     Args:
         input (Tensor): [B, C_in, H, W].
@@ -175,12 +177,47 @@ def pac_conv_transpose2d(input, kernel, weight, bias=None, stride=1, padding=0,
         raise ValueError(f'input: shape {_shape(input)} gives an empty output for '
                          f'kernel_size={kernel_size}, stride={stride}, padding={padding}')
     _check_kernel(kernel, batch, channels, kernel_size, out_size, input.shape)
-    grid = _transposed_input_grid(input, kernel_size, stride, padding, output_padding, dilation)
     flipped = weight.flip(2, 3)
     if not shared_filters:
         flipped = flipped.transpose(0, 1)
-    return _pac(grid, kernel, flipped, bias, out_size, (1, 1), dilation, shared_filters,
-                chunk_elements)
+    if stride == (1, 1) or recording_graph():
+        grid = _transposed_input_grid(input, kernel_size, stride, padding, output_padding,
+                                      dilation)
+        return _pac(grid, kernel, flipped, bias, out_size, (1, 1), dilation, shared_filters,
+                    chunk_elements)
+    return _pac_transpose_by_phases(input, kernel, flipped, bias, out_size, stride, padding,
+                                    dilation, shared_filters, chunk_elements)
+
+
+def _pac_transpose_by_phases(input, kernel, flipped, bias, out_size, stride, padding, dilation,
+                             shared_filters, chunk_elements):
+    """A strided PAC transposed conv as ``sh * sw`` stride-1 PACs over the input itself,
+    one per output phase (sub-pixel position), each with only the taps that meet real
+    input pixels: the zero-inserted grid's ``(s^2 - 1) / s^2`` zeros are never multiplied.
+    Same values as the stride-1 PAC over the grid (the zeros contribute nothing)."""
+    kernel_size = flipped.shape[2:]
+    grid_pads = [(k - 1) * d - p for k, d, p in zip(kernel_size, dilation, padding)]
+    axes = [[_transposed_phase(r, input.shape[2 + axis], out_size[axis], kernel_size[axis],
+                               stride[axis], grid_pads[axis], dilation[axis])
+             for r in range(stride[axis])] for axis in (0, 1)]
+    out_channels = flipped.shape[0] if not shared_filters else input.shape[1]
+    out = input.new_zeros(input.shape[0], out_channels, *out_size,
+                          dtype=_engine_dtype(input, kernel, flipped))
+    for ry, rows in enumerate(axes[0]):
+        for rx, columns in enumerate(axes[1]):
+            if rows is None or columns is None:
+                continue  # every tap of this phase lands on an inserted zero or padding
+            phase_input = F.pad(input, (*columns['pad'], *rows['pad']))
+            phase_kernel = kernel[:, :, rows['taps'], columns['taps'],
+                                  ry::stride[0], rx::stride[1]]
+            phase_weight = flipped[:, :, rows['taps'], columns['taps']]
+            out[:, :, ry::stride[0], rx::stride[1]] = _pac_core(
+                phase_input, phase_kernel, phase_weight, None,
+                (rows['outputs'], columns['outputs']), (1, 1),
+                (rows['dilation'], columns['dilation']), shared_filters, chunk_elements)
+    if bias is not None:
+        out = out + bias.to(out.dtype).view(1, -1, 1, 1)
+    return out
 
 
 def pac_pool2d(input, kernel, kernel_size, stride=1, padding=0, dilation=1, *,

@@ -77,3 +77,28 @@ def _tap_view(x, ty, tx, out_size, stride, dilation):
     (ho, wo), (sh, sw), (dh, dw) = out_size, stride, dilation
     y0, x0 = ty * dh, tx * dw
     return x[:, :, y0:y0 + sh * (ho - 1) + 1:sh, x0:x0 + sw * (wo - 1) + 1:sw]
+
+
+def _transposed_phase(phase, size_in, out_len, kernel, stride, grid_pad, dilation):
+    """One axis of a stride-``s`` transposed conv split into ``s`` stride-1 phases.
+
+    The stride-1 conv over the zero-inserted grid reads, for output ``o = phase + s * m``,
+    only the taps ``t`` with ``(phase + t * d - grid_pad) % s == 0``: an arithmetic run
+    ``first, first + step, ...`` (``step = s / gcd(s, d)``) that reads input pixels
+    ``m + offset + j * d'`` (``d' = step * d / s``). Returns None when no tap reads a real
+    pixel for this phase, else ``dict(taps=slice, outputs=M, dilation=d', pad=(before,
+    after))``: ``F.pad`` amounts (negative: crop) that turn the input into the stride-1,
+    unpadded input of the phase.
+    """
+    taps = [t for t in range(kernel) if (phase + t * dilation - grid_pad) % stride == 0]
+    outputs = len(range(phase, out_len, stride))
+    if not taps or outputs == 0:
+        return None
+    step = taps[1] - taps[0] if len(taps) > 1 else 1
+    new_dilation = step * dilation // stride if len(taps) > 1 else 1
+    first = (phase + taps[0] * dilation - grid_pad) // stride
+    last = first + outputs - 1 + (len(taps) - 1) * new_dilation  # last input pixel read
+    if last < 0 or first >= size_in:
+        return None  # every tap of this phase reads padding
+    return dict(taps=slice(taps[0], taps[-1] + 1, step), outputs=outputs, dilation=new_dilation,
+                pad=(-first, last - (size_in - 1)))

@@ -386,6 +386,29 @@ def test_gradcheck_pac_conv_transpose2d(option, chunk_elements):
     assert torch.autograd.gradcheck(fn, (x, guide, weight))
 
 
+@pytest.mark.parametrize('geometry', [(3, 2, 2, 1, 2), (3, 3, 1, 2, 1), (3, 2, 3, 0, 1),
+                                      (1, 2, 0, 1, 1)])
+@pytest.mark.parametrize('shared', [False, True])
+def test_gradcheck_strided_transpose_phases(geometry, shared):
+    """The per-phase path of strided transposed PAC (dilation sharing a factor with the
+    stride, stride 3, cropping, a 1x1 kernel whose odd phases read nothing): values of
+    the zero-inserted formulation and its gradients."""
+    k, s, p, op, d = geometry
+    gen = torch.Generator().manual_seed(5)
+    x, = _double(torch.randn(1, 2, 3, 4, generator=gen))
+    ho, wo = ref_transposed_out_size(3, k, s, p, op, d), ref_transposed_out_size(4, k, s, p, op, d)
+    kernel, = _double(torch.rand(1, 1, k, k, ho, wo, generator=gen))
+    weight, = _double(torch.randn(1, 1, k, k, generator=gen) if shared else
+                      torch.randn(2, 3, k, k, generator=gen))
+
+    def fn(x, kernel, weight):
+        return pac_conv_transpose2d(x, kernel, weight, None, s, p, op, d, shared_filters=shared)
+
+    expected = ref_pac_conv_transpose_given_kernel(x, kernel, weight, None, s, p, d, shared)
+    torch.testing.assert_close(fn(x, kernel, weight), expected)
+    assert torch.autograd.gradcheck(fn, (x, kernel, weight))
+
+
 @pytest.mark.parametrize('kernel_type', ['gaussian', 'inv_0.5_1'])
 def test_gradcheck_pac_pool2d(kernel_type):
     gen = torch.Generator().manual_seed(4)
