@@ -204,12 +204,14 @@ def _pretty(column, metric):
     return names.get(column, column) if column == metric else column
 
 
-def run_task(key, task, work_dir, args, max_iters):
-    """All protocols of one task; returns its ``results.json`` block and the Markdown tables."""
+def run_task(key, task, work_dir, args, max_iters, on_block=lambda block: None):
+    """All protocols of one task; returns its ``results.json`` block and the Markdown tables.
+    ``on_block(block)`` is called after each protocol with the block so far."""
     seeds = args.seeds
     block, tables = {}, []
     block['regions'], checkpoints = run_protocol(task, work_dir, {}, task['scenes'], seeds, max_iters,
                                                  panels=True)
+    on_block(block)
     block['metric'] = metric = list(block['regions']['rows'][0]['test'])[-1]
     tables.append(format_table(block['regions'], metric, task['title']))
     shutil.copyfile(checkpoints[next(iter(task['learned']))], osp.join(args.work_dir, task['checkpoint']))
@@ -222,15 +224,18 @@ def run_task(key, task, work_dir, args, max_iters):
             fold, _ = run_protocol(task, osp.join(work_dir, f'loso_{test_scene}'), overrides,
                                    {test_scene: column}, seeds, max_iters, panels=False)
             block['loso'][column] = fold
+            on_block(block)
             tables.append(format_table(fold, metric, f'Leave one scene out: trained and selected on '
                                                      f'{task["scenes"][train_scene]}, tested on {column}'))
     if args.procedural and task.get('procedural'):
-        block['procedural'], table = run_procedural(task, work_dir, seeds, max_iters, metric)
+        block['procedural'], table = run_procedural(
+            task, work_dir, seeds, max_iters, metric,
+            on_fold=lambda folds: on_block({**block, 'procedural': dict(folds=folds)}))
         tables.append(table)
     return block, tables
 
 
-def run_procedural(task, work_dir, seeds, max_iters, metric):
+def run_procedural(task, work_dir, seeds, max_iters, metric, on_fold=lambda folds: None):
     """Learned methods trained on procedural scenes only; for each real scene, selected on
     the other scene's val region and tested on this scene's test region (never trained or
     selected on). Returns the ``procedural`` block (folds keyed by test column, the chosen
@@ -243,6 +248,7 @@ def run_procedural(task, work_dir, seeds, max_iters, metric):
         folds[column], _ = run_protocol(task, osp.join(work_dir, f'procedural_{test_scene}'), overrides,
                                         {test_scene: column}, seeds, max_iters, panels=False,
                                         learned=task['procedural'])
+        on_fold(folds)
         tables.append(format_table(folds[column], metric,
                                    f'Trained on procedural RGB-D scenes only, selected on '
                                    f'{task["scenes"][select_scene]} (val region), tested on {column} '
@@ -253,6 +259,14 @@ def run_procedural(task, work_dir, seeds, max_iters, metric):
                   f'{100 * GOAL_GAIN_OVER_JBU:.0f} % and by more than the seed spread on every unseen scene: '
                   f'{"met" if met else "not met"}')
     return dict(folds=folds, gain_over_jbu=gain, goal=GOAL_GAIN_OVER_JBU, goal_met=met), '\n\n'.join(tables)
+
+
+def write_json(path, data):
+    """Write ``data`` to ``path`` atomically (a reader never sees half a file)."""
+    tmp = f'{path}.tmp'
+    with open(tmp, 'w') as f:
+        json.dump(data, f, indent=2)
+    os.replace(tmp, path)
 
 
 def main(argv=None):
@@ -274,11 +288,15 @@ def main(argv=None):
 
     print(f'mmengine logs and each run\'s console output: {args.work_dir}/<task>/<method>/', file=sys.stderr)
     results = dict(quick=args.quick, seeds=args.seeds, command='python tools/demo.py ' + ' '.join(argv or sys.argv[1:]))
+    out = args.out or osp.join(args.work_dir, 'results.json')
     all_tables = []
     for key in args.tasks:
         task = TASKS[key]
         task_dir = osp.join(args.work_dir, key)
-        results[key], tables = run_task(key, task, task_dir, args, max_iters)
+        # after each protocol the file holds what has finished, marked complete=False
+        results[key], tables = run_task(
+            key, task, task_dir, args, max_iters,
+            on_block=lambda block: write_json(out, {**results, key: block, 'complete': False}))
         for table in tables:
             print('\n' + table)
         if args.quick:
@@ -290,9 +308,8 @@ def main(argv=None):
               f"(config configs/joint_upsampling/{next(iter(task['learned'].values()))})")
         all_tables += tables
     results['seconds'] = round(time.time() - start)
-    out = args.out or osp.join(args.work_dir, 'results.json')
-    with open(out, 'w') as f:
-        json.dump(results, f, indent=2)
+    results['complete'] = True
+    write_json(out, results)
     with open(osp.join(args.work_dir, 'results.md'), 'w') as f:
         f.write('\n\n'.join(all_tables) + '\n')
     print(f'results: {out}')

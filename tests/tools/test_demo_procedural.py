@@ -81,3 +81,36 @@ def test_run_protocol_reports_the_chosen_pac_models_gain_over_jbu(monkeypatch, t
     assert block['chosen_pac'] == 'PAC (a)'
     assert block['gain_over_jbu'] == pytest.approx({'Aloe': 1 - 2.7 / 3.0})
     assert block['verdict']['JBU'] == {'Aloe': True}
+
+
+def test_results_file_holds_each_finished_protocol_while_the_demo_runs(monkeypatch, tmp_path):
+    """After every protocol results.json holds what finished (complete=False), so a run
+    cut short keeps its finished folds; the last write is the complete file."""
+    import json
+    snapshots = []
+    real_write = demo.write_json
+
+    def recording_write(path, data):
+        real_write(path, data)
+        with open(path) as f:
+            snapshots.append(json.load(f))
+
+    def fake_protocol(task, work_dir, overrides, scenes, seeds, max_iters, panels, learned=None):
+        (column,) = scenes.values() if len(scenes) == 1 else ['rmse_px']
+        return _fold(column, 3.0, 2.8, True), {demo.DEMO_MODEL: str(tmp_path / 'ckpt.pth')}
+
+    (tmp_path / 'ckpt.pth').write_bytes(b'')
+    panels = tmp_path / 'work' / 'depth' / demo._slug(demo.DEMO_MODEL) / 'seed0' / 'panels'
+    panels.mkdir(parents=True)
+    monkeypatch.setattr(demo, 'run_protocol', fake_protocol)
+    monkeypatch.setattr(demo, 'write_json', recording_write)
+    monkeypatch.setattr(demo, 'format_table', lambda block, metric, title: title)
+    demo.main(['--tasks', 'depth', '--procedural', '--work-dir', str(tmp_path / 'work')])
+    stages = [(sorted(s['depth']), sorted(s['depth'].get('procedural', {}).get('folds', {})),
+               s['complete']) for s in snapshots]
+    assert stages == [(['regions'], [], False),
+                      (['metric', 'procedural', 'regions'], ['Aloe'], False),
+                      (['metric', 'procedural', 'regions'], ['Aloe', 'Motorcycle'], False),
+                      (['metric', 'procedural', 'regions'], ['Aloe', 'Motorcycle'], True)]
+    assert snapshots[-1]['depth']['procedural']['goal_met'] is True  # stubbed: 6.7 % on both
+    assert not list((tmp_path / 'work').glob('*.tmp'))
