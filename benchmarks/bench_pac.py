@@ -253,9 +253,9 @@ def markdown_table(report):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ['--table']:  # print the table of a results file written earlier
-        path = Path(argv[1]) if len(argv) == 2 else RESULTS
-        print(markdown_table(json.loads(path.read_text())))
+    sys.path.insert(0, str(ROOT / 'benchmarks'))
+    from cli_helpers import table_requested
+    if table_requested(argv, RESULTS, markdown_table):
         return
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--quick', action='store_true', help='small sizes, one round')

@@ -30,3 +30,17 @@ def write_results(results, path, table):
     print(table)
     print(f'written to {path}')
     return results
+
+
+def table_requested(argv, default_path, markdown_table):
+    """For ``SCRIPT --table [RESULTS.json]``: print ``markdown_table`` of that results
+    file (default ``default_path``) and return True, so README tables are rendered from
+    the file rather than retyped; False for any other command line."""
+    if argv[:1] != ['--table']:
+        return False
+    path = argv[1] if len(argv) == 2 else str(default_path)
+    if len(argv) > 2 or not osp.isfile(path):
+        raise SystemExit(f'usage: --table [RESULTS.json] (an existing file), got {argv[1:]}')
+    with open(path) as f:
+        print(markdown_table(json.load(f)))
+    return True

@@ -40,6 +40,9 @@ def test_goal_ratios_are_medians_of_per_round_ratios(bench):
     assert not summary['speedup_vs_unfold']['met']  # < 3x
     assert summary['memory_saving_vs_unfold']['median'] == pytest.approx(5.0)  # 5, 3, 8
     assert summary['memory_saving_vs_unfold']['met'] and summary['pac_time_ms'] == 12
+    table = bench.markdown_table(dict(rows=[dict(case='c', num_threads=2, **summary)]))
+    assert table.splitlines()[-1] == ('| c | 2 | 12 / 10 | 40 / 40 | 8 / 1 | 2.00 (1.20–2.50) | '
+                                      '2.50 (2.50–4.00) **missed** | 5.00 (3.00–8.00) |')
 
 
 def test_fresh_process_peak_is_the_layers_not_its_imports(bench):
