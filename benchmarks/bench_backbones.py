@@ -6,6 +6,7 @@
     python benchmarks/bench_backbones.py --quick      # 224x224, 1 thread, one round (smoke run,
                                                       # ~3 min, mostly the 6 ONNX exports)
     python benchmarks/bench_backbones.py --runtimes eager --threads 1 --trials 5
+    python benchmarks/bench_backbones.py --table [RESULTS.json]   # Markdown tables of a results file
 
 Every backbone is built with its default (paper) arguments and all four
 ``out_indices``, in eval mode, and timed on one ``(1, 3, H, W)`` image: in
@@ -14,12 +15,15 @@ Runtime from a static-shape export at each size made by
 ``tools/deployment/export_onnx.py`` (the exact path: fast paths are off while
 a graph is recorded).
 
-Baseline. Two ResNet-50s are timed: mmdet's stock one (PyTorch sends stride-1
-1x1 convs to a GEMM, the rest to oneDNN) and the same network with every conv
-forced onto oneDNN (:func:`force_onednn`). Each ratio is to whichever of the two
-has the lower median at that size and thread count; the JSON names it and
-gives both times. Under ONNX Runtime there is one ResNet-50 (ORT picks its own
-kernels).
+Kernels, like for like. In eager PyTorch every network, ResNet-50 and each
+backbone, is timed twice: as built (PyTorch sends stride-1 1x1 convs to a GEMM,
+the rest to oneDNN) and with every plain ``nn.Conv2d`` forced onto oneDNN
+(:func:`force_onednn`; name suffix ``_onednn``). Each network counts with the
+faster of its two (by median over rounds, per size and thread count): the
+baseline is the faster ResNet-50, and a backbone's ratio and goals are those of
+its faster variant, so neither side is denied a kernel the other gets. The JSON
+names the chosen variants and gives every time. Under ONNX Runtime each network
+is timed once (ORT picks its own kernels).
 
 Timing method (one, fixed). Each round is a fresh process that times every
 model round-robin (one forward of each, the order rotating each pass), ``SIZES``
@@ -61,11 +65,13 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, osp.join(REPO, 'benchmarks'))
 
-from cli_helpers import parse_size, size_key, write_results  # noqa: E402
+from cli_helpers import parse_size, size_key, table_requested, write_results  # noqa: E402
 from machine_info import cpu_model, load_average, machine  # noqa: E402,F401 (re-exported)
 
 BASELINE = 'resnet50'
-ONEDNN_BASELINE = 'resnet50_onednn'
+#: name suffix of a network timed with every plain conv forced onto oneDNN
+ONEDNN = '_onednn'
+ONEDNN_BASELINE = BASELINE + ONEDNN
 #: name -> (backbone config, absolute ceiling on the latency ratio or None)
 BACKBONES = {
     'resnet50': (dict(type='ResNet', depth=50), None),
@@ -88,9 +94,11 @@ ORT_CONFIG = dict(provider='CPUExecutionProvider', intra_op_num_threads='the run
                   graph_optimization_level='ORT_ENABLE_ALL', intra_op_allow_spinning=0,
                   model='static H/W export per size, opset 18, tools/deployment/export_onnx.py')
 METHOD = ('rounds: fresh processes; inside a round every model timed round-robin (order rotating '
-          'each pass), the round\'s value = median forward; ratio per round to the faster '
-          'ResNet-50 of that size (by median over rounds) timed in the same round; reported: '
-          'median over rounds of ms and of the ratio, ratio_min/ratio_max over rounds')
+          'each pass), the round\'s value = median forward; eager: every network as built and '
+          'with all convs forced onto oneDNN, each counted with its faster variant (by median '
+          'over rounds); ratio per round to the faster ResNet-50 variant of that size timed in '
+          'the same round; reported: median over rounds of ms and of the ratio, '
+          'ratio_min/ratio_max over rounds')
 
 
 def parse_args(argv=None):
@@ -141,17 +149,22 @@ def force_onednn(model):
     return model
 
 
+def network_of(name):
+    """The :data:`BACKBONES` key of a timed name (``X`` or its oneDNN variant ``X_onednn``)."""
+    return name[:-len(ONEDNN)] if name.endswith(ONEDNN) else name
+
+
 def build_models(names):
-    """Build each backbone (``ONEDNN_BASELINE``: ResNet-50 through :func:`force_onednn`);
-    returns ``(models, unavailable)`` dicts by name."""
+    """Build each backbone (a name ending in ``ONEDNN``: that network through
+    :func:`force_onednn`); returns ``(models, unavailable)`` dicts by name."""
     from convdense.models.complexity import build_backbone
     models, unavailable = {}, {}
     for name in names:
-        cfg, _ = BACKBONES[BASELINE if name == ONEDNN_BASELINE else name]
+        cfg, _ = BACKBONES[network_of(name)]
         try:
             model = build_backbone(dict(cfg))
             model.eval()  # not chained: mmdet's ResNet.train returns None
-            models[name] = force_onednn(model) if name == ONEDNN_BASELINE else model
+            models[name] = force_onednn(model) if name.endswith(ONEDNN) else model
         except Exception as error:  # a backbone still being written must not stop the run
             unavailable[name] = f'{type(error).__name__}: {error}'.splitlines()[0]
     return models, unavailable
@@ -243,8 +256,8 @@ def flop_ratios(names, sizes, bound_path=LATENCY_BOUND_JSON):
     for size in sizes:
         key = size_key(size)
         rows, reference = {}, None
-        for name in names:
-            if name in (BASELINE, ONEDNN_BASELINE):
+        for name in dict.fromkeys(map(network_of, names)):
+            if name == BASELINE:
                 continue
             estimate = bound.get(key, {}).get('backbones', {}).get(name, {}).get('estimate')
             if estimate is not None:
@@ -276,32 +289,47 @@ def check_goals(ratio, goals):
     return [dict(goal, passed=ratio <= goal['limit']) for goal in goals]
 
 
+def fastest_variants(medians):
+    """``{network: its timed name with the lowest median}`` (``X`` or ``X_onednn``)."""
+    chosen = {}
+    for name, median in medians.items():
+        network = network_of(name)
+        if network not in chosen or median < medians[chosen[network]]:
+            chosen[network] = name
+    return chosen
+
+
 def choose_baseline(medians):
     """The faster ResNet-50 (stock or oneDNN-forced) among those in ``medians``."""
-    present = [name for name in (BASELINE, ONEDNN_BASELINE) if name in medians]
-    if not present:
+    baseline = fastest_variants(medians).get(BASELINE)
+    if baseline is None:
         raise ValueError('no ResNet-50 baseline was timed')
-    return min(present, key=medians.__getitem__)
+    return baseline
 
 
 def summarise(rounds, goals):
     """One size, runtime and thread count over rounds (``[{name: seconds}]``): the
-    baseline (faster ResNet-50 by median over rounds), and per model the median ms,
-    the median ratio (per round, to that round's baseline) with min-max, and its goals."""
+    baseline (faster ResNet-50 by median over rounds), and per timed model the median
+    ms and the median ratio (per round, to that round's baseline) with min-max. The
+    goals (``{network: goals}``) are checked on each network's faster variant
+    (``chosen``); the other variant's row has none."""
     names = list(rounds[0])
     medians = {name: statistics.median(r[name] for r in rounds) for name in names}
     baseline = choose_baseline(medians)
+    chosen = fastest_variants(medians)
     models = {}
     for name in names:
         ratios = [r[name] / r[baseline] for r in rounds]
         ratio = statistics.median(ratios)
+        counted = chosen[network_of(name)] == name
         models[name] = dict(ms=1000 * medians[name], ratio=ratio, ratio_min=min(ratios),
                             ratio_max=max(ratios), round_ratios=ratios,
-                            goals=check_goals(ratio, goals.get(name, [])))
+                            goals=check_goals(ratio, goals.get(network_of(name), []))
+                            if counted else [])
     return dict(baseline=baseline,
                 baseline_ms={name: 1000 * medians[name]
                              for name in (BASELINE, ONEDNN_BASELINE) if name in medians},
-                models=models)
+                chosen=chosen, models=models)
 
 
 def combine(rounds_by_threads, flops):
@@ -312,8 +340,9 @@ def combine(rounds_by_threads, flops):
         for threads, rounds in rounds_by_threads.items():
             sizes = {}
             for key in rounds[0][runtime]:
+                networks = dict.fromkeys(map(network_of, rounds[0][runtime][key]))
                 goals = {name: goals_for(name, flops.get(key, {}).get(name))
-                         for name in rounds[0][runtime][key]}
+                         for name in networks}
                 sizes[key] = summarise([r[runtime][key] for r in rounds], goals)
             if sizes:
                 per_threads[str(threads)] = sizes
@@ -323,14 +352,14 @@ def combine(rounds_by_threads, flops):
 
 
 def export_all(models, sizes, folder):
-    """Static-shape ONNX files of every model but the oneDNN baseline at each size:
+    """Static-shape ONNX files of every model but the oneDNN variants at each size:
     ``({size: {name: path}}, {name: one-line error})``."""
     sys.path.insert(0, osp.join(REPO, 'tools', 'deployment'))
     from export_onnx import BackboneForExport, export_onnx
     paths, failed = {}, {}
     for size in sizes:
         for name, model in models.items():
-            if name == ONEDNN_BASELINE or name in failed:
+            if name.endswith(ONEDNN) or name in failed:
                 continue
             path = osp.join(folder, f'{name}_{size_key(size)}.onnx')
             try:
@@ -348,7 +377,8 @@ def _goal_text(goals):
 
 
 def markdown_table(results):
-    """One table per runtime and thread count: ms, ratio (min-max) and goals per size."""
+    """One table per runtime and thread count, a row per timed model: ms, ratio
+    (min-max) and goals per size; ``*`` marks the variant each network counts with."""
     blocks = []
     for runtime in RUNTIMES:
         for threads, sizes in results.get(runtime, {}).get('threads', {}).items():
@@ -366,6 +396,9 @@ def markdown_table(results):
                         cells += ['-', '-', '-']
                         continue
                     mark = ' (baseline)' if name == sizes[key]['baseline'] else ''
+                    if sizes[key].get('chosen', {}).get(network_of(name)) == name and \
+                            network_of(name) + ONEDNN in sizes[key]['models']:
+                        mark += ' *'
                     cells += [f'{row["ms"]:.1f}', f'{row["ratio"]:.2f}x '
                               f'({row["ratio_min"]:.2f}-{row["ratio_max"]:.2f}){mark}',
                               _goal_text(row['goals'])]
@@ -382,6 +415,10 @@ def markdown_table(results):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    default_json = osp.join(REPO, 'benchmarks', 'results', 'backbones.json')
+    if table_requested(argv, default_json, markdown_table):
+        return None  # printed the Markdown table of a results file
     args = parse_args(argv)
     if args.worker:
         with open(args.worker) as f:
@@ -403,7 +440,9 @@ def main(argv=None):
              for size in (args.sizes or table)}
     size_spec = [[h, w, warmup, args.repeats or repeats] for (h, w), (warmup, repeats) in
                  sizes.items()]
-    names = [BASELINE, ONEDNN_BASELINE] + [n for n in args.models if n != BASELINE]
+    networks = [BASELINE] + [n for n in args.models if n != BASELINE]
+    names = [n + suffix for n in networks
+             for suffix in ('', ONEDNN)] if 'eager' in args.runtimes else networks
     models, unavailable = build_models(names)
     if BASELINE not in models:
         raise RuntimeError(f'cannot build the ResNet-50 baseline: {unavailable[BASELINE]}')

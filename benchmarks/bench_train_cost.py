@@ -5,6 +5,7 @@ as ratios to ResNet-50, next to the papers' claims.
                                                          # (estimated ~25 min, idle 2-core machine)
     python benchmarks/bench_train_cost.py --quick        # 64x64, 2 iterations, 1 round (smoke run)
     python benchmarks/bench_train_cost.py --sizes 320x320 --rounds 5 --threads 1
+    python benchmarks/bench_train_cost.py --table [RESULTS.json]  # Markdown table of a results file
 
 Models: every ``configs/mask_rcnn/mask-rcnn_<backbone>_fpn_1x_coco.py``, built
 from its config (model and ``optim_wrapper``). Each iteration is mmengine's
@@ -42,7 +43,7 @@ sys.path.insert(0, REPO)
 sys.path.insert(0, osp.join(REPO, 'benchmarks'))
 
 import cli_helpers  # noqa: E402
-from cli_helpers import size_key, write_results  # noqa: E402
+from cli_helpers import size_key, table_requested, write_results  # noqa: E402
 from machine_info import load_average, machine  # noqa: E402
 
 BASELINE = 'r50'
@@ -197,6 +198,10 @@ def markdown_table(results):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    default_json = osp.join(REPO, 'benchmarks', 'results', 'train_cost.json')
+    if table_requested(argv, default_json, markdown_table):
+        return None  # printed the Markdown table of a results file
     args = parse_args(argv)
     if args.worker:
         with open(args.worker) as f:

@@ -2,6 +2,7 @@
 
     python benchmarks/latency_bound.py                    # 224x224 and 800x1216
     python benchmarks/latency_bound.py --sizes 224x224 --models hetconv-resnet50_p4
+    python benchmarks/latency_bound.py --table [RESULTS.json]     # Markdown table of a results file
 
 The papers change the convolutions inside ResNet-50's residual stages and
 nothing else (stem, max-pool, the last stage for Oct-ResNet). This script
@@ -43,7 +44,7 @@ sys.path.insert(0, REPO)
 sys.path.insert(0, osp.join(REPO, 'benchmarks'))
 
 from bench_backbones import BACKBONES, BASELINE, FLOP_MARGIN, build_models  # noqa: E402
-from cli_helpers import write_results  # noqa: E402
+from cli_helpers import table_requested, write_results  # noqa: E402
 
 #: (H, W) -> (warm-up forwards, timed forwards)
 SIZES = {(224, 224): (3, 15), (800, 1216): (1, 5)}
@@ -156,6 +157,10 @@ def parse_size(text):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    default_json = osp.join(REPO, 'benchmarks', 'results', 'latency_bound.json')
+    if table_requested(argv, default_json, markdown_table):
+        return None  # printed the Markdown table of a results file
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     sizes = SIZES if args.sizes is None else {

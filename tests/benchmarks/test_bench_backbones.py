@@ -56,6 +56,24 @@ def test_ratios_are_per_round_to_the_chosen_baseline(bench):
     assert summary['models']['resnet50']['goals'] == []
 
 
+def test_each_backbone_counts_with_its_faster_kernel_variant(bench):
+    # Like for like: a backbone gets the oneDNN forcing the baseline gets, and counts
+    # with whichever of its two variants is faster; the other variant carries no goals.
+    rounds = [{'resnet50': 100, 'resnet50_onednn': 80, 'oct': 72, 'oct_onednn': 60},
+              {'resnet50': 100, 'resnet50_onednn': 80, 'oct': 64, 'oct_onednn': 56},
+              {'resnet50': 100, 'resnet50_onednn': 80, 'oct': 80, 'oct_onednn': 64}]
+    summary = bench.summarise(rounds, {'oct': [dict(goal='flop', limit=0.75)]})
+    assert summary['chosen'] == {'resnet50': 'resnet50_onednn', 'oct': 'oct_onednn'}
+    assert summary['models']['oct']['goals'] == []
+    counted = summary['models']['oct_onednn']
+    assert counted['round_ratios'] == pytest.approx([0.75, 0.7, 0.8])
+    assert counted['goals'] == [dict(goal='flop', limit=0.75, passed=True)]
+    table = bench.markdown_table(dict(eager=dict(threads={'1': {'32x32': summary}})))
+    assert '| oct_onednn | 60000.0 | 0.75x (0.70-0.80) * | flop <= 0.750: pass |' in table
+    assert '| oct | 72000.0 | 0.90x (0.80-1.00) | - |' in table
+    assert bench.network_of('acnet50_pixel_onednn') == 'acnet50_pixel'
+
+
 def test_combine_keeps_runtimes_and_thread_counts_apart(bench):
     def one(eager_oct, ort_oct):
         return dict(eager={'32x32': {'resnet50': 1.0, 'resnet50_onednn': 2.0, 'oct': eager_oct}},
@@ -124,9 +142,10 @@ def test_quick_smoke_run_writes_the_promised_json(bench, tmp_path):
     assert 'onnxruntime' not in result and len(result['rounds']) == 1
     size = result['eager']['threads']['1']['32x32']
     assert size['baseline'] in ('resnet50', 'resnet50_onednn')
-    assert set(size['models']) == {'resnet50', 'resnet50_onednn', 'hetconv-resnet50_p4'}
+    assert set(size['models']) == {'resnet50', 'resnet50_onednn', 'hetconv-resnet50_p4',
+                                   'hetconv-resnet50_p4_onednn'}
     assert size['models'][size['baseline']]['ratio'] == 1.0
-    het = size['models']['hetconv-resnet50_p4']
+    het = size['models'][size['chosen']['hetconv-resnet50_p4']]
     flop = result['flop_ratios']['32x32']['hetconv-resnet50_p4']
     assert 0.5 < flop['ratio'] < 0.9  # HetConv P=4 cuts the 3x3 convs' multiply-adds to 1/3
     assert het['goals'] == [dict(goal='flop', limit=pytest.approx(1.1 * flop['ratio']),
@@ -155,7 +174,8 @@ def test_rounds_run_in_fresh_processes_with_thread_counts_interleaved(bench, mon
                          '--json', str(tmp_path / 'out.json')])
     assert [s['threads'] for s in specs] == [1, 2, 2, 1]
     assert specs[0]['sizes'] == [[32, 32, 1, 5]] and specs[0]['onnx'] == {}
-    assert specs[0]['eager'] == ['resnet50', 'resnet50_onednn', 'hetconv-resnet50_p4']
+    assert specs[0]['eager'] == ['resnet50', 'resnet50_onednn', 'hetconv-resnet50_p4',
+                                 'hetconv-resnet50_p4_onednn']
     row = result['eager']['threads']['2']['32x32']['models']['hetconv-resnet50_p4']
     assert row['round_ratios'] == [0.8, 0.8] and row['goals'] == []
 
