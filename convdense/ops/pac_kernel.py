@@ -14,6 +14,7 @@ from .inference import recording_graph
 from .pac_export import tap_sq_distances, unfold_taps
 from .pac_geometry import (_conv_out_size, _pair, _require_4d, _resolve_padding, _shape,
                            _tap_view, _transposed_input_grid)
+from .pac_tiled import _once_differentiable
 
 # Floor of the inverse kernel's alpha: a learnable alpha may drift to <= 0 during
 # training, where (alpha + d) ** -lambda is inf (d = 0) or NaN; clamping keeps
@@ -56,6 +57,56 @@ def _decay(sq_dist, family, alpha, lam):
     if family == 'gaussian':
         return torch.exp(-0.5 * sq_dist)
     return (alpha + sq_dist).pow(-lam)
+
+
+class _TapSqDistances(torch.autograd.Function):
+    """``||f_i - f_j||^2`` for every tap of every window, storing only the guide.
+
+    Plain autograd over the taps would keep each tap's ``f_j - f_i`` ([B, C_g, H, W]
+    per tap: ``C_g * k^2 * H * W`` values, 105 MiB for a 16-channel guide, k = 5, 256^2)
+    plus a zero-filled padded-guide gradient per slice; here backward recomputes
+    one tap's difference at a time and accumulates into two gradients.
+
+    ``padded`` [B, C_g, H_pad, W_pad], ``centre`` [B, C_g, H_out, W_out] -> [B, 1 or
+    C_g, kh * kw, H_out, W_out] (taps row-major; per channel with ``channel_wise``).
+    """
+
+    @staticmethod
+    def forward(ctx, padded, centre, kernel_size, out_size, stride, dilation, channel_wise):
+        ctx.save_for_backward(padded, centre)
+        ctx.conf = (kernel_size, out_size, stride, dilation, channel_wise)
+        (kh, kw), batch = kernel_size, padded.shape[0]
+        channels = padded.shape[1] if channel_wise else 1
+        out = padded.new_empty(batch, channels, kh * kw, *out_size)
+        difference = torch.empty_like(centre)
+        for t in range(kh * kw):
+            torch.sub(_tap_view(padded, *divmod(t, kw), out_size, stride, dilation), centre,
+                      out=difference)
+            if channel_wise:
+                torch.square(difference, out=out[:, :, t])
+            else:
+                torch.sum(difference.square_(), dim=1, out=out[:, 0, t])
+        return out
+
+    @staticmethod
+    @_once_differentiable
+    def backward(ctx, grad_out):
+        padded, centre = ctx.saved_tensors
+        kernel_size, out_size, stride, dilation, channel_wise = ctx.conf
+        kw = kernel_size[1]
+        grad_padded = torch.zeros_like(padded) if ctx.needs_input_grad[0] else None
+        grad_centre = torch.zeros_like(centre) if ctx.needs_input_grad[1] else None
+        difference = torch.empty_like(centre)
+        for t in range(kernel_size[0] * kw):
+            neighbour = _tap_view(padded, *divmod(t, kw), out_size, stride, dilation)
+            torch.sub(neighbour, centre, out=difference)
+            difference.mul_(grad_out[:, :, t]).mul_(2)  # d/d f_j of (f_j - f_i)^2
+            if grad_padded is not None:
+                _tap_view(grad_padded, *divmod(t, kw), out_size, stride, dilation).add_(
+                    difference)
+            if grad_centre is not None:
+                grad_centre.sub_(difference)
+        return grad_padded, grad_centre, None, None, None, None, None
 
 
 def pac_kernel2d(guide, kernel_size, stride=1, padding=0, dilation=1, kernel_type='gaussian',
@@ -166,16 +217,11 @@ def pac_kernel2d(guide, kernel_size, stride=1, padding=0, dilation=1, kernel_typ
         kernel = _decay(sq_dist, family, alpha, lam) * unfold_taps(
             valid, kernel_size, out_size, tap_stride, dilation)
     else:
-        taps, valid_taps = [], []
-        for ty in range(kh):
-            for tx in range(kw):
-                neighbour = _tap_view(padded, ty, tx, out_size, tap_stride, dilation)
-                sq_dist = (neighbour - centre).square()
-                if not channel_wise:
-                    sq_dist = sq_dist.sum(dim=1, keepdim=True)
-                taps.append(_decay(sq_dist, family, alpha, lam))
-                valid_taps.append(_tap_view(valid, ty, tx, out_size, tap_stride, dilation))
-        kernel = torch.stack(taps, dim=2) * torch.stack(valid_taps, dim=2)
+        sq_dist = _TapSqDistances.apply(padded, centre, kernel_size, out_size, tap_stride,
+                                        dilation, channel_wise)
+        valid_taps = [_tap_view(valid, ty, tx, out_size, tap_stride, dilation)
+                      for ty in range(kh) for tx in range(kw)]
+        kernel = _decay(sq_dist, family, alpha, lam) * torch.stack(valid_taps, dim=2)
     kernel = kernel.view(kernel.shape[0], kernel.shape[1], kh, kw, *out_size)
     if normalize:
         total = kernel.sum(dim=(2, 3), keepdim=True)

@@ -81,7 +81,8 @@ def _modulate(out, padded_b, kernel_b, taps, rows, kw, out_w, stride, dilation):
 
 
 DOUBLE_BACKWARD_ERROR = (
-    'pac_conv2d / pac_conv_transpose2d / pac_pool2d support first-order gradients only: '
+    'pac_kernel2d / pac_conv2d / pac_conv_transpose2d / pac_pool2d support first-order '
+    'gradients only: '
     'their hand-written backward is not differentiable (double backward or create_graph=True '
     'through a PAC op)')
 
