@@ -108,9 +108,17 @@ def test_results_file_holds_each_finished_protocol_while_the_demo_runs(monkeypat
     demo.main(['--tasks', 'depth', '--procedural', '--work-dir', str(tmp_path / 'work')])
     stages = [(sorted(s['depth']), sorted(s['depth'].get('procedural', {}).get('folds', {})),
                s['complete']) for s in snapshots]
-    assert stages == [(['regions'], [], False),
+    assert stages == [(['metric', 'regions'], [], False),
                       (['metric', 'procedural', 'regions'], ['Aloe'], False),
                       (['metric', 'procedural', 'regions'], ['Aloe', 'Motorcycle'], False),
                       (['metric', 'procedural', 'regions'], ['Aloe', 'Motorcycle'], True)]
     assert snapshots[-1]['depth']['procedural']['goal_met'] is True  # stubbed: 6.7 % on both
     assert not list((tmp_path / 'work').glob('*.tmp'))
+    snapshots.clear()
+    demo.main(['--tasks', 'depth', '--procedural', '--skip-regions',
+               '--work-dir', str(tmp_path / 'alone')])
+    assert [(sorted(s['depth']), s['complete']) for s in snapshots] == [
+        (['metric', 'procedural'], False), (['metric', 'procedural'], False),
+        (['metric', 'procedural'], True)]
+    assert snapshots[-1]['depth']['metric'] == 'rmse_px'
+    assert not (tmp_path / 'alone' / demo.TASKS['depth']['checkpoint']).exists()
