@@ -95,5 +95,5 @@ def test_digit_crop_dataset_checks_its_json(tmp_path):
                                     annotations=[dict(id=1, image_id=1, category_id=1, area=4)],
                                     categories=[dict(id=1, name='0')])))
     with pytest.raises(ValueError, match=r"instances.json: annotation 1 lacks \['bbox'\]"):
-        DATASETS.build(dict(type='DigitCropDataset', ann_file=str(path),
+        DATASETS.build(dict(type='convdense.DigitCropDataset', ann_file=str(path),
                             data_prefix=dict(img=str(tmp_path))))
