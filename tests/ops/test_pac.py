@@ -409,6 +409,30 @@ def test_gradcheck_strided_transpose_phases(geometry, shared):
     assert torch.autograd.gradcheck(fn, (x, kernel, weight))
 
 
+@pytest.mark.parametrize('channel_wise', [False, True])
+def test_pac_kernel2d_saves_no_per_tap_guide_differences(channel_wise):
+    """Backward of ``pac_kernel2d`` keeps the guide and the kernel, not the C_g*k^2*H*W
+    tap differences plain autograd over the taps would save (counted with autograd's
+    saved-tensor hooks)."""
+    channels, k, size = 16, 5, 32
+    guide = torch.randn(1, channels, size, size, requires_grad=True)
+    saved = []
+
+    def pack(tensor):
+        saved.append(tensor.numel())
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        kernel = pac_kernel2d(guide, k, padding=k // 2, channel_wise=channel_wise)
+    differences = channels * k * k * size * size
+    kernel_size = kernel.numel()
+    assert sum(saved) < 4 * kernel_size + 2 * guide.numel()
+    if not channel_wise:
+        assert sum(saved) < differences / 2
+    kernel.sum().backward()
+    assert guide.grad is not None and torch.isfinite(guide.grad).all()
+
+
 @pytest.mark.parametrize('kernel_type', ['gaussian', 'inv_0.5_1'])
 def test_gradcheck_pac_pool2d(kernel_type):
     gen = torch.Generator().manual_seed(4)
