@@ -255,6 +255,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     sys.path.insert(0, str(ROOT / 'benchmarks'))
     from cli_helpers import table_requested
+    from machine_info import cpu_model, vector_isa
     if table_requested(argv, RESULTS, markdown_table):
         return
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -302,8 +303,9 @@ def main(argv=None):
         benchmark='whole PAC layer (pac_kernel2d + conv, fwd+bwd) vs unfold layer vs F.conv (CPU)',
         quick=args.quick, rounds=rounds, reps=args.reps, threads=args.threads,
         torch=torch.__version__, python=platform.python_version(),
-        machine=platform.processor() or platform.machine(), cpus=os.cpu_count(),
-        load_average=os.getloadavg(),
+        machine=platform.processor() or platform.machine(), cpu=cpu_model(),
+        vector_isa=vector_isa(), cpus=os.cpu_count(), load_average=os.getloadavg(),
+        date=time.strftime('%Y-%m-%d %H:%M:%S'),
         memory_method='VmHWM after clear_refs minus VmRSS before, one call in a fresh '
         'subprocess (ru_maxrss growth where /proc is unavailable)',
         time_method='median of reps fwd+bwd calls after one warm-up call; ratios within a round, '
