@@ -150,6 +150,13 @@ def run_protocol(task, work_dir, overrides, scenes, seeds, max_iters, panels, le
         params = count_parameters(launch.load_config(config))
         rows.append(dict(method=name, params=params, learned=True, val=summarise(vals),
                          test={k: summarise([t[k] for t in tests]) for k in tests[0]}))
+    return judge(rows), checkpoints
+
+
+def judge(rows):
+    """A protocol's rows -> its ``results.json`` block: the PAC variant chosen on val
+    (lowest mean), the verdict against every other method per test column, and the
+    chosen PAC's gain over JBU (1 - PAC / JBU, means over seeds)."""
     pac_rows = [row for row in rows if row['method'].startswith('PAC')]
     chosen = min(pac_rows, key=lambda row: row['val']['mean'])
     verdict = {row['method']: {column: _ahead(chosen['test'][column], score)
@@ -160,7 +167,7 @@ def run_protocol(task, work_dir, overrides, scenes, seeds, max_iters, panels, le
             for column in jbu['test']}
     return dict(rows=rows, chosen_pac=chosen['method'], verdict=verdict,
                 pac_ahead_of_all=all(all(v.values()) for v in verdict.values()),
-                gain_over_jbu=gain), checkpoints
+                gain_over_jbu=gain)
 
 
 def _ahead(pac, other):
@@ -243,7 +250,7 @@ def run_procedural(task, work_dir, seeds, max_iters, metric, on_fold=lambda fold
     the other scene's val region and tested on this scene's test region (never trained or
     selected on). Returns the ``procedural`` block (folds keyed by test column, the chosen
     PAC's gain over JBU per fold, whether issue #14's goal is met) and its tables."""
-    folds, tables = {}, []
+    folds = {}
     for test_scene, column in task['scenes'].items():
         (select_scene,) = [s for s in task['scenes'] if s != test_scene]
         overrides = {'val_dataloader.dataset.scenes': [select_scene],
@@ -252,16 +259,77 @@ def run_procedural(task, work_dir, seeds, max_iters, metric, on_fold=lambda fold
                                         {test_scene: column}, seeds, max_iters, panels=False,
                                         learned=task['procedural'])
         on_fold(folds)
-        tables.append(format_table(folds[column], metric,
-                                   f'Trained on procedural RGB-D scenes only, selected on '
-                                   f'{task["scenes"][select_scene]} (val region), tested on {column} '
-                                   f'(test region)'))
+    return procedural_block(task, folds, metric)
+
+
+def procedural_block(task, folds, metric):
+    """The procedural folds -> the ``procedural`` block (each fold's gain over JBU,
+    whether the goal is met on every unseen scene) and its tables."""
+    tables = []
+    for column, fold in folds.items():
+        (select,) = [name for name in task['scenes'].values() if name != column]
+        tables.append(format_table(fold, metric, f'Trained on procedural RGB-D scenes only, selected on '
+                                                 f'{select} (val region), tested on {column} (test region)'))
     gain = {column: fold['gain_over_jbu'][column] for column, fold in folds.items()}
     met = all(gain[c] >= GOAL_GAIN_OVER_JBU and fold['verdict']['JBU'][c] for c, fold in folds.items())
     tables.append(f'Goal (issue #14): the PAC model chosen on val beats JBU by >= '
                   f'{100 * GOAL_GAIN_OVER_JBU:.0f} % and by more than the seed spread on every unseen scene: '
                   f'{"met" if met else "not met"}')
     return dict(folds=folds, gain_over_jbu=gain, goal=GOAL_GAIN_OVER_JBU, goal_met=met), '\n\n'.join(tables)
+
+
+def merge_rows(row_lists):
+    """Rows of one protocol from runs with different seeds -> one row per method whose
+    learned summaries cover every run's seeds (a baseline, deterministic, keeps the first)."""
+    merged = []
+    for rows in zip(*row_lists):
+        methods = {row['method'] for row in rows}
+        if len(methods) != 1:
+            raise ValueError(f'cannot merge different methods {sorted(methods)}: the runs differ')
+        first = rows[0]
+        if not first['learned']:
+            merged.append(first)
+            continue
+        row = dict(first, test={c: summarise([v for r in rows for v in r['test'][c]['seeds']])
+                                for c in first['test']})
+        row['val'] = summarise([v for r in rows for v in r['val']['seeds']])
+        merged.append(row)
+    return merged
+
+
+def merge_results(runs):
+    """``results.json`` of demo runs that differ only in ``--seeds`` -> one, each
+    protocol judged again over all their seeds, and its Markdown tables."""
+    incomplete = [i for i, run in enumerate(runs) if not run.get('complete')]
+    if incomplete:
+        raise ValueError(f'cannot merge unfinished runs (complete is not true): {incomplete}')
+    seeds = [seed for run in runs for seed in run['seeds']]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f'the runs share seeds: {seeds}')
+    merged = dict(quick=runs[0]['quick'], seeds=seeds, merged_from=[run['command'] for run in runs],
+                  complete=True)
+    tables = []
+    for key in [k for k in TASKS if all(k in run for run in runs)]:
+        task, blocks = TASKS[key], [run[key] for run in runs]
+        metric = blocks[0]['metric']
+        block = dict(metric=metric)
+        if all('regions' in b for b in blocks):
+            block['regions'] = judge(merge_rows([b['regions']['rows'] for b in blocks]))
+            tables.append(format_table(block['regions'], metric, task['title']))
+        if all('loso' in b for b in blocks):
+            block['loso'] = {c: judge(merge_rows([b['loso'][c]['rows'] for b in blocks]))
+                             for c in blocks[0]['loso']}
+            for column, fold in block['loso'].items():
+                (train,) = [name for name in task['scenes'].values() if name != column]
+                tables.append(format_table(fold, metric, f'Leave one scene out: trained and selected '
+                                                         f'on {train}, tested on {column}'))
+        if all('procedural' in b for b in blocks):
+            folds = {c: judge(merge_rows([b['procedural']['folds'][c]['rows'] for b in blocks]))
+                     for c in blocks[0]['procedural']['folds']}
+            block['procedural'], table = procedural_block(task, folds, metric)
+            tables.append(table)
+        merged[key] = block
+    return merged, tables
 
 
 def write_json(path, data):
@@ -286,7 +354,25 @@ def main(argv=None):
     parser.add_argument('--tasks', nargs='+', default=list(TASKS), choices=list(TASKS))
     parser.add_argument('--work-dir', default=osp.join(ROOT, 'work_dirs', 'joint_upsampling_demo'))
     parser.add_argument('--out', help='results JSON (default: WORK_DIR/results.json)')
+    parser.add_argument('--merge', nargs='+', metavar='RESULTS.json',
+                        help='merge finished runs that differ only in --seeds into --out (or '
+                             'WORK_DIR/results.json), judging every protocol over all their seeds; '
+                             'trains nothing')
     args = parser.parse_args(argv)
+    if args.merge:
+        runs = []
+        for path in args.merge:
+            with open(path) as f:
+                runs.append(json.load(f))
+        merged, tables = merge_results(runs)
+        out = args.out or osp.join(osp.abspath(args.work_dir), 'results.json')
+        os.makedirs(osp.dirname(out), exist_ok=True)
+        write_json(out, merged)
+        with open(osp.splitext(out)[0] + '.md', 'w') as f:
+            f.write('\n\n'.join(tables) + '\n')
+        print('\n\n'.join(tables))
+        print(f'results: {out}')
+        return merged
     args.work_dir = osp.abspath(args.work_dir)
     os.makedirs(args.work_dir, exist_ok=True)
     max_iters = QUICK_ITERS if args.quick else None

@@ -122,3 +122,49 @@ def test_results_file_holds_each_finished_protocol_while_the_demo_runs(monkeypat
         (['metric', 'procedural'], True)]
     assert snapshots[-1]['depth']['metric'] == 'rmse_px'
     assert not (tmp_path / 'alone' / demo.TASKS['depth']['checkpoint']).exists()
+
+
+def _run(seeds, pac_by_column, command):
+    """A finished --procedural --skip-regions results.json with one value per seed."""
+    def rows(column, pacs):
+        return [dict(method='JBU', params=0, learned=False, test={column: demo.summarise([3.0])}),
+                dict(method=demo.DEMO_MODEL, params=1, learned=True,
+                     val=demo.summarise([1.0] * len(pacs)), test={column: demo.summarise(pacs)}),
+                dict(method='PAC (lite, reference)', params=1, learned=True,
+                     val=demo.summarise([2.0] * len(pacs)), test={column: demo.summarise([4.0] * len(pacs))})]
+    folds = {column: demo.judge(rows(column, pacs)) for column, pacs in pac_by_column.items()}
+    block, _ = demo.procedural_block(demo.TASKS['depth'], folds, 'rmse_px')
+    return dict(quick=False, seeds=seeds, command=command, complete=True,
+                depth=dict(metric='rmse_px', procedural=block))
+
+
+def test_merge_judges_the_goal_over_every_runs_seeds(tmp_path):
+    """Runs that differ only in --seeds merge into one file whose verdict uses all seeds:
+    one seed 5 % ahead of JBU meets the goal alone, but not once two more seeds show a
+    spread larger than the gap."""
+    import json
+    first = _run([0], {'Aloe': [2.85], 'Motorcycle': [2.85]}, 'seed 0')
+    assert first['depth']['procedural']['goal_met'] is True
+    steady = _run([1, 2], {'Aloe': [2.8, 2.9], 'Motorcycle': [2.84, 2.86]}, 'seeds 1 2')
+    noisy = _run([1, 2], {'Aloe': [2.6, 3.1], 'Motorcycle': [2.84, 2.86]}, 'seeds 1 2')
+    paths = []
+    for name, run in (('first', first), ('steady', steady), ('noisy', noisy)):
+        paths.append(tmp_path / f'{name}.json')
+        paths[-1].write_text(json.dumps(run))
+    out = tmp_path / 'merged' / 'results.json'
+    merged = demo.main(['--merge', str(paths[0]), str(paths[1]), '--out', str(out)])
+    assert json.loads(out.read_text()) == json.loads(json.dumps(merged))
+    assert merged['seeds'] == [0, 1, 2] and merged['merged_from'] == ['seed 0', 'seeds 1 2']
+    aloe = merged['depth']['procedural']['folds']['Aloe']
+    pac = next(r for r in aloe['rows'] if r['method'] == demo.DEMO_MODEL)
+    assert pac['test']['Aloe']['seeds'] == [2.85, 2.8, 2.9] and len(pac['val']['seeds']) == 3
+    assert merged['depth']['procedural']['gain_over_jbu']['Aloe'] == pytest.approx(0.05)
+    assert merged['depth']['procedural']['goal_met'] is True
+    assert 'met' in (tmp_path / 'merged' / 'results.md').read_text()
+    merged, _ = demo.merge_results([first, noisy])
+    assert merged['depth']['procedural']['folds']['Aloe']['verdict']['JBU'] == {'Aloe': False}
+    assert merged['depth']['procedural']['goal_met'] is False
+    with pytest.raises(ValueError, match='the runs share seeds'):
+        demo.merge_results([first, first])
+    with pytest.raises(ValueError, match='cannot merge unfinished runs'):
+        demo.merge_results([first, dict(steady, complete=False)])
