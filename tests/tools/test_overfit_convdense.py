@@ -7,8 +7,9 @@ from tests.helpers import e2e
 
 pytestmark = pytest.mark.slow
 
-# bbox AP measured on these two scenes: HetConv 0.511 after 80 steps
-HETCONV_DET_ITERS = 100
+# bbox AP measured on these two scenes, learning rate annealed: HetConv 0.706 after 60 steps
+# (AVX2 CPU; at a constant rate it took 80 steps to reach 0.511 on an AVX-512 one)
+HETCONV_DET_ITERS = 60
 
 
 def test_hetconv_mask_rcnn_overfits_digit_scenes(tmp_path, digit_scenes):
