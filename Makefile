@@ -34,6 +34,7 @@ bench: install
 	$(PYTHON) benchmarks/latency_bound.py
 	$(PYTHON) benchmarks/bench_train_cost.py
 	$(PYTHON) benchmarks/bench_memory.py
+	$(PYTHON) benchmarks/bench_memory.py --models maskrcnn --iters 800 --out benchmarks/results/memory_maskrcnn_800.json
 
 # Each invocation is sized for <= 2 hours on an idle 2-core machine (Mask R-CNN, the
 # slowest, is split in two); every finished model is merged into
