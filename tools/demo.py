@@ -22,8 +22,9 @@ the learned methods trained on procedural RGB-D scenes only
 (``convdense/datasets/procedural_rgbd.py``), selected on one real scene's val region and
 tested on the other scene's test region, both ways, with the chosen PAC model's gain over
 JBU (issue #14's goal: >= 3 % on each scene); ``--seeds`` repeats every learned run per
-seed; ``--skip-regions`` runs only those added protocols. Everything lands in one ``results.json`` (``--out``), the only source of the
-numbers quoted in configs, docs and the README; ``results.md`` has the tables.
+seed; ``--skip-regions`` runs only those added protocols. Everything lands in one
+``results.json`` (``--out``), the only source of the numbers quoted in configs, docs and
+the README; ``results.md`` has the tables.
 ``--quick`` trains a few iterations (about a minute; used by the tests): the tables
 are printed but the learned models are not expected to beat the baselines.
 """
@@ -235,14 +236,19 @@ def run_task(key, task, work_dir, args, max_iters, on_block=lambda block: None):
                                    {test_scene: column}, seeds, max_iters, panels=False)
             block['loso'][column] = fold
             on_block(block)
-            tables.append(format_table(fold, metric, f'Leave one scene out: trained and selected on '
-                                                     f'{task["scenes"][train_scene]}, tested on {column}'))
+            tables.append(format_table(fold, metric, loso_title(task, column)))
     if args.procedural and task.get('procedural'):
         block['procedural'], table = run_procedural(
             task, work_dir, seeds, max_iters, metric,
             on_fold=lambda folds: on_block({**block, 'procedural': dict(folds=folds)}))
         tables.append(table)
     return block, tables
+
+
+def loso_title(task, column):
+    """The table title of the leave-one-scene-out fold tested on scene ``column``."""
+    (train,) = [name for name in task['scenes'].values() if name != column]
+    return f'Leave one scene out: trained and selected on {train}, tested on {column}'
 
 
 def run_procedural(task, work_dir, seeds, max_iters, metric, on_fold=lambda folds: None):
@@ -320,9 +326,7 @@ def merge_results(runs):
             block['loso'] = {c: judge(merge_rows([b['loso'][c]['rows'] for b in blocks]))
                              for c in blocks[0]['loso']}
             for column, fold in block['loso'].items():
-                (train,) = [name for name in task['scenes'].values() if name != column]
-                tables.append(format_table(fold, metric, f'Leave one scene out: trained and selected '
-                                                         f'on {train}, tested on {column}'))
+                tables.append(format_table(fold, metric, loso_title(task, column)))
         if all('procedural' in b for b in blocks):
             folds = {c: judge(merge_rows([b['procedural']['folds'][c]['rows'] for b in blocks]))
                      for c in blocks[0]['procedural']['folds']}
