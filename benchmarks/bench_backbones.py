@@ -66,7 +66,7 @@ sys.path.insert(0, REPO)
 sys.path.insert(0, osp.join(REPO, 'benchmarks'))
 
 from cli_helpers import parse_size, size_key, table_requested, write_results  # noqa: E402
-from machine_info import cpu_model, load_average, machine  # noqa: E402,F401 (re-exported)
+from machine_info import cpu_model, load_average, machine, vector_isa  # noqa: E402,F401 (re-exported)
 
 BASELINE = 'resnet50'
 #: name suffix of a network timed with every plain conv forced onto oneDNN
@@ -129,6 +129,7 @@ def parse_args(argv=None):
 
 def _onednn_forward(self, x):
     from convdense.ops.inference import onednn_conv2d
+    self._onednn_calls = getattr(self, '_onednn_calls', 0) + 1
     return onednn_conv2d(x, self.weight, self.bias, self.stride[0], self.padding[0],
                          self.dilation[0], self.groups)
 
@@ -154,9 +155,23 @@ def network_of(name):
     return name[:-len(ONEDNN)] if name.endswith(ONEDNN) else name
 
 
+def forced_conv_calls(model, size=64):
+    """How many forced (:func:`force_onednn`) convs one inference forward of ``model``
+    on a ``(1, 3, size, size)`` image runs."""
+    convs = [m for m in model.modules() if type(m) is nn.Conv2d]
+    for conv in convs:
+        conv._onednn_calls = 0
+    with torch.inference_mode():
+        model(torch.zeros(1, 3, size, size))
+    return sum(conv._onednn_calls for conv in convs)
+
+
 def build_models(names):
     """Build each backbone (a name ending in ``ONEDNN``: that network through
-    :func:`force_onednn`); returns ``(models, unavailable)`` dicts by name."""
+    :func:`force_onednn`); returns ``(models, unavailable)`` dicts by name. A oneDNN
+    variant whose inference forward runs no plain ``nn.Conv2d.forward`` (its fast
+    path calls the kernels itself) would time the same computation twice, so it is
+    left out, with that reason, under ``unavailable``."""
     from convdense.models.complexity import build_backbone
     models, unavailable = {}, {}
     for name in names:
@@ -164,7 +179,13 @@ def build_models(names):
         try:
             model = build_backbone(dict(cfg))
             model.eval()  # not chained: mmdet's ResNet.train returns None
-            models[name] = force_onednn(model) if name.endswith(ONEDNN) else model
+            if name.endswith(ONEDNN):
+                model = force_onednn(model)
+                if not forced_conv_calls(model):
+                    unavailable[name] = (f'same computation as {network_of(name)}: its '
+                                         'inference forward runs no plain nn.Conv2d.forward')
+                    continue
+            models[name] = model
         except Exception as error:  # a backbone still being written must not stop the run
             unavailable[name] = f'{type(error).__name__}: {error}'.splitlines()[0]
     return models, unavailable
@@ -447,7 +468,8 @@ def main(argv=None):
     if BASELINE not in models:
         raise RuntimeError(f'cannot build the ResNet-50 baseline: {unavailable[BASELINE]}')
     started = time.time()
-    results = dict(meta=dict(torch=torch.__version__, cpu=cpu_model(), cpus=os.cpu_count(),
+    results = dict(meta=dict(torch=torch.__version__, cpu=cpu_model(), vector_isa=vector_isa(),
+                             cpus=os.cpu_count(),
                              threads=threads, default_threads=default_threads,
                              omp_num_threads=os.environ.get('OMP_NUM_THREADS'),
                              quick=args.quick, rounds=trials, batch=1,

@@ -116,6 +116,27 @@ def test_force_onednn_runs_every_conv_on_onednn_with_the_same_numbers(bench, mon
         bench.force_onednn(nn.Sequential(nn.Conv2d(3, 4, (1, 3), padding=(0, 1))))
 
 
+def test_a_onednn_variant_that_runs_no_forced_conv_is_not_timed(bench, monkeypatch):
+    class CallsTheKernelItself(nn.Module):  # like a fast path: the conv's weights, not its forward
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+        def forward(self, x):
+            return (torch.nn.functional.conv2d(x, self.conv.weight, self.conv.bias, padding=1),)
+
+    forced = bench.force_onednn(CallsTheKernelItself().eval())
+    assert bench.forced_conv_calls(forced) == 0
+    resnet = bench.force_onednn(bench.build_models(['resnet50'])[0]['resnet50'])
+    assert bench.forced_conv_calls(resnet) == 53
+    monkeypatch.setitem(bench.BACKBONES, 'own-kernels', (dict(type='Own'), None))
+    import convdense.models.complexity as complexity
+    monkeypatch.setattr(complexity, 'build_backbone', lambda cfg: CallsTheKernelItself())
+    models, unavailable = bench.build_models(['own-kernels', 'own-kernels_onednn'])
+    assert list(models) == ['own-kernels']
+    assert unavailable['own-kernels_onednn'].startswith('same computation as own-kernels')
+
+
 def test_flop_ratios_read_latency_bound_else_count(bench, tmp_path):
     bound = tmp_path / 'bound.json'
     bound.write_text(json.dumps({'sizes': {'32x32': {'backbones': {
