@@ -7,6 +7,8 @@
                                                       # ~3 min, mostly the 6 ONNX exports)
     python benchmarks/bench_backbones.py --runtimes eager --threads 1 --trials 5
     python benchmarks/bench_backbones.py --table [RESULTS.json]   # Markdown tables of a results file
+    python benchmarks/bench_backbones.py --rejudge [RESULTS.json] # its goals again, from the
+                                                      # current latency_bound.json
 
 Every backbone is built with its default (paper) arguments and all four
 ``out_indices``, in eval mode, and timed on one ``(1, 3, H, W)`` image: in
@@ -372,6 +374,31 @@ def combine(rounds_by_threads, flops):
     return results
 
 
+def rejudge(results, bound_path=LATENCY_BOUND_JSON):
+    """Check a finished run's goals again against ``bound_path`` (a newer
+    ``latency_bound.py`` result, e.g. one measured on the same machine after the
+    run): new ``flop_ratios`` and goals, the timings untouched. Returns ``results``."""
+    sizes = [parse_size(key) for key in results['meta']['sizes']]
+    names = {name for runtime in RUNTIMES
+             for per_size in results.get(runtime, {}).get('threads', {}).values()
+             for summary in per_size.values() for name in summary['models']}
+    flops = flop_ratios(sorted(names), sizes, bound_path)
+    for runtime in RUNTIMES:
+        for per_size in results.get(runtime, {}).get('threads', {}).values():
+            for key, summary in per_size.items():
+                for name, row in summary['models'].items():
+                    network = network_of(name)
+                    counted = summary['chosen'].get(network) == name
+                    row['goals'] = check_goals(row['ratio'], goals_for(
+                        network, flops.get(key, {}).get(network))) if counted else []
+    with open(bound_path) as f:
+        bound_meta = json.load(f).get('meta', {})
+    results['flop_ratios'] = flops
+    results['meta']['goals_from'] = dict(latency_bound=osp.relpath(bound_path, REPO),
+                                         latency_bound_date=bound_meta.get('date'))
+    return results
+
+
 def export_all(models, sizes, folder):
     """Static-shape ONNX files of every model but the oneDNN variants at each size:
     ``({size: {name: path}}, {name: one-line error})``."""
@@ -440,6 +467,11 @@ def main(argv=None):
     default_json = osp.join(REPO, 'benchmarks', 'results', 'backbones.json')
     if table_requested(argv, default_json, markdown_table):
         return None  # printed the Markdown table of a results file
+    if argv[:1] == ['--rejudge']:  # --rejudge [RESULTS.json]: goals from today's latency_bound
+        path = argv[1] if len(argv) > 1 else default_json
+        with open(path) as f:
+            results = rejudge(json.load(f))
+        return write_results(results, path, markdown_table(results))
     args = parse_args(argv)
     if args.worker:
         with open(args.worker) as f:

@@ -91,6 +91,30 @@ def test_combine_keeps_runtimes_and_thread_counts_apart(bench):
     assert '32x32: baseline resnet50 (resnet50 1000.0 ms, resnet50_onednn 2000.0 ms)' in table
 
 
+def test_rejudge_checks_the_goals_again_against_a_newer_bound(bench, tmp_path):
+    def bound(estimate):
+        path = tmp_path / f'bound_{estimate}.json'
+        path.write_text(json.dumps({'meta': {'date': 'today'}, 'sizes': {'32x32': {'backbones': {
+            'oct-resnet50_a0.5': dict(estimate=estimate)}}}}))
+        return str(path)
+
+    name = 'oct-resnet50_a0.5'
+    rounds = [dict(eager={'32x32': {'resnet50': 1.0, 'resnet50_onednn': 2.0, name: 0.8,
+                                    name + '_onednn': 0.9}}, onnxruntime={})]
+    flops = bench.flop_ratios(['resnet50', name], [(32, 32)], bound(0.75))
+    results = dict(meta=dict(sizes={'32x32': {}}), flop_ratios=flops,
+                   **bench.combine({1: rounds}, flops))
+    row = lambda: results['eager']['threads']['1']['32x32']['models']  # noqa: E731
+    assert row()[name]['goals'][0]['passed'] is True  # 0.8 <= 1.1 * 0.75
+    bench.rejudge(results, bound(0.70))
+    (goal,) = row()[name]['goals']
+    assert (goal['goal'], goal['limit'], goal['passed']) == ('flop', pytest.approx(0.77), False)
+    assert row()[name + '_onednn']['goals'] == []  # the slower variant still carries none
+    assert row()[name]['ratio'] == pytest.approx(0.8)  # timings untouched
+    assert results['flop_ratios']['32x32'][name]['ratio'] == 0.70
+    assert results['meta']['goals_from']['latency_bound_date'] == 'today'
+
+
 def test_force_onednn_runs_every_conv_on_onednn_with_the_same_numbers(bench, monkeypatch):
     models, unavailable = bench.build_models(['resnet50', 'resnet50_onednn'])
     assert not unavailable
