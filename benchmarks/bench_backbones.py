@@ -343,16 +343,28 @@ def summarise(rounds, goals):
     models = {}
     for name in names:
         ratios = [r[name] / r[baseline] for r in rounds]
-        ratio = statistics.median(ratios)
-        counted = chosen[network_of(name)] == name
-        models[name] = dict(ms=1000 * medians[name], ratio=ratio, ratio_min=min(ratios),
-                            ratio_max=max(ratios), round_ratios=ratios,
-                            goals=check_goals(ratio, goals.get(network_of(name), []))
-                            if counted else [])
-    return dict(baseline=baseline,
-                baseline_ms={name: 1000 * medians[name]
-                             for name in (BASELINE, ONEDNN_BASELINE) if name in medians},
-                chosen=chosen, models=models)
+        models[name] = dict(ms=1000 * medians[name], ratio=statistics.median(ratios),
+                            ratio_min=min(ratios), ratio_max=max(ratios), round_ratios=ratios)
+    summary = dict(baseline=baseline,
+                   baseline_ms={name: 1000 * medians[name]
+                                for name in (BASELINE, ONEDNN_BASELINE) if name in medians},
+                   chosen=chosen, models=models)
+    return check_summary_goals(summary, goals)
+
+
+def size_goals(networks, flops_at_size):
+    """``{network: goals}`` at one size from that size's FLOP-proportional ratios."""
+    return {name: goals_for(name, flops_at_size.get(name)) for name in networks}
+
+
+def check_summary_goals(summary, goals):
+    """Set every row's ``goals`` in a :func:`summarise` result: ``goals[network]``
+    checked on the variant the network counts with (``chosen``), none on the other."""
+    for name, row in summary['models'].items():
+        network = network_of(name)
+        counted = summary['chosen'].get(network) == name
+        row['goals'] = check_goals(row['ratio'], goals.get(network, [])) if counted else []
+    return summary
 
 
 def combine(rounds_by_threads, flops):
@@ -364,9 +376,8 @@ def combine(rounds_by_threads, flops):
             sizes = {}
             for key in rounds[0][runtime]:
                 networks = dict.fromkeys(map(network_of, rounds[0][runtime][key]))
-                goals = {name: goals_for(name, flops.get(key, {}).get(name))
-                         for name in networks}
-                sizes[key] = summarise([r[runtime][key] for r in rounds], goals)
+                sizes[key] = summarise([r[runtime][key] for r in rounds],
+                                       size_goals(networks, flops.get(key, {})))
             if sizes:
                 per_threads[str(threads)] = sizes
         if per_threads:
@@ -386,11 +397,8 @@ def rejudge(results, bound_path=LATENCY_BOUND_JSON):
     for runtime in RUNTIMES:
         for per_size in results.get(runtime, {}).get('threads', {}).values():
             for key, summary in per_size.items():
-                for name, row in summary['models'].items():
-                    network = network_of(name)
-                    counted = summary['chosen'].get(network) == name
-                    row['goals'] = check_goals(row['ratio'], goals_for(
-                        network, flops.get(key, {}).get(network))) if counted else []
+                networks = dict.fromkeys(map(network_of, summary['models']))
+                check_summary_goals(summary, size_goals(networks, flops.get(key, {})))
     with open(bound_path) as f:
         bound_meta = json.load(f).get('meta', {})
     results['flop_ratios'] = flops

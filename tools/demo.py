@@ -245,10 +245,15 @@ def run_task(key, task, work_dir, args, max_iters, on_block=lambda block: None):
     return block, tables
 
 
+def other_scene(task, column):
+    """The name of the bundled scene that is not ``column`` (the task has two)."""
+    (other,) = [name for name in task['scenes'].values() if name != column]
+    return other
+
+
 def loso_title(task, column):
     """The table title of the leave-one-scene-out fold tested on scene ``column``."""
-    (train,) = [name for name in task['scenes'].values() if name != column]
-    return f'Leave one scene out: trained and selected on {train}, tested on {column}'
+    return f'Leave one scene out: trained and selected on {other_scene(task, column)}, tested on {column}'
 
 
 def run_procedural(task, work_dir, seeds, max_iters, metric, on_fold=lambda folds: None):
@@ -273,9 +278,9 @@ def procedural_block(task, folds, metric):
     whether the goal is met on every unseen scene) and its tables."""
     tables = []
     for column, fold in folds.items():
-        (select,) = [name for name in task['scenes'].values() if name != column]
         tables.append(format_table(fold, metric, f'Trained on procedural RGB-D scenes only, selected on '
-                                                 f'{select} (val region), tested on {column} (test region)'))
+                                                 f'{other_scene(task, column)} (val region), tested on '
+                                                 f'{column} (test region)'))
     gain = {column: fold['gain_over_jbu'][column] for column, fold in folds.items()}
     met = all(gain[c] >= GOAL_GAIN_OVER_JBU and fold['verdict']['JBU'][c] for c, fold in folds.items())
     tables.append(f'Goal (issue #14): the PAC model chosen on val beats JBU by >= '
