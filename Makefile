@@ -36,11 +36,11 @@ bench: install
 	$(PYTHON) benchmarks/bench_memory.py
 	$(PYTHON) benchmarks/bench_memory.py --models maskrcnn --iters 800 --out benchmarks/results/memory_maskrcnn_800.json
 
-# Each invocation is sized for <= 2 hours on an idle 2-core machine (Mask R-CNN, the
-# slowest, is split in two); every finished model is merged into
-# benchmarks/results/digit_scenes.json at once, so a cut-short run keeps what finished.
+# One backbone's whole chain (classifier, Mask R-CNN, Semantic FPN, pointing game), one
+# torch thread: run two side by side, one per core, e.g.
+#   make bench-digit-scenes BACKBONE=res2net-50 & make bench-digit-scenes BACKBONE=oct-resnet-50
+# Every finished step is merged into benchmarks/results/digit_scenes.json at once.
+BACKBONE ?= r50
+SEED ?= 0
 bench-digit-scenes: install
-	$(PYTHON) benchmarks/bench_digit_scenes.py --tasks cls
-	$(PYTHON) benchmarks/bench_digit_scenes.py --tasks det --backbones r50 hetconv-resnet-50 oct-resnet-50
-	$(PYTHON) benchmarks/bench_digit_scenes.py --tasks det --backbones res2net-50 acnet-50-dataset acnet-50-pixel
-	$(PYTHON) benchmarks/bench_digit_scenes.py --tasks seg
+	OMP_NUM_THREADS=1 $(PYTHON) benchmarks/bench_digit_scenes.py --chain $(BACKBONE) --seed $(SEED)

@@ -18,6 +18,17 @@ segmentation then start from that checkpoint's backbone (``--from-scratch``: not
 Each invocation rewrites only its own tasks in ``--out``, so detection and
 segmentation may run separately and merge into one file. Checkpoints and
 mmengine's logs stay in ``work_dirs/digit_scenes/<config name>/``.
+
+    python benchmarks/bench_digit_scenes.py --chain BACKBONE [--seed N]
+
+runs one backbone's whole chain in order: classifier, Mask R-CNN and Semantic FPN
+from it, then the CAM pointing game on the trained detector (``cam`` section: a hit
+when the map's peak lies in the category's boxes grown by 15 px, Zhang et al. 2016,
+beside the stricter stroke-mask variant); every step is merged as it finishes. Two
+chains (one per core) may share the results file. ``--seed N`` (N > 0) trains
+detection and segmentation again from the same classifier with another seed
+(record ``BACKBONE:seedN``). ``--variant NAME --cfg-options k=v ...`` trains a recipe
+variant (record ``BACKBONE:NAME``; keep variants in their own ``--out`` file).
 """
 import argparse
 import json
@@ -33,19 +44,35 @@ sys.path.insert(0, osp.join(ROOT, 'tools'))
 sys.path.insert(0, osp.join(ROOT, 'benchmarks'))
 
 import digit_scenes_demo as runs  # noqa: E402
+from convdense import launch  # noqa: E402
 from machine_info import machine  # noqa: E402
 
 DEFAULT_OUT = osp.join(ROOT, 'benchmarks', 'results', 'digit_scenes.json')
 DEFAULT_WORK_DIR = osp.join(ROOT, 'work_dirs', 'digit_scenes')
 DEFAULT_ITERS = {'cls': 300, 'det': 1000, 'seg': 1000}
+#: the pointing game of the chain: (section name, region, tolerance in px)
+POINTING_GAMES = (('box15', 'box', 15), ('mask0', 'mask', 0))
+CAM_IMAGES = 40  # test scenes scored by the pointing game
 VALIDATIONS = 3  # validation runs per training (the best checkpoint is tested)
 # A results section holds models trained with the same values of these.
 SCHEDULE_KEYS = ('iters', 'scenes', 'from_scratch')
 
 
-def classifier_checkpoint(work_dir, backbone):
+def record_key(backbone, variant=None, seed=0):
+    """The results-file key of a run: ``BACKBONE``, ``BACKBONE:VARIANT``,
+    ``BACKBONE:seedN`` (seed 0 is the configs' own)."""
+    return ':'.join([backbone] + ([variant] if variant else []) + ([f'seed{seed}'] if seed else []))
+
+
+def run_dir(work_dir, task, key):
+    """``WORK_DIR/<config name>[:variant][:seedN]``: one folder per run."""
+    backbone, _, suffix = key.partition(':')
+    return osp.join(work_dir, runs.CONFIG_NAMES[task].format(backbone) + (f':{suffix}' if suffix else ''))
+
+
+def classifier_checkpoint(work_dir, backbone, variant=None):
     """The val-selected checkpoint of the backbone's digit-classifier run."""
-    folder = osp.join(work_dir, runs.CONFIG_NAMES['cls'].format(backbone))
+    folder = run_dir(work_dir, 'cls', record_key(backbone, variant))
     best = sorted(n for n in os.listdir(folder) if n.startswith('best_')) if osp.isdir(folder) else []
     if not best:
         raise FileNotFoundError(f'no digit-classifier checkpoint in {folder}: run --tasks cls first, '
@@ -53,18 +80,23 @@ def classifier_checkpoint(work_dir, backbone):
     return osp.join(folder, best[-1])
 
 
-def run_one(task, backbone, iters, work_dir, data_root, from_scratch=False):
+def run_one(task, backbone, iters, work_dir, data_root, from_scratch=False, variant=None,
+            cfg_options=None, seed=0, classifier_variant=None):
     """Train and test one config in this process; returns its result record."""
     import resource
-    name = runs.CONFIG_NAMES[task].format(backbone)
-    init = None if task == 'cls' or from_scratch else classifier_checkpoint(work_dir, backbone)
-    result = runs.train_and_test(task, backbone, osp.join(work_dir, name), iters, data_root,
-                                 val_interval=max(1, iters // VALIDATIONS), init_checkpoint=init)
+    folder = run_dir(work_dir, task, record_key(backbone, variant, seed))
+    init = None if task == 'cls' or from_scratch else classifier_checkpoint(
+        work_dir, backbone, classifier_variant)
+    result = runs.train_and_test(task, backbone, folder, iters, data_root,
+                                 val_interval=max(1, iters // VALIDATIONS), init_checkpoint=init,
+                                 cfg_options=cfg_options, seed=seed)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     test = {key: value * scale for key, _, scale in runs.METRICS[task]
             for value in [result['test'][key]]}
     return dict(config=osp.relpath(runs.config_path(task, backbone), ROOT), test=test,
-                val_history=val_history(osp.join(work_dir, name), task, iters),
+                seed=seed, cfg_options=cfg_options or {},
+                val_history=val_history(folder, task, iters),
+                val_metrics=val_history(folder, task, iters, all_metrics=True),
                 checkpoint=osp.relpath(result['checkpoint'], ROOT),
                 initialised_from=init and osp.relpath(init, ROOT),
                 seconds_per_iter=round(result['seconds_per_iter'], 4),
@@ -72,12 +104,13 @@ def run_one(task, backbone, iters, work_dir, data_root, from_scratch=False):
                 peak_rss_mib=round(peak_kib / 1024, 1))
 
 
-def val_history(work_dir, task, iters):
+def val_history(work_dir, task, iters, all_metrics=False):
     """``[[iteration, metric], ...]`` of every validation of the training run in
     ``work_dir`` (mmengine's ``vis_data/scalars.json``; metrics as 0-1 fractions):
     shows whether the schedule had converged. A logger that keys validation by epoch
     writes step 0; the iteration is then the k-th multiple of this benchmark's
-    validation interval (the last validation runs at ``iters``)."""
+    validation interval (the last validation runs at ``iters``). ``all_metrics``:
+    ``[[iteration, {metric: value, ...}], ...]`` with every reported metric."""
     key, _, scale = runs.METRICS[task][0]
     runs_dirs = sorted(d for d in (os.listdir(work_dir) if osp.isdir(work_dir) else [])
                        if osp.isfile(osp.join(work_dir, d, 'vis_data', 'scalars.json')))
@@ -88,7 +121,9 @@ def val_history(work_dir, task, iters):
         for line in f:
             record = json.loads(line)
             if key in record:
-                history.append([record['step'], round(record[key] * scale, 4)])
+                history.append([record['step'], {k: round(record[k] * f, 4) for k, _, f in runs.METRICS[task]
+                                                 if k in record} if all_metrics
+                                else round(record[key] * scale, 4)])
     interval = max(1, iters // VALIDATIONS)
     return [[step or min((k + 1) * interval, iters), value] for k, (step, value) in enumerate(history)]
 
@@ -97,7 +132,7 @@ def add_ratios(models, baseline='r50'):
     """s/iter and peak RSS of each backbone as ratios to ``baseline`` (same run)."""
     base = models.get(baseline)
     for record in models.values():
-        if base is None:
+        if base is None or 'seconds_per_iter' not in base:
             break
         record['seconds_per_iter_ratio'] = round(record['seconds_per_iter'] / base['seconds_per_iter'], 3)
         record['peak_rss_ratio'] = round(record['peak_rss_mib'] / base['peak_rss_mib'], 3)
@@ -130,9 +165,20 @@ def merge(path, task, section, backbone, record):
     return results
 
 
+def row_order(key):
+    """Rows in the benchmark's backbone order, a backbone's variants and seeds after it."""
+    backbone, _, suffix = key.partition(':')
+    return list(runs.BACKBONES).index(backbone), suffix
+
+
+def row_label(key):
+    backbone, _, suffix = key.partition(':')
+    return runs.BACKBONES[backbone] + (f' ({suffix})' if suffix else '')
+
+
 def format_table(results):
     """Markdown: one row per backbone, test metrics of each task present, ratios."""
-    tasks = [task for task in runs.CONFIG_NAMES if task in results]
+    tasks = [task for task in runs.CONFIG_NAMES if task in results and results[task].get('models')]
     rows = {}
     for task in tasks:
         for backbone, record in results[task]['models'].items():
@@ -141,8 +187,8 @@ def format_table(results):
     for task in tasks:
         header += [title for _, title, _ in runs.METRICS[task]] + [f'{task} s/iter (× R-50)', f'{task} peak RSS (× R-50)']
     lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
-    for backbone, by_task in sorted(rows.items(), key=lambda item: list(runs.BACKBONES).index(item[0])):
-        cells = [runs.BACKBONES[backbone]]
+    for backbone, by_task in sorted(rows.items(), key=lambda item: row_order(item[0])):
+        cells = [row_label(backbone)]
         for task in tasks:
             record = by_task.get(task)
             if record is None:
@@ -152,6 +198,65 @@ def format_table(results):
             cells.append(f"{record['seconds_per_iter']:.2f} s ({record.get('seconds_per_iter_ratio', float('nan')):.2f}×)")
             cells.append(f"{record['peak_rss_mib']:.0f} MiB ({record.get('peak_rss_ratio', float('nan')):.2f}×)")
         lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+def pointing_game(work_dir, key, checkpoint, data_root, images=CAM_IMAGES):
+    """Score the trained detector ``checkpoint`` of record ``key`` with the CAM pointing
+    game (``tools/analysis/cam_pointing_game.py``, Grad-CAM, every backbone stage and the
+    stages' mean map), once per entry of :data:`POINTING_GAMES`, each in a fresh
+    process. Returns ``{game: report}``."""
+    backbone = key.partition(':')[0]
+    reports = {}
+    for game, region, tolerance in POINTING_GAMES:
+        out = osp.join(run_dir(work_dir, 'det', key), f'pointing_game_{game}.json')
+        command = [sys.executable, osp.join(ROOT, 'tools', 'analysis', 'cam_pointing_game.py'),
+                   '--ann-file', osp.join(data_root, 'annotations', 'instances_test.json'),
+                   '--img-dir', osp.join(data_root, 'images', 'test'), '--max-images', str(images),
+                   '--model', key, runs.config_path('det', backbone), checkpoint,
+                   '--region', region, '--tolerance', str(tolerance), '--out', out]
+        if subprocess.run(command, stdout=subprocess.DEVNULL).returncode != 0:
+            raise RuntimeError(f'pointing game {game} of {key} failed: {" ".join(command)}')
+        with open(out) as f:
+            reports[game] = json.load(f)
+    return reports
+
+
+def merge_pointing_game(path, key, reports):
+    """Put ``key``'s pointing-game reports into the ``cam`` section of the results at
+    ``path`` (same file lock and atomic replace as :func:`merge`)."""
+    section = {game: dict(region=r['region'], tolerance_px=r['tolerance_px'], images=r['images'],
+                          pairs=r['pairs'], chance_rate=r['chance_rate'])
+               for game, r in reports.items()}
+    record = {game: {entry['layer'].replace('backbone.', ''): {
+        k: entry[k] for k in ('hits', 'misses', 'constant_maps', 'pairs', 'accuracy')} for entry in r['results']}
+        for game, r in reports.items()}
+    return merge(path, 'cam', dict(section, iters=None, scenes=None, from_scratch=None), key, record)
+
+
+def format_cam_table(results):
+    """Markdown: one row per detector, per game: the pointing-game accuracy (hits /
+    pairs) of each backbone stage's Grad-CAM and of ``mean``, the one map
+    pytorch-grad-cam aggregates from the stages (their normalised maps averaged),
+    scored like the others (it is not the mean of the stages' scores); then the
+    constant maps (no peak, so no hit) per column."""
+    section = results['cam']
+    lines = []
+    for game, _, _ in POINTING_GAMES:
+        if game not in section:
+            continue
+        info = section[game]
+        layers = list(next(iter(section['models'].values()))[game])
+        lines += [f"{info['region']} region, {info['tolerance_px']} px tolerance: {info['pairs']} "
+                  f"(image, digit) pairs on {info['images']} test scenes, chance {info['chance_rate']:.3f}",
+                  '', '| detector | ' + ' | '.join(layers) + ' | constant maps |',
+                  '|---|' + '---:|' * (len(layers) + 1)]
+        for key, record in sorted(section['models'].items(), key=lambda item: row_order(item[0])):
+            scores = record[game]
+            lines.append(f'| {row_label(key)} | ' + ' | '.join(
+                f"{scores[layer]['accuracy']:.3f}" for layer in layers) + ' | '
+                + ', '.join(str(scores[layer]['constant_maps']) for layer in layers) + ' |')
+        lines.append('')
     return '\n'.join(lines)
 
 
@@ -174,9 +279,25 @@ def main(argv=None):
                         '(runs made before it was recorded) from their work dirs, and exit')
     parser.add_argument('--table', action='store_true',
                         help='print the table of the results file (--out) and exit')
+    parser.add_argument('--chain', choices=list(runs.BACKBONES),
+                        help='one backbone, every task in order (cls, det, seg) and the pointing game')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='seed of det/seg training (0: the configs\' own; the classifier of seed 0 '
+                        'initialises every seed)')
+    parser.add_argument('--variant', help='name of a recipe variant given by --cfg-options')
+    parser.add_argument('--classifier-variant', help='det/seg start from this variant\'s classifier')
+    parser.add_argument('--cfg-options', nargs='+', action=launch.DictAction, default={},
+                        help='override entries of the trained configs, key=value (with --variant)')
     parser.add_argument('--one', nargs=2, metavar=('TASK', 'BACKBONE'), help=argparse.SUPPRESS)
     parser.add_argument('--one-out', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if bool(args.variant) != bool(args.cfg_options):
+        parser.error('--variant NAME and --cfg-options go together')
+    if args.seed and 'cls' in args.tasks and not args.chain:
+        parser.error('--seed is for det/seg: every seed starts from the seed-0 classifier')
+    if args.chain:
+        args.backbones = [args.chain]
+        args.tasks = ['det', 'seg'] if args.seed else ['cls', 'det', 'seg']
     if args.add_val_history:
         with open(args.out) as f:
             results = json.load(f)
@@ -192,14 +313,18 @@ def main(argv=None):
         if not osp.isfile(args.out):
             sys.exit(f'bench_digit_scenes: no results file at {args.out}')
         with open(args.out) as f:
-            print(format_table(json.load(f)))
+            results = json.load(f)
+        print(format_table(results))
+        if results.get('cam'):
+            print('\n' + format_cam_table(results))
         return
     data_root = osp.join(args.work_dir, 'data') if list(args.scenes) != [1000, 100, 100] else runs.DATA_ROOT
 
     if args.one:  # the child process: one task and backbone
         task, backbone = args.one
         record = run_one(task, backbone, args.iters or DEFAULT_ITERS[task], args.work_dir, data_root,
-                         args.from_scratch)
+                         args.from_scratch, args.variant, args.cfg_options, args.seed,
+                         args.classifier_variant)
         with open(args.one_out, 'w') as f:
             json.dump(record, f)
         return
@@ -212,10 +337,16 @@ def main(argv=None):
         section = dict(iters=iters, scenes=list(args.scenes), from_scratch=args.from_scratch,
                        models={})
         for backbone in args.backbones:
-            one_out = osp.join(args.work_dir, f'{task}_{backbone}.json')
+            key = record_key(backbone, args.variant, args.seed)
+            one_out = osp.join(args.work_dir, f'{task}_{key}.json')
             command = [sys.executable, osp.abspath(__file__), '--one', task, backbone, '--iters',
                        str(iters), '--scenes', *map(str, args.scenes), '--work-dir', args.work_dir,
-                       '--one-out', one_out] + (['--from-scratch'] if args.from_scratch else [])
+                       '--one-out', one_out, '--seed', str(args.seed)]
+            command += ['--from-scratch'] if args.from_scratch else []
+            command += ['--classifier-variant', args.classifier_variant] if args.classifier_variant else []
+            if args.variant:
+                command += ['--variant', args.variant, '--cfg-options'] + [
+                    f'{k}={json.dumps(v) if not isinstance(v, str) else v}' for k, v in args.cfg_options.items()]
             os.makedirs(args.work_dir, exist_ok=True)
             before, start = machine(), time.time()
             if subprocess.run(command).returncode != 0:
@@ -226,7 +357,10 @@ def main(argv=None):
             # Each model is merged as soon as it is done: a run cut short keeps what finished.
             record.update(machine_before=before, machine_after=machine(),
                           wall_seconds=round(time.time() - start))
-            results = merge(args.out, task, section, backbone, record)
+            results = merge(args.out, task, section, key, record)
+            if task == 'det' and args.chain:
+                results = merge_pointing_game(args.out, key, pointing_game(
+                    args.work_dir, key, osp.join(ROOT, record['checkpoint']), data_root))
     if results:
         print('\n' + format_table(results))
     if failed:

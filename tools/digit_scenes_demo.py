@@ -22,6 +22,8 @@ import sys
 import time
 import warnings
 
+import numpy as np
+
 # mmengine imports pkg_resources, which warns on every import; not the user's concern
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
@@ -34,6 +36,7 @@ from convdense.engine.progress import ProgressAndTimingHook, console_to  # noqa:
 
 CONFIG_DIR = osp.join(ROOT, 'configs', 'digit_scenes')
 DATA_ROOT = osp.join(ROOT, 'data', 'digit_scenes')
+BENCHMARK_RESULTS = osp.join(ROOT, 'benchmarks', 'results', 'digit_scenes.json')
 #: name in the config file -> row label
 BACKBONES = {
     'r50': 'ResNet-50',
@@ -94,17 +97,20 @@ def best_or_last_checkpoint(work_dir, iters):
 
 
 def train_and_test(task, backbone, work_dir, iters, data_root=DATA_ROOT, val_interval=None,
-                   init_checkpoint=None, quiet=True):
+                   init_checkpoint=None, quiet=True, cfg_options=None, seed=None):
     """Train one digit-scene config and evaluate the val-selected (best) checkpoint,
     or the last one when validation never ran, on the test split. With
     ``init_checkpoint`` (a digit-classifier checkpoint) the backbone starts from its
-    ``backbone.*`` weights.
+    ``backbone.*`` weights. ``cfg_options`` (``{dotted key: value}``) change the recipe
+    of both the training and the test config; ``seed`` replaces the config's seed.
 
     Returns ``dict(test=metrics, checkpoint=path, seconds_per_iter=..., train_seconds=...)``.
     """
     config = config_path(task, backbone)
     os.makedirs(work_dir, exist_ok=True)
-    cfg = launch.load_config(config, None, work_dir)
+    cfg = launch.load_config(config, cfg_options, work_dir)
+    if seed is not None:
+        cfg.randomness = dict(cfg.get('randomness', {}), seed=seed)
     if init_checkpoint is not None:
         cfg.model.backbone.init_cfg = dict(type='Pretrained', checkpoint=init_checkpoint,
                                            prefix='backbone.')
@@ -119,7 +125,7 @@ def train_and_test(task, backbone, work_dir, iters, data_root=DATA_ROOT, val_int
         runner.train()
         train_seconds = time.perf_counter() - start
         checkpoint = best_or_last_checkpoint(work_dir, iters)
-        test_cfg = launch.load_config(config, None, osp.join(work_dir, 'test'))
+        test_cfg = launch.load_config(config, cfg_options, osp.join(work_dir, 'test'))
         _point_at(test_cfg, data_root)
         test_cfg.load_from = checkpoint
         metrics = launch.build_runner(test_cfg).test()
@@ -137,17 +143,63 @@ def _point_at(cfg, data_root):
             evaluator.ann_file = osp.join(data_root, 'annotations', f'instances_{split}.json')
 
 
-def format_table(rows, tasks):
-    """Markdown table: one row per backbone, each task's metrics (0-1 fractions)."""
+def trivial_scores(data_root, split='test'):
+    """The score of a model that learnt nothing but the label statistics, per task
+    (in the units the metrics report, as :data:`METRICS`): ``cls`` always answers the most
+    frequent digit; ``seg`` labels every pixel background (IoU = background share for
+    that class, 0 for the ten digit classes, so mIoU = share / 11); ``det`` detects
+    nothing (AP 0)."""
+    from collections import Counter
+
+    from PIL import Image
+    with open(osp.join(data_root, 'annotations', f'instances_{split}.json')) as f:
+        annotations = json.load(f)['annotations']
+    counts = Counter(ann['category_id'] for ann in annotations)
+    folder = osp.join(data_root, 'annotations', split)
+    background = total = 0
+    for name in sorted(os.listdir(folder)):
+        labels = np.asarray(Image.open(osp.join(folder, name)))
+        background += int((labels == 0).sum())
+        total += labels.size
+    return {'cls': {'digits/top1': max(counts.values()) / sum(counts.values())},
+            'seg': {'mIoU': 100 * background / total / 11},  # mmseg reports percent
+            'det': {key: 0.0 for key, _, _ in METRICS['det']}}
+
+
+def format_table(rows, tasks, trivial=None):
+    """Markdown table: one row per backbone, each task's metrics (0-1 fractions),
+    and with ``trivial`` (:func:`trivial_scores`) a last row of what a model that
+    learnt nothing scores."""
     header = ['backbone'] + [title for task in tasks for _, title, _ in METRICS[task]]
     lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
-    for backbone, results in rows.items():
-        cells = [BACKBONES[backbone]]
+    named = [(BACKBONES[backbone], {task: results.get(task, {}).get('test', {}) for task in tasks})
+             for backbone, results in rows.items()]
+    if trivial is not None:
+        named.append(('trivial (learnt nothing)', trivial))
+    for label, tests in named:
+        cells = [label]
         for task in tasks:
-            test = results.get(task, {}).get('test', {})
+            test = tests.get(task, {})
             cells += [f'{test[key] * scale:.3f}' if key in test else '–' for key, _, scale in METRICS[task]]
         lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
+
+
+def full_schedule_rows(path, backbones, tasks):
+    """``{backbone: {task: dict(test=...)}}`` of the benchmark's results file (full
+    schedules), for the backbones and tasks it has, in :func:`format_table`'s units."""
+    if not osp.isfile(path):
+        return {}
+    with open(path) as f:
+        results = json.load(f)
+    rows = {}
+    for task in tasks:
+        for backbone in backbones:
+            record = results.get(task, {}).get('models', {}).get(backbone)
+            if record is not None:  # the file holds 0-1 fractions
+                rows.setdefault(backbone, {})[task] = dict(test={
+                    key: record['test'][key] / scale for key, _, scale in METRICS[task]})
+    return rows
 
 
 def main(argv=None):
@@ -171,9 +223,14 @@ def main(argv=None):
             name = CONFIG_NAMES[task].format(backbone)
             rows[backbone][task] = train_and_test(task, backbone, osp.join(args.work_dir, name),
                                                   args.iters, data_root)
-    table = format_table(rows, args.tasks)
+    table = format_table(rows, args.tasks, trivial_scores(data_root))
     print(f'\nDigit scenes, test split, after {args.iters} training iterations per model:\n')
     print(table)
+    full = full_schedule_rows(BENCHMARK_RESULTS, args.backbones, args.tasks)
+    if full:
+        print(f'\nThe same models after the full schedule ({osp.relpath(BENCHMARK_RESULTS, ROOT)}, '
+              f'python benchmarks/bench_digit_scenes.py --table):\n')
+        print(format_table(full, args.tasks))
     os.makedirs(args.work_dir, exist_ok=True)
     with open(osp.join(args.work_dir, 'results.json'), 'w') as f:
         json.dump(dict(iters=args.iters, results=rows), f, indent=2)

@@ -90,3 +90,83 @@ def test_val_history_reads_mmengine_scalars(bench, tmp_path):
     assert bench.val_history(str(tmp_path), 'det', 1000) == [[333, 0.1], [666, 0.2], [999, 0.3],
                                                              [1000, 0.3]]
     assert bench.val_history(str(tmp_path / 'missing'), 'det', 1000) == []
+
+
+def test_seeds_and_variants_get_their_own_rows_and_folders(bench, tmp_path):
+    assert bench.record_key('r50') == 'r50' and bench.record_key('r50', seed=1) == 'r50:seed1'
+    assert bench.record_key('oct-resnet-50', 'head4x256') == 'oct-resnet-50:head4x256'
+    assert bench.run_dir('W', 'det', 'r50:seed1') == 'W/mask-rcnn_r50_fpn_digit-scenes:seed1'
+    assert bench.run_dir('W', 'cls', 'r50') == 'W/digit-classifier_r50'
+    path = str(tmp_path / 'results.json')
+    det = dict(iters=100, scenes=[10, 2, 2], from_scratch=False)
+    for key, ap in (('r50:seed1', 0.4), ('hetconv-resnet-50', 0.3), ('r50', 0.5)):
+        merged = bench.merge(path, 'det', det, key, _record(2.0, 1000.0, ap))
+    rows = bench.format_table(merged).splitlines()[2:]
+    assert [row.split(' | ')[0] for row in rows] == [
+        '| ResNet-50', '| ResNet-50 (seed1)', '| HetConv-ResNet-50 P=4']
+
+
+def _pointing_report(region, tolerance, accuracy):
+    results = [dict(layer=f'backbone.layer{i}', hits=int(accuracy * 10), misses=9 - int(accuracy * 10),
+                    constant_maps=1, pairs=10, accuracy=accuracy) for i in (1, 4)]
+    results.append(dict(layer='mean', hits=2, misses=8, constant_maps=0, pairs=10, accuracy=0.2))
+    return dict(region=region, tolerance_px=tolerance, images=4, pairs=10, chance_rate=0.05,
+                results=results)
+
+
+def test_pointing_game_section_merges_beside_the_tasks(bench, tmp_path):
+    path = str(tmp_path / 'results.json')
+    bench.merge(path, 'det', dict(iters=100, scenes=[10, 2, 2], from_scratch=False), 'r50',
+                _record(2.0, 1000.0, 0.5))
+    for key, accuracy in (('oct-resnet-50', 0.3), ('r50', 0.6)):
+        merged = bench.merge_pointing_game(path, key, {'box15': _pointing_report('box', 15, accuracy),
+                                                       'mask0': _pointing_report('mask', 0, 0.1)})
+    assert merged['det']['models']['r50']['test']['coco/bbox_mAP'] == 0.5
+    assert merged['cam']['models']['r50']['box15']['layer4'] == dict(
+        hits=6, misses=3, constant_maps=1, pairs=10, accuracy=0.6)
+    table = bench.format_cam_table(merged)
+    assert 'box region, 15 px tolerance: 10 (image, digit) pairs on 4 test scenes, chance 0.050' in table
+    lines = table.splitlines()
+    header = lines.index('| detector | layer1 | layer4 | mean | constant maps |')
+    assert lines[header + 2] == '| ResNet-50 | 0.600 | 0.600 | 0.200 | 1, 1, 0 |'
+    assert lines[header + 3].startswith('| Oct-ResNet-50 α=0.5 | 0.300 |')
+    assert 'mask region, 0 px tolerance' in table
+    assert 'cam' not in bench.format_table(merged)  # the task table ignores the section
+
+
+def test_variants_need_their_options(bench):
+    with pytest.raises(SystemExit):
+        bench.main(['--variant', 'x'])
+    with pytest.raises(SystemExit):
+        bench.main(['--tasks', 'cls', '--seed', '1'])
+
+
+def test_demo_prints_what_a_model_that_learnt_nothing_scores(demo, tmp_path):
+    """The trivial row: the most frequent digit for top-1, and for mIoU what mmseg's
+    own IoUMetric gives an all-background prediction on the same label maps."""
+    import numpy as np
+    import torch
+    from mmseg.evaluation import IoUMetric
+    from PIL import Image
+
+    maker = load_script('tools/make_digit_scenes.py')
+    root = maker.ensure_digit_scenes(str(tmp_path / 'scenes'), seed=1, scenes=(2, 2, 3))
+    trivial = demo.trivial_scores(root)
+    labels = [ann['category_id'] for ann in
+              json.loads((tmp_path / 'scenes/annotations/instances_test.json').read_text())['annotations']]
+    assert trivial['cls']['digits/top1'] == max(labels.count(c) for c in set(labels)) / len(labels)
+    metric = IoUMetric()
+    metric.dataset_meta = dict(classes=tuple(['background'] + [str(d) for d in range(10)]))
+    for path in sorted((tmp_path / 'scenes/annotations/test').iterdir()):
+        truth = torch.from_numpy(np.asarray(Image.open(path)).astype(np.int64))
+        metric.process([], [dict(pred_sem_seg=dict(data=torch.zeros_like(truth)[None]),
+                                 gt_sem_seg=dict(data=truth[None]))])
+    # mmseg leaves a digit absent from the three scenes out of its mean; ours counts
+    # all eleven classes, as the full test split has every digit
+    present = len({int(v) for path in (tmp_path / 'scenes/annotations/test').iterdir()
+                   for v in np.unique(np.asarray(Image.open(path)))})
+    expected = metric.compute_metrics(metric.results)['mIoU'] * present / 11
+    assert abs(trivial['seg']['mIoU'] - expected) < 0.02
+    assert all(value == 0 for value in trivial['det'].values())
+    table = demo.format_table({'r50': {'cls': dict(test={'digits/top1': 0.5})}}, ['cls'], trivial)
+    assert table.splitlines()[-1] == f"| trivial (learnt nothing) | {trivial['cls']['digits/top1']:.3f} |"

@@ -146,8 +146,10 @@ def coco_to_model_classes(coco, classes):
 
 
 def summarise(hits, flat):
-    """Accuracy record from a list of hit booleans and the count of constant maps."""
-    return dict(pairs=len(hits), hits=int(sum(hits)),
+    """Accuracy record from a list of hit booleans and the count of constant maps:
+    every pair is a hit, a miss (a peak outside the region) or a constant map (no
+    peak; counted apart, and not a hit, in ``accuracy``)."""
+    return dict(pairs=len(hits), hits=int(sum(hits)), misses=len(hits) - int(sum(hits)) - flat,
                 accuracy=round(float(np.mean(hits)), 4) if hits else None, constant_maps=flat)
 
 
