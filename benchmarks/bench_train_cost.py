@@ -174,15 +174,34 @@ def summarise(rounds, baseline=BASELINE):
     return dict(models=models)
 
 
+def claim_verdict(claimed, low, high):
+    """A paper's claimed ratio (``'< 1'``, ``'about 1.05'``) against the measured per-round
+    range ``[low, high]``: whether the range supports it, contradicts it or cannot tell."""
+    kind, _, value = claimed.partition(' ')
+    value = float(value)
+    if kind == '<':
+        return 'holds' if high < value else 'does not hold' if low >= value else \
+            f'undecided (range crosses {value:g})'
+    if kind == 'about':
+        return f'range includes {value:g}' if low <= value <= high else f'range excludes {value:g}'
+    raise ValueError(f'unknown claim {claimed!r}')
+
+
 def markdown_table(results):
+    """Per size, a row per backbone: median s/iter and peak RSS, the median of the
+    per-round ratios to ResNet-50 with their min-max, and each paper claim judged
+    against that range now."""
     lines = []
     for key, size in results['sizes'].items():
         lines += [f'Mask R-CNN training, batch {BATCH}, {key}, {results["meta"]["threads"]} '
-                  f'thread(s):', '',
-                  '| backbone | s/iter | s/iter ratio | peak RSS MiB | RSS ratio | paper claim |',
+                  f'thread(s); ratios are medians of per-round ratios to r50 (min-max over rounds):', '',
+                  '| backbone | s/iter | s/iter ratio | peak RSS MiB | RSS ratio | paper claim (s/iter) |',
                   '| --- | --- | --- | --- | --- | --- |']
         for name, row in size['models'].items():
-            claim = row.get('paper_claim', {}).get('claimed_ratio', '-')
+            claim = '-'
+            if 'paper_claim' in row:
+                claimed = row['paper_claim']['claimed_ratio']
+                claim = f"{claimed}: {claim_verdict(claimed, row['seconds_per_iter_ratio_min'], row['seconds_per_iter_ratio_max'])}"
             lines.append(
                 f'| {name} | {row["seconds_per_iter"]:.2f} | {row["seconds_per_iter_ratio"]:.2f}x '
                 f'({row["seconds_per_iter_ratio_min"]:.2f}-{row["seconds_per_iter_ratio_max"]:.2f})'

@@ -51,6 +51,14 @@ def test_ratios_are_per_round_medians_with_range(bench):
         bench.summarise([{'res2net-50': _record(1, 1)}])
 
 
+@pytest.mark.parametrize('claimed, low, high, verdict', [
+    ('< 1', 0.85, 0.95, 'holds'), ('< 1', 0.855, 1.081, 'undecided (range crosses 1)'),
+    ('< 1', 1.0, 1.1, 'does not hold'), ('about 1.05', 1.10, 1.19, 'range excludes 1.05'),
+    ('about 1.05', 0.84, 1.06, 'range includes 1.05')])
+def test_paper_claims_are_judged_against_the_range(bench, claimed, low, high, verdict):
+    assert bench.claim_verdict(claimed, low, high) == verdict
+
+
 def test_models_interleave_in_fresh_processes(bench, monkeypatch, tmp_path):
     specs = []
 
