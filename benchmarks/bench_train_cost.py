@@ -201,7 +201,9 @@ def markdown_table(results):
             claim = '-'
             if 'paper_claim' in row:
                 claimed = row['paper_claim']['claimed_ratio']
-                claim = f"{claimed}: {claim_verdict(claimed, row['seconds_per_iter_ratio_min'], row['seconds_per_iter_ratio_max'])}"
+                verdict = claim_verdict(claimed, row['seconds_per_iter_ratio_min'],
+                                        row['seconds_per_iter_ratio_max'])
+                claim = f'{claimed}: {verdict}'
             lines.append(
                 f'| {name} | {row["seconds_per_iter"]:.2f} | {row["seconds_per_iter_ratio"]:.2f}x '
                 f'({row["seconds_per_iter_ratio_min"]:.2f}-{row["seconds_per_iter_ratio_max"]:.2f})'
@@ -235,8 +237,8 @@ def main(argv=None):
              for size in (args.sizes or table)}
     names = [BASELINE] + [n for n in args.models if n != BASELINE]
     results = harness.new_results(
-        __file__, argv, benchmark='Mask R-CNN training cost per backbone', threads=threads, rounds=rounds, method=METHOD,
-        batch=BATCH, boxes_per_image=BOXES_PER_IMAGE, quick=args.quick, machine_shared=args.shared,
+        __file__, argv, benchmark='Mask R-CNN training cost per backbone', threads=threads, rounds=rounds,
+        method=METHOD, batch=BATCH, boxes_per_image=BOXES_PER_IMAGE, quick=args.quick, machine_shared=args.shared,
         sizes={key: dict(warmup=w, iters=args.iters or n) for key, (_, w, n) in sizes.items()},
         configs={n: osp.relpath(MODELS[n], REPO) for n in names})
     results.update(claims=CLAIMS, sizes={}, runs=[])

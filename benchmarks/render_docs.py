@@ -188,6 +188,8 @@ def model_stats():
                   'benchmarks/results/model_stats.json', f'```\n{table}\n```', dict(rows=rows))
 
 
+NO_TRIM_COMMAND = ('MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=68719476736 python '
+                   'benchmarks/bench_memory.py --models maskrcnn --out benchmarks/results/memory_maskrcnn_no_trim.json')
 #: block name -> (function, results files it reads)
 BLOCKS = {
     'pac': (pac, ['pac.json']),
@@ -197,9 +199,7 @@ BLOCKS = {
                                            '--models maskrcnn --iters 800 --out '
                                            'benchmarks/results/memory_maskrcnn_800.json'),
                             ['memory_maskrcnn_800.json']),
-    'memory-maskrcnn-no-trim': (lambda: memory('memory_maskrcnn_no_trim.json', 'MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=68719476736 '
-                                               'python benchmarks/bench_memory.py --models maskrcnn --out '
-                                               'benchmarks/results/memory_maskrcnn_no_trim.json'),
+    'memory-maskrcnn-no-trim': (lambda: memory('memory_maskrcnn_no_trim.json', NO_TRIM_COMMAND),
                                 ['memory_maskrcnn_no_trim.json']),
     'backbones': (backbones, ['backbones.json']),
     'latency-bound': (latency_bound, ['latency_bound.json']),

@@ -70,8 +70,9 @@ def test_quick_run_writes_the_harness_layout(bench, tmp_path, monkeypatch):
 
     def fake(impl, case, reps, threads):
         calls.append((threads, case['name'], impl))
-        return dict(time_ms=dict(pac=2.0, unfold=8.0, conv=1.0)[impl], peak_mib=dict(pac=1.0, unfold=5.0, conv=1.0)[impl],
-                    threads=threads, machine_before={}, machine_after={})
+        return dict(time_ms=dict(pac=2.0, unfold=8.0, conv=1.0)[impl],
+                    peak_mib=dict(pac=1.0, unfold=5.0, conv=1.0)[impl], threads=threads,
+                    machine_before={}, machine_after={})
 
     monkeypatch.setattr(bench, 'measure', fake)
     monkeypatch.setattr(bench, 'check_agreement', lambda case: 0.0)
