@@ -78,8 +78,17 @@ def memory(name='memory.json', command='python benchmarks/bench_memory.py'):
 
 
 def backbones():
-    return framed('backbones.json', 'python benchmarks/bench_backbones.py',
-                  script('benchmarks/bench_backbones.py').markdown_table(load('backbones.json')))
+    """bench_backbones.py's tables, each goal judged again (``check_goals``) from the
+    stored ratio and limit rather than read from the stored pass/fail."""
+    bench = script('benchmarks/bench_backbones.py')
+    results = load('backbones.json')
+    for runtime in bench.RUNTIMES:
+        for sizes in results.get(runtime, {}).get('threads', {}).values():
+            for summary in sizes.values():
+                for row in summary['models'].values():
+                    stored = [{k: v for k, v in goal.items() if k != 'passed'} for goal in row['goals']]
+                    row['goals'] = bench.check_goals(row['ratio'], stored)
+    return framed('backbones.json', 'python benchmarks/bench_backbones.py', bench.markdown_table(results), results)
 
 
 def latency_bound():
