@@ -123,7 +123,7 @@ def write(results, path, table=None):
         f.write('\n')
     if table is not None:
         print(table)
-    print(f'written to {path}')
+    print(f'written to {path} (python benchmarks/render_docs.py puts its tables into the docs)')
     return results
 
 
