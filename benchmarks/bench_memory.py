@@ -2,6 +2,7 @@
 
     python benchmarks/bench_memory.py                  # 200 iterations of each model (the check)
     python benchmarks/bench_memory.py --iters 60       # a shorter run, same method
+    python benchmarks/bench_memory.py --table [RESULTS.json]   # Markdown table of a results file
 
 Method
 ------
@@ -26,21 +27,24 @@ Models:
               (``configs/joint_upsampling/pacjointupsample_lite_x4_flow_demo.py``),
               batch 2 of 64x64 random crops of the bundled flow frames.
 
-Results go to ``benchmarks/results/memory.json``: the RSS of every iteration,
-the fitted slope, the limit and the verdict per model, and the machine (CPU,
-cores, threads, load average before and after).
+Each model's run is one fresh worker process (``benchmarks/harness.py``). Results
+go to ``benchmarks/results/memory.json`` in the harness's layout: the RSS of every
+iteration, the fitted slope and its limit per model (judged when a table is
+printed), and the machine (CPU, ISA, cores, threads, load) before and after.
 """
 import argparse
-import json
 import os
-import platform
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / 'benchmarks'))
+
+import harness  # noqa: E402
+from cli_helpers import table_requested  # noqa: E402
+
 RESULTS = ROOT / 'benchmarks' / 'results' / 'memory.json'
 MODELS = ('maskrcnn', 'pac')
 DEFAULT_MAX_SLOPE_KIB = 32.0
@@ -67,12 +71,31 @@ def fit_slope(values, warmup=0.2):
 
 
 def verdict(rss_kib, max_slope_kib=DEFAULT_MAX_SLOPE_KIB, warmup=0.2):
-    """Summarise one run's per-iteration RSS (KiB): slope, growth, pass/fail."""
+    """Summarise one run's per-iteration RSS (KiB): slope and growth (the limit is
+    stored beside them; :func:`is_flat` judges)."""
     slope, start = fit_slope(rss_kib, warmup)
     return dict(slope_kib_per_iter=round(slope, 3), max_slope_kib_per_iter=max_slope_kib,
-                warmup_iters=start, flat=slope <= max_slope_kib,
-                rss_mib_first_kept=round(rss_kib[start] / 1024, 1),
+                warmup_iters=start, rss_mib_first_kept=round(rss_kib[start] / 1024, 1),
                 rss_mib_last=round(rss_kib[-1] / 1024, 1))
+
+
+def is_flat(result):
+    """The goal: the fitted RSS slope is at most the run's limit (KiB per iteration)."""
+    return result['slope_kib_per_iter'] <= result['max_slope_kib_per_iter']
+
+
+def markdown_table(report):
+    """One row per model: RSS slope against its limit (judged now), the RSS from the
+    first kept to the last iteration and the live-tensor slope."""
+    lines = ['| model | iterations | RSS slope KiB/iter (limit) | flat | RSS MiB first kept -> last | '
+             'live tensors KiB/iter |', '|---|---:|---|---|---|---:|']
+    iters = report.get('meta', report)['iters']  # the layout before harness.py kept it at the top
+    for model, result in report['models'].items():
+        lines.append(f"| {model} | {iters} (first {result['warmup_iters']} dropped) | "
+                     f"{result['slope_kib_per_iter']:.1f} (<= {result['max_slope_kib_per_iter']:g}) | "
+                     f"{'yes' if is_flat(result) else '**no**'} | {result['rss_mib_first_kept']} -> "
+                     f"{result['rss_mib_last']} | {result['live_tensor_slope_kib_per_iter']:.1f} |")
+    return '\n'.join(lines)
 
 
 def resident_kib():
@@ -150,19 +173,12 @@ def measure_one(model, iters, threads):
     return samples
 
 
-def machine_info(threads):
-    cpu = platform.processor()
-    try:
-        with open('/proc/cpuinfo') as info:
-            cpu = next(line.split(':', 1)[1].strip() for line in info if line.startswith('model name'))
-    except (OSError, StopIteration):
-        pass
-    import torch
-    return dict(cpu=cpu, cores=os.cpu_count(), threads=threads, python=platform.python_version(),
-                torch=torch.__version__)
-
-
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if table_requested(argv, RESULTS, markdown_table):
+        return None
+    if harness.serve_worker(argv, lambda spec: measure_one(spec['model'], spec['iters'], spec['threads'])):
+        return None
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--models', nargs='+', choices=MODELS, default=list(MODELS))
     parser.add_argument('--iters', type=int, default=200)
@@ -171,44 +187,36 @@ def main(argv=None):
                         help='fraction of the first iterations left out of the fit')
     parser.add_argument('--max-slope-kib', type=float, default=DEFAULT_MAX_SLOPE_KIB)
     parser.add_argument('--out', default=str(RESULTS))
-    parser.add_argument('--one', choices=MODELS, help=argparse.SUPPRESS)  # child process
     args = parser.parse_args(argv)
     if args.iters < 10:
         parser.error('--iters must be at least 10 for a meaningful slope')
 
-    if args.one:
-        print(json.dumps(measure_one(args.one, args.iters, args.threads)))
-        return None
-
-    report = dict(command=' '.join([Path(sys.argv[0]).name] + sys.argv[1:]), iters=args.iters,
-                  warmup_fraction=args.warmup, machine=machine_info(args.threads),
-                  load_before=os.getloadavg(), models={})
+    report = harness.new_results(__file__, argv, threads=args.threads, rounds=1, iters=args.iters,
+                                 warmup_fraction=args.warmup)
+    report['models'] = {}
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT),
                                                                    os.environ.get('PYTHONPATH')])))
     for model in args.models:
         started = time.time()
-        child = subprocess.run(
-            [sys.executable, __file__, '--one', model, '--iters', str(args.iters),
-             '--threads', str(args.threads)], cwd=ROOT, env=env, capture_output=True, text=True)
-        if child.returncode != 0:
-            sys.exit(f'{model}: training failed:\n{child.stderr[-3000:]}')
-        samples = json.loads(child.stdout.strip().splitlines()[-1])
+        try:
+            samples = harness.run_worker(__file__, dict(model=model, iters=args.iters, threads=args.threads),
+                                         env=env, cwd=ROOT, quiet=True)
+        except RuntimeError as error:
+            sys.exit(f'error: {model}: training failed: {error}')
         result = verdict(samples['rss'], args.max_slope_kib, args.warmup)
         tensor_slope, _ = fit_slope(samples['tensors'], args.warmup)
         result.update(seconds=round(time.time() - started, 1),
                       live_tensor_slope_kib_per_iter=round(tensor_slope, 3),
                       rss_kib=[round(v) for v in samples['rss']],
-                      live_tensor_kib=[round(v) for v in samples['tensors']])
+                      live_tensor_kib=[round(v) for v in samples['tensors']],
+                      machine_before=samples['machine_before'], machine_after=samples['machine_after'])
         report['models'][model] = result
         print(f"{model:9s} slope {result['slope_kib_per_iter']:8.2f} KiB/iter "
               f"(limit {args.max_slope_kib}), RSS {result['rss_mib_first_kept']} -> "
-              f"{result['rss_mib_last']} MiB, {'flat' if result['flat'] else 'GROWING'}; "
+              f"{result['rss_mib_last']} MiB, {'flat' if is_flat(result) else 'GROWING'}; "
               f"live tensors {tensor_slope:.2f} KiB/iter")
-    report['load_after'] = os.getloadavg()
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=1) + '\n')
-    print(f'wrote {args.out}')
-    if not all(result['flat'] for result in report['models'].values()):
+    harness.write(harness.finish(report), args.out, markdown_table(report))
+    if not all(is_flat(result) for result in report['models'].values()):
         sys.exit(1)
     return report
 

@@ -15,8 +15,9 @@ avoids) and ``PacConvTranspose2d``-style k=5, stride 2, 128x128 -> 256x256.
 Method
 ------
 Each measurement runs in a fresh subprocess, and the rounds are interleaved: round
-r measures every (threads, case, implementation) once before round r+1 starts, so
-a burst of load from other jobs hits all of them alike. The ratios are taken
+r measures every (threads, case, implementation) once, in an order rotating each
+round, before round r+1 starts (``benchmarks/harness.py``), so a burst of load
+from other jobs hits all of them alike. The ratios are taken
 within a round and reported as the median over rounds with their range.
 
 * time = median of ``--reps`` fwd+bwd calls after one warm-up call; the backward
@@ -31,17 +32,17 @@ Threads: ``1`` and ``0`` (= torch's default, all cores). Results go to
 ``benchmarks/results/pac.json`` and are printed as a table.
 """
 import argparse
-import json
 import os
-import platform
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / 'benchmarks'))
+
+import harness  # noqa: E402
 RESULTS = ROOT / 'benchmarks' / 'results' / 'pac.json'
 IMPLS = ('pac', 'unfold', 'conv')
 GOALS = dict(time_vs_conv=2.0, speedup_vs_unfold=3.0, memory_saving_vs_unfold=4.0)
@@ -172,7 +173,7 @@ def peak_mib():
 
 
 def worker(impl, case, reps, threads):
-    """One measurement of fwd+bwd in this (fresh) process; prints JSON."""
+    """One measurement of fwd+bwd in this (fresh) process: ``dict(time_ms, peak_mib, threads)``."""
     import torch
     sys.path.insert(0, str(ROOT))
     if threads:
@@ -196,8 +197,8 @@ def worker(impl, case, reps, threads):
         start = time.perf_counter()
         run()
         times.append(time.perf_counter() - start)
-    print(json.dumps(dict(time_ms=1e3 * statistics.median(times), peak_mib=peak - before,
-                          threads=torch.get_num_threads())))
+    return dict(time_ms=1e3 * statistics.median(times), peak_mib=peak - before,
+                threads=torch.get_num_threads())
 
 
 def check_agreement(case):
@@ -211,12 +212,16 @@ def check_agreement(case):
 
 
 def measure(impl, case, reps, threads):
-    command = [sys.executable, __file__, '--worker', impl, json.dumps(case), str(reps), str(threads)]
+    """One fresh worker process (``harness.run_worker``) measuring ``impl`` on ``case``."""
     env = dict(os.environ)
     if threads:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return harness.run_worker(__file__, dict(impl=impl, case=case, reps=reps, threads=threads), env=env)
+
+
+def goal_met(key, median):
+    """Whether a goal ratio's median meets :data:`GOALS` (``time_vs_*`` at most, the rest at least)."""
+    return median <= GOALS[key] if key.startswith('time_vs') else median >= GOALS[key]
 
 
 def summarise(rounds):
@@ -228,9 +233,7 @@ def summarise(rounds):
         memory_saving_vs_unfold=[r['unfold']['peak_mib'] / max(r['pac']['peak_mib'], 1e-9) for r in rounds])
     summary = {}
     for key, values in ratios.items():
-        median = statistics.median(values)
-        met = median <= GOALS[key] if key.startswith('time_vs') else median >= GOALS[key]
-        summary[key] = dict(median=median, min=min(values), max=max(values), goal=GOALS[key], met=met)
+        summary[key] = dict(harness.spread(values), goal=GOALS[key])
     for impl in IMPLS:
         summary[f'{impl}_time_ms'] = statistics.median(r[impl]['time_ms'] for r in rounds)
         summary[f'{impl}_peak_mib'] = statistics.median(r[impl]['peak_mib'] for r in rounds)
@@ -239,25 +242,25 @@ def summarise(rounds):
 
 def markdown_table(report):
     """The results file as Markdown: per case and thread count, the median fwd+bwd times
-    and peaks, and each goal ratio as median (min-max) with met / missed."""
+    and peaks, and each goal ratio as median (min-max), judged now against :data:`GOALS`."""
     lines = ['| case | threads | PAC ms / MiB | unfold ms / MiB | conv ms / MiB | PAC / conv time '
              '(goal <= 2) | unfold / PAC time (goal >= 3) | unfold / PAC memory (goal >= 4) |',
              '|---|---:|---:|---:|---:|---|---|---|']
     for row in report['rows']:
         cells = [f"{row[f'{impl}_time_ms']:.0f} / {row[f'{impl}_peak_mib']:.0f}" for impl in IMPLS]
         goals = [f"{row[key]['median']:.2f} ({row[key]['min']:.2f}–{row[key]['max']:.2f})"
-                 + ('' if row[key]['met'] else ' **missed**') for key in GOALS]
+                 + ('' if goal_met(key, row[key]['median']) else ' **missed**') for key in GOALS]
         lines.append(f"| {row['case']} | {row['num_threads']} | " + ' | '.join(cells + goals) + ' |')
     return '\n'.join(lines)
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    sys.path.insert(0, str(ROOT / 'benchmarks'))
     from cli_helpers import table_requested
-    from machine_info import cpu_model, vector_isa
     if table_requested(argv, RESULTS, markdown_table):
-        return
+        return None
+    if harness.serve_worker(argv, lambda spec: worker(spec['impl'], spec['case'], spec['reps'], spec['threads'])):
+        return None
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--quick', action='store_true', help='small sizes, one round')
     parser.add_argument('--rounds', type=int, help='interleaved fresh-process rounds (default 3; quick 1)')
@@ -265,53 +268,31 @@ def main(argv=None):
     parser.add_argument('--threads', type=int, nargs='+', default=[1, 0],
                         help='thread counts; 0 = torch default (all cores)')
     parser.add_argument('--out', type=Path, default=RESULTS, help='JSON output path')
-    parser.add_argument('--worker', nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.worker:
-        impl, case, reps, threads = args.worker
-        worker(impl, json.loads(case), int(reps), int(threads))
-        return
 
-    cases = [_case(c) for c in (QUICK_CASES if args.quick else FULL_CASES)]
+    cases = {c['name']: c for c in map(_case, QUICK_CASES if args.quick else FULL_CASES)}
     rounds = args.rounds or (1 if args.quick else 3)
-    measured = {}  # (threads, case name) -> list of rounds
-    for round_index in range(rounds):
-        for threads in args.threads:
-            for case in cases:
-                result = {impl: measure(impl, case, args.reps, threads) for impl in IMPLS}
-                measured.setdefault((threads, case['name']), []).append(result)
-                print(f"round {round_index + 1}/{rounds} threads={result['pac']['threads']:<2d} {case['name']:32s} "
-                      + '  '.join(f"{impl} {r['time_ms']:8.1f} ms {r['peak_mib']:7.1f} MiB"
-                                  for impl, r in result.items()), flush=True)
-
-    rows = []
-    for (threads, name), per_round in measured.items():
-        case = next(c for c in cases if c['name'] == name)
-        rows.append(dict(case=name, threads=threads, num_threads=per_round[0]['pac']['threads'],
-                         max_abs_diff_pac_vs_unfold=check_agreement(case), rounds=per_round,
-                         **summarise(per_round)))
-    print()
-    for row in rows:
-        print(f"{row['case']:32s} threads={row['num_threads']:<2d} " + ', '.join(
-            f"{key} {row[key]['median']:.2f} ({row[key]['min']:.2f}-{row[key]['max']:.2f}, "
-            f"goal {'<=' if key.startswith('time_vs') else '>='} {GOALS[key]}: "
-            f"{'met' if row[key]['met'] else 'MISSED'})" for key in GOALS))
-
-    import torch
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(dict(
-        benchmark='whole PAC layer (pac_kernel2d + conv, fwd+bwd) vs unfold layer vs F.conv (CPU)',
-        quick=args.quick, rounds=rounds, reps=args.reps, threads=args.threads,
-        torch=torch.__version__, python=platform.python_version(),
-        machine=platform.processor() or platform.machine(), cpu=cpu_model(),
-        vector_isa=vector_isa(), cpus=os.cpu_count(), load_average=os.getloadavg(),
-        date=time.strftime('%Y-%m-%d %H:%M:%S'),
+    results = harness.new_results(
+        __file__, argv, benchmark='whole PAC layer (pac_kernel2d + conv, fwd+bwd) vs unfold layer vs F.conv (CPU)',
+        threads=args.threads, rounds=rounds, quick=args.quick, reps=args.reps,
         memory_method='VmHWM after clear_refs minus VmRSS before, one call in a fresh '
         'subprocess (ru_maxrss growth where /proc is unavailable)',
         time_method='median of reps fwd+bwd calls after one warm-up call; ratios within a round, '
-        'median and range over interleaved rounds',
-        goals=GOALS, cases=cases, rows=rows), indent=2) + '\n')
-    print(f'wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}')
+        'median and range over interleaved rounds (harness.py)',
+        goals=GOALS, cases=list(cases.values()))
+    items = [(threads, name, impl) for threads in args.threads for name in cases for impl in IMPLS]
+    per_round = harness.interleaved_rounds(
+        rounds, items, lambda item, _: measure(item[2], cases[item[1]], args.reps, item[0]))
+
+    rows = []
+    for threads in args.threads:
+        for name, case in cases.items():
+            measured = [{impl: one[threads, name, impl] for impl in IMPLS} for one in per_round]
+            rows.append(dict(case=name, threads=threads, num_threads=measured[0]['pac']['threads'],
+                             max_abs_diff_pac_vs_unfold=check_agreement(case), rounds=measured,
+                             **summarise(measured)))
+    results['rows'] = rows
+    return harness.write(harness.finish(results), str(args.out), markdown_table(results))
 
 
 if __name__ == '__main__':

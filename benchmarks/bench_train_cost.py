@@ -22,20 +22,17 @@ fresh process, so its peak RSS (``ru_maxrss``, imports included) is its own;
 rounds interleave the models (the order rotating each round); a process drops
 its warm-up iterations and reports the median of the rest; the ratio to
 ResNet-50 is taken per round, and the median over rounds is reported with its
-min-max. The machine (CPU, cores, torch threads, load averages) is recorded
-before and after every process. Results go to
-``benchmarks/results/train_cost.json``; a markdown table is printed.
+min-max (``benchmarks/harness.py``). The machine (CPU, ISA, cores, torch
+threads, load averages) is recorded before and after every process. Results go
+to ``benchmarks/results/train_cost.json``; a markdown table is printed.
 """
 import argparse
 import glob
-import json
 import os
 import os.path as osp
 import resource
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -43,8 +40,8 @@ sys.path.insert(0, REPO)
 sys.path.insert(0, osp.join(REPO, 'benchmarks'))
 
 import cli_helpers  # noqa: E402
-from cli_helpers import size_key, table_requested, write_results  # noqa: E402
-from machine_info import load_average, machine  # noqa: E402
+import harness  # noqa: E402
+from cli_helpers import size_key, table_requested  # noqa: E402
 
 BASELINE = 'r50'
 CONFIG_PATTERN = osp.join(REPO, 'configs', 'mask_rcnn', 'mask-rcnn_{}_fpn_1x_coco.py')
@@ -89,7 +86,6 @@ def parse_args(argv=None):
                         help='whether other jobs shared the machine (recorded in the JSON)')
     parser.add_argument('--json', default=osp.join(REPO, 'benchmarks', 'results',
                                                    'train_cost.json'))
-    parser.add_argument('--worker', help=argparse.SUPPRESS)  # one process's spec (JSON file)
     return parser.parse_args(argv)
 
 
@@ -147,14 +143,14 @@ def _resident_mib():
         return int(statm.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2 ** 20
 
 
-def run_in_fresh_process(spec, tmp):
-    path = osp.join(tmp, f'run_{time.monotonic_ns()}.json')
-    with open(path, 'w') as f:
-        json.dump(spec, f)
-    before = machine()
-    subprocess.run([sys.executable, osp.abspath(__file__), '--worker', path], check=True)
-    with open(path + '.out') as f:
-        return dict(json.load(f), machine_before=before, machine_after=machine())
+def run_in_fresh_process(spec):
+    """``train_iterations`` of ``spec`` in a fresh worker process, with the machine before and after."""
+    return harness.run_worker(__file__, spec)
+
+
+def work(spec):
+    """The worker's side of :func:`run_in_fresh_process`."""
+    return train_iterations(spec['config'], tuple(spec['size']), spec['warmup'], spec['iters'], spec['threads'])
 
 
 def summarise(rounds, baseline=BASELINE):
@@ -168,9 +164,9 @@ def summarise(rounds, baseline=BASELINE):
         for key, short in (('seconds_per_iter', 'seconds_per_iter'), ('peak_rss_mib', 'peak_rss')):
             ratios = [r[name][key] / r[baseline][key] for r in rounds]
             row[key] = statistics.median(r[name][key] for r in rounds)
-            row.update({f'{short}_ratio': statistics.median(ratios),
-                        f'{short}_ratio_min': min(ratios), f'{short}_ratio_max': max(ratios),
-                        f'{short}_round_ratios': ratios})
+            ratio = harness.spread(ratios)
+            row.update({f'{short}_ratio': ratio['median'], f'{short}_ratio_min': ratio['min'],
+                        f'{short}_ratio_max': ratio['max'], f'{short}_round_ratios': ratios})
         row['losses_finite'] = all(r[name]['losses_finite'] for r in rounds)
         if name in CLAIMS:
             row['paper_claim'] = CLAIMS[name]
@@ -178,15 +174,36 @@ def summarise(rounds, baseline=BASELINE):
     return dict(models=models)
 
 
+def claim_verdict(claimed, low, high):
+    """A paper's claimed ratio (``'< 1'``, ``'about 1.05'``) against the measured per-round
+    range ``[low, high]``: whether the range supports it, contradicts it or cannot tell."""
+    kind, _, value = claimed.partition(' ')
+    value = float(value)
+    if kind == '<':
+        return 'holds' if high < value else 'does not hold' if low >= value else \
+            f'undecided (range crosses {value:g})'
+    if kind == 'about':
+        return f'range includes {value:g}' if low <= value <= high else f'range excludes {value:g}'
+    raise ValueError(f'unknown claim {claimed!r}')
+
+
 def markdown_table(results):
+    """Per size, a row per backbone: median s/iter and peak RSS, the median of the
+    per-round ratios to ResNet-50 with their min-max, and each paper claim judged
+    against that range now."""
     lines = []
     for key, size in results['sizes'].items():
         lines += [f'Mask R-CNN training, batch {BATCH}, {key}, {results["meta"]["threads"]} '
-                  f'thread(s):', '',
-                  '| backbone | s/iter | s/iter ratio | peak RSS MiB | RSS ratio | paper claim |',
+                  f'thread(s); ratios are medians of per-round ratios to r50 (min-max over rounds):', '',
+                  '| backbone | s/iter | s/iter ratio | peak RSS MiB | RSS ratio | paper claim (s/iter) |',
                   '| --- | --- | --- | --- | --- | --- |']
         for name, row in size['models'].items():
-            claim = row.get('paper_claim', {}).get('claimed_ratio', '-')
+            claim = '-'
+            if 'paper_claim' in row:
+                claimed = row['paper_claim']['claimed_ratio']
+                verdict = claim_verdict(claimed, row['seconds_per_iter_ratio_min'],
+                                        row['seconds_per_iter_ratio_max'])
+                claim = f'{claimed}: {verdict}'
             lines.append(
                 f'| {name} | {row["seconds_per_iter"]:.2f} | {row["seconds_per_iter_ratio"]:.2f}x '
                 f'({row["seconds_per_iter_ratio_min"]:.2f}-{row["seconds_per_iter_ratio_max"]:.2f})'
@@ -202,15 +219,10 @@ def main(argv=None):
     default_json = osp.join(REPO, 'benchmarks', 'results', 'train_cost.json')
     if table_requested(argv, default_json, markdown_table):
         return None  # printed the Markdown table of a results file
+    record = harness.serve_worker(argv, work)
+    if record is not None:
+        return record
     args = parse_args(argv)
-    if args.worker:
-        with open(args.worker) as f:
-            spec = json.load(f)
-        result = train_iterations(spec['config'], tuple(spec['size']), spec['warmup'],
-                                  spec['iters'], spec['threads'])
-        with open(args.worker + '.out', 'w') as f:
-            json.dump(result, f)
-        return result
     import torch
     rounds = args.rounds if args.rounds is not None else (1 if args.quick else 3)
     for option, value in (('--rounds', rounds), ('--iters', args.iters),
@@ -221,38 +233,28 @@ def main(argv=None):
         raise SystemExit(f'no ResNet-50 config: {CONFIG_PATTERN.format(BASELINE)}')
     threads = args.threads or torch.get_num_threads()
     table = QUICK_SIZES if args.quick else SIZES
-    sizes = {size: table.get(size, (1, 1) if args.quick else (1, 3))
+    sizes = {size_key(size): (size, *table.get(size, (1, 1) if args.quick else (1, 3)))
              for size in (args.sizes or table)}
     names = [BASELINE] + [n for n in args.models if n != BASELINE]
-    started = time.time()
-    results = dict(meta=dict(method=METHOD, batch=BATCH, boxes_per_image=BOXES_PER_IMAGE,
-                             threads=threads, rounds=rounds, quick=args.quick,
-                             machine=machine(), machine_shared=args.shared,
-                             date=time.strftime('%Y-%m-%d %H:%M:%S'),
-                             sizes={size_key(s): dict(warmup=w, iters=args.iters or n)
-                                    for s, (w, n) in sizes.items()},
-                             configs={n: osp.relpath(MODELS[n], REPO) for n in names}),
-                   claims=CLAIMS, sizes={}, runs=[])
-    per_size = {size_key(s): [] for s in sizes}
-    with tempfile.TemporaryDirectory() as tmp:
-        for index in range(rounds):
-            for size, (warmup, iters) in sizes.items():
-                shift = index % len(names)
-                one_round = {}
-                for name in names[shift:] + names[:shift]:
-                    print(f'round {index + 1}/{rounds}, {size_key(size)}, {name}', flush=True)
-                    spec = dict(config=MODELS[name], size=list(size), warmup=warmup,
-                                iters=args.iters or iters, threads=threads)
-                    record = run_in_fresh_process(spec, tmp)
-                    one_round[name] = record
-                    results['runs'].append(dict(record, round=index, size=size_key(size),
-                                                model=name))
-                per_size[size_key(size)].append({n: one_round[n] for n in names})
-    for key, size_rounds in per_size.items():
-        results['sizes'][key] = summarise(size_rounds)
-    results['meta'].update(load_average_end=load_average(),
-                           wall_seconds=round(time.time() - started))
-    return write_results(results, args.json, markdown_table(results))
+    results = harness.new_results(
+        __file__, argv, benchmark='Mask R-CNN training cost per backbone', threads=threads, rounds=rounds,
+        method=METHOD, batch=BATCH, boxes_per_image=BOXES_PER_IMAGE, quick=args.quick, machine_shared=args.shared,
+        sizes={key: dict(warmup=w, iters=args.iters or n) for key, (_, w, n) in sizes.items()},
+        configs={n: osp.relpath(MODELS[n], REPO) for n in names})
+    results.update(claims=CLAIMS, sizes={}, runs=[])
+
+    def measure(item, index):
+        key, name = item
+        size, warmup, iters = sizes[key]
+        record = run_in_fresh_process(dict(config=MODELS[name], size=list(size), warmup=warmup,
+                                           iters=args.iters or iters, threads=threads))
+        results['runs'].append(dict(record, round=index, size=key, model=name))
+        return record
+
+    per_round = harness.interleaved_rounds(rounds, [(key, name) for key in sizes for name in names], measure)
+    for key in sizes:
+        results['sizes'][key] = summarise([{name: one[key, name] for name in names} for one in per_round])
+    return harness.write(harness.finish(results), args.json, markdown_table(results))
 
 
 if __name__ == '__main__':

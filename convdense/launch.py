@@ -12,9 +12,10 @@ import os.path as osp
 from mmengine.config import Config, DictAction  # noqa: F401  (DictAction for the tools)
 
 from . import compat
+from .errors import DataError, UserError
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A problem in a config or its command-line overrides, stated in one line."""
 
 
@@ -103,8 +104,35 @@ def enable_amp(cfg):
         cfg.optim_wrapper.dtype = 'bfloat16'
 
 
+def _data_roots(node, key):
+    """``(dotted key, data_root)`` of a dataloader's dataset and of any datasets it wraps."""
+    if not isinstance(node, dict):
+        return
+    if isinstance(node.get('data_root'), str):
+        yield f'{key}.data_root', node['data_root']
+    if isinstance(node.get('dataset'), dict):
+        yield from _data_roots(node['dataset'], f'{key}.dataset')
+    for index, child in enumerate(node.get('datasets') or []):
+        yield from _data_roots(child, f'{key}.datasets.{index}')
+
+
+def check_data_roots(cfg):
+    """Fail before anything is built when the ``data_root`` of a split the config runs
+    (its dataloader and its ``{split}_cfg`` set) is a local folder that does not exist:
+    the dataset would fail only after the model is built and the log is written."""
+    for split in ('train', 'val', 'test'):
+        loader = cfg.get(f'{split}_dataloader') if cfg.get(f'{split}_cfg') else None
+        for key, root in _data_roots(loader.get('dataset') if loader else None,
+                                     f'{split}_dataloader.dataset'):
+            if root and '://' not in root and not osp.isdir(root):
+                raise DataError(f'{root}: no such data folder ({key}); put the dataset there or '
+                                f'set --cfg-options {key}=YOUR_FOLDER')
+
+
 def build_runner(cfg):
-    """mmengine's Runner, or the config's ``runner_type`` if it names one."""
+    """mmengine's Runner, or the config's ``runner_type`` if it names one, after
+    :func:`check_data_roots`."""
+    check_data_roots(cfg)
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
     from mmengine.visualization import Visualizer
@@ -135,13 +163,26 @@ def parse_with_common_options(parser, argv=None):
     return args
 
 
+def one_line(exc):
+    """The message of ``exc`` as one line. A data loader worker re-raises a worker's
+    exception with the worker's traceback in its message; its last line is the message."""
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    if len(lines) <= 1:
+        return lines[0] if lines else type(exc).__name__
+    last = lines[-1]
+    prefix = f'{type(exc).__name__}: '
+    return last.split(prefix, 1)[1] if prefix in last else last
+
+
 def run_cli(main):
-    """Run a tool's ``main``; print a :class:`ConfigError` as one line and exit 2."""
+    """Run a tool's ``main``; print a :class:`~convdense.errors.UserError` (a
+    :class:`ConfigError`, a :class:`~convdense.errors.DataError`) as one line and exit 2.
+    Any other exception is a bug and keeps its traceback."""
     import sys
     try:
         main()
-    except ConfigError as exc:
-        print(f'error: {exc}', file=sys.stderr)
+    except UserError as exc:
+        print(f'error: {one_line(exc)}', file=sys.stderr)
         sys.exit(2)
     except TypeError as exc:
         if 'unexpected keyword argument' in str(exc):

@@ -5,7 +5,7 @@ mmdet and mmseg read malformed data without a word: a COCO annotation without
 polygon with fewer than 3 points is silently dropped, a missing image shows up
 hours later, and a segmentation label outside ``num_classes`` is silently
 left out of ``IoUMetric``'s histogram (a wrong mIoU) or crashes the loss. The
-checks here fail early with a one-line ``ValueError`` naming the file and what
+checks here fail early with a one-line ``DataError`` (a ``ValueError``) naming the file and what
 was expected, or skip what mmdet legitimately skips and say how many in the log.
 
 ``CheckedCocoDataset`` (``type='convdense.CheckedCocoDataset'``) is mmdet's
@@ -22,6 +22,7 @@ import os.path as osp
 
 import numpy as np
 
+from ..errors import DataError
 from ..registry import DATASETS, TRANSFORMS
 
 _IMAGE_KEYS = ('id', 'file_name', 'width', 'height')
@@ -38,28 +39,28 @@ COCO_SKIPS = {
 
 def _load_json(path):
     if not osp.isfile(path):
-        raise ValueError(f'{path}: no such annotation file')
+        raise DataError(f'{path}: no such annotation file')
     try:
         with open(path) as f:
             return json.load(f)
     except json.JSONDecodeError as exc:
-        raise ValueError(f'{path}: not valid JSON ({exc})') from None
+        raise DataError(f'{path}: not valid JSON ({exc})') from None
 
 
 def _check_polygons(path, ann, skipped):
     segmentation = ann['segmentation']
     if isinstance(segmentation, dict):  # RLE (crowd regions)
         if 'counts' not in segmentation or 'size' not in segmentation:
-            raise ValueError(f"{path}: annotation {ann['id']}: RLE segmentation needs "
-                             f"'counts' and 'size', got keys {sorted(segmentation)}")
+            raise DataError(f"{path}: annotation {ann['id']}: RLE segmentation needs "
+                            f"'counts' and 'size', got keys {sorted(segmentation)}")
         return
     if not isinstance(segmentation, list):
-        raise ValueError(f"{path}: annotation {ann['id']}: segmentation must be a list of "
-                         f'polygons or an RLE dict, got {type(segmentation).__name__}')
+        raise DataError(f"{path}: annotation {ann['id']}: segmentation must be a list of "
+                        f'polygons or an RLE dict, got {type(segmentation).__name__}')
     for polygon in segmentation:
         if not isinstance(polygon, list) or len(polygon) % 2:
-            raise ValueError(f"{path}: annotation {ann['id']}: a polygon must be a flat list "
-                             f'of x, y pairs, got {str(polygon)[:60]}')
+            raise DataError(f"{path}: annotation {ann['id']}: a polygon must be a flat list "
+                            f'of x, y pairs, got {str(polygon)[:60]}')
         if len(polygon) < 6:
             skipped['short_polygon'] += 1
 
@@ -80,16 +81,16 @@ def check_coco_file(path, image_dir=None, with_mask=True, class_names=None):
         reasons of :data:`COCO_SKIPS`.
 
     Raises:
-        ValueError: naming the file (and image / annotation id) and what was expected.
+        DataError: naming the file (and image / annotation id) and what was expected.
     """
     data = _load_json(path)
     if not isinstance(data, dict):
-        raise ValueError(f'{path}: expected a JSON object with images, annotations and '
-                         f'categories, got a {type(data).__name__}')
+        raise DataError(f'{path}: expected a JSON object with images, annotations and '
+                        f'categories, got a {type(data).__name__}')
     for key in ('images', 'annotations', 'categories'):
         if not isinstance(data.get(key), list):
-            raise ValueError(f"{path}: missing key '{key}' (a COCO instances file has lists "
-                             f"'images', 'annotations' and 'categories')")
+            raise DataError(f"{path}: missing key '{key}' (a COCO instances file has lists "
+                            f"'images', 'annotations' and 'categories')")
     categories = {c.get('id') for c in data['categories'] if isinstance(c, dict)}
     class_ids = None if class_names is None else {
         c.get('id') for c in data['categories'] if c.get('name') in set(class_names)}
@@ -97,8 +98,8 @@ def check_coco_file(path, image_dir=None, with_mask=True, class_names=None):
     for index, image in enumerate(data['images']):
         missing = [k for k in _IMAGE_KEYS if k not in image]
         if missing:
-            raise ValueError(f'{path}: images[{index}] lacks {missing} (each image needs '
-                             f'{list(_IMAGE_KEYS)})')
+            raise DataError(f'{path}: images[{index}] lacks {missing} (each image needs '
+                            f'{list(_IMAGE_KEYS)})')
         images[image['id']] = image
     skipped = dict.fromkeys(COCO_SKIPS, 0)
     for index, ann in enumerate(data['annotations']):
@@ -107,24 +108,24 @@ def check_coco_file(path, image_dir=None, with_mask=True, class_names=None):
             missing.append('segmentation')
         if missing:
             name = f"annotation {ann['id']}" if 'id' in ann else f'annotations[{index}]'
-            raise ValueError(f'{path}: {name} lacks {missing} (each annotation needs '
-                             f"{list(_ANNOTATION_KEYS)}{' and segmentation' if with_mask else ''})")
+            raise DataError(f'{path}: {name} lacks {missing} (each annotation needs '
+                            f"{list(_ANNOTATION_KEYS)}{' and segmentation' if with_mask else ''})")
         name = f"annotation {ann['id']}"
         if ann['image_id'] not in images:
-            raise ValueError(f"{path}: {name} refers to image_id {ann['image_id']}, which is "
-                             f"not in 'images'")
+            raise DataError(f"{path}: {name} refers to image_id {ann['image_id']}, which is "
+                            f"not in 'images'")
         if ann['category_id'] not in categories:
-            raise ValueError(f"{path}: {name} has category_id {ann['category_id']}, which is "
-                             f"not in 'categories'")
+            raise DataError(f"{path}: {name} has category_id {ann['category_id']}, which is "
+                            f"not in 'categories'")
         box = ann['bbox']
         if (not isinstance(box, list) or len(box) != 4
                 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in box)):
-            raise ValueError(f'{path}: {name}: bbox must be 4 finite numbers [x, y, w, h], '
-                             f'got {box!r}')
+            raise DataError(f'{path}: {name}: bbox must be 4 finite numbers [x, y, w, h], '
+                            f'got {box!r}')
         x, y, w, h = box
         if w < 0 or h < 0:
-            raise ValueError(f'{path}: {name}: bbox {box} has a negative width or height '
-                             f'(COCO boxes are [x, y, w, h] with w, h >= 0)')
+            raise DataError(f'{path}: {name}: bbox {box} has a negative width or height '
+                            f'(COCO boxes are [x, y, w, h] with w, h >= 0)')
         if class_ids is not None and ann['category_id'] not in class_ids:
             continue
         image = images[ann['image_id']]
@@ -139,8 +140,8 @@ def check_coco_file(path, image_dir=None, with_mask=True, class_names=None):
         absent = [osp.join(image_dir, image['file_name']) for image in images.values()
                   if not osp.isfile(osp.join(image_dir, image['file_name']))]
         if absent:
-            raise ValueError(f'{path}: {len(absent)} of {len(images)} image files are missing, '
-                             f'first {absent[0]}')
+            raise DataError(f'{path}: {len(absent)} of {len(images)} image files are missing, '
+                            f'first {absent[0]}')
     return dict(images=len(images), annotations=len(data['annotations']), skipped=skipped)
 
 
@@ -221,8 +222,8 @@ class CheckSegLabels:
             name = results.get('seg_map_path', 'segmentation map')
             shift = ' (after reduce_zero_label: stored value - 1)' \
                 if results.get('reduce_zero_label') else ''
-            raise ValueError(f'{name}: labels {bad[:8].tolist()}{shift} are outside 0..'
-                             f'{self.num_classes - 1} and not the ignore index {self.ignore_index}')
+            raise DataError(f'{name}: labels {bad[:8].tolist()}{shift} are outside 0..'
+                            f'{self.num_classes - 1} and not the ignore index {self.ignore_index}')
         return results
 
     def __repr__(self):

@@ -26,10 +26,21 @@ def test_slope_matches_numpy_polyfit_after_the_warmup(bench):
 def test_verdict_flags_a_leak_and_passes_a_flat_run(bench):
     flat = [500_000.0 + (i % 3) * 100 for i in range(100)]
     leaking = [500_000.0 + 64 * i for i in range(100)]  # 64 KiB per iteration
-    assert bench.verdict(flat, max_slope_kib=32)['flat']
+    assert bench.is_flat(bench.verdict(flat, max_slope_kib=32))
     result = bench.verdict(leaking, max_slope_kib=32)
-    assert not result['flat'] and result['slope_kib_per_iter'] == pytest.approx(64)
-    assert result['warmup_iters'] == 20
+    assert not bench.is_flat(result) and result['slope_kib_per_iter'] == pytest.approx(64)
+    assert result['warmup_iters'] == 20 and 'flat' not in result  # judged when read, not stored
+
+
+def test_table_reads_both_layouts_and_judges_the_slope(bench):
+    result = dict(bench.verdict([500_000.0 + 64 * i for i in range(100)], max_slope_kib=32),
+                  live_tensor_slope_kib_per_iter=0.0, flat=True)  # a stale stored verdict
+    old = dict(iters=100, machine=dict(cpu='x'), models=dict(maskrcnn=result))
+    new = dict(meta=dict(iters=100, machine_before=dict(cpu='x')), models=dict(maskrcnn=result))
+    table = bench.markdown_table(old)
+    assert table == bench.markdown_table(new)
+    assert table.splitlines()[-1] == ('| maskrcnn | 100 (first 20 dropped) | 64.0 (<= 32) | **no** | '
+                                      '489.5 -> 494.5 | 0.0 |')
 
 
 @pytest.mark.parametrize('values, warmup, message', [([1.0], 0.0, 'at least 2'),

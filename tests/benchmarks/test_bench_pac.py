@@ -1,5 +1,7 @@
 """``benchmarks/bench_pac.py``: its unfold reference layer is the PAC layer (values and
 gradients), and the goal ratios are per-round ratios summarised by median and range."""
+import json
+
 import pytest
 import torch
 
@@ -35,26 +37,53 @@ def test_goal_ratios_are_medians_of_per_round_ratios(bench):
     summary = bench.summarise(rounds)
     assert summary['time_vs_conv']['median'] == pytest.approx(2.0)  # 2.0, 2.5, 1.2
     assert (summary['time_vs_conv']['min'], summary['time_vs_conv']['max']) == pytest.approx((1.2, 2.5))
-    assert summary['time_vs_conv']['met']  # <= 2x
+    assert bench.goal_met('time_vs_conv', summary['time_vs_conv']['median'])  # <= 2x
     assert summary['speedup_vs_unfold']['median'] == pytest.approx(2.5)  # 4, 2.5, 2.5
-    assert not summary['speedup_vs_unfold']['met']  # < 3x
+    assert not bench.goal_met('speedup_vs_unfold', 2.5)  # < 3x
     assert summary['memory_saving_vs_unfold']['median'] == pytest.approx(5.0)  # 5, 3, 8
-    assert summary['memory_saving_vs_unfold']['met'] and summary['pac_time_ms'] == 12
+    assert summary['pac_time_ms'] == 12
+    assert all('met' not in summary[key] for key in bench.GOALS)  # judged when rendered, not stored
     table = bench.markdown_table(dict(rows=[dict(case='c', num_threads=2, **summary)]))
     assert table.splitlines()[-1] == ('| c | 2 | 12 / 10 | 40 / 40 | 8 / 1 | 2.00 (1.20–2.50) | '
                                       '2.50 (2.50–4.00) **missed** | 5.00 (3.00–8.00) |')
+    # a results file written before the harness stored verdicts: the numbers decide, not them
+    stale = {key: dict(summary[key], met=key == 'speedup_vs_unfold') if key in bench.GOALS else value
+             for key, value in summary.items()}
+    assert bench.markdown_table(dict(rows=[dict(case='c', num_threads=2, **stale)])) == table
 
 
 def test_fresh_process_peak_is_the_layers_not_its_imports(bench):
     """A tiny PAC layer in a fresh worker process reports a few MiB of peak, not the
     ~100 MiB that importing convdense (mmengine) adds when it happens inside the
-    measured call."""
-    import json
-    import subprocess
-    import sys
+    measured call; the harness adds the machine before and after."""
     case = bench._case(dict(name='t', k=3, size=16, channels=4, guide_channels=2))
-    child = subprocess.run([sys.executable, str(bench.ROOT / 'benchmarks/bench_pac.py'), '--worker',
-                            'pac', json.dumps(case), '1', '1'], capture_output=True, text=True,
-                           cwd=bench.ROOT, check=True)
-    result = json.loads(child.stdout.strip().splitlines()[-1])
+    result = bench.measure('pac', case, reps=1, threads=1)
     assert 0 <= result['peak_mib'] < 30, result
+    assert result['threads'] == 1 and result['time_ms'] > 0
+    assert result['machine_before']['vector_isa'] == result['machine_after']['vector_isa']
+
+
+def test_quick_run_writes_the_harness_layout(bench, tmp_path, monkeypatch):
+    """The rounds interleave every (threads, case, implementation) with the order rotating,
+    and the file has the harness's meta; the measurement itself is faked."""
+    calls = []
+
+    def fake(impl, case, reps, threads):
+        calls.append((threads, case['name'], impl))
+        return dict(time_ms=dict(pac=2.0, unfold=8.0, conv=1.0)[impl],
+                    peak_mib=dict(pac=1.0, unfold=5.0, conv=1.0)[impl], threads=threads,
+                    machine_before={}, machine_after={})
+
+    monkeypatch.setattr(bench, 'measure', fake)
+    monkeypatch.setattr(bench, 'check_agreement', lambda case: 0.0)
+    out = tmp_path / 'pac.json'
+    results = bench.main(['--quick', '--rounds', '2', '--threads', '1', '--out', str(out)])
+    items = len(bench.QUICK_CASES) * len(bench.IMPLS)
+    assert len(calls) == 2 * items and calls[items] == calls[1] and calls[0] == calls[2 * items - 1]
+    meta = results['meta']
+    assert meta['command'] == 'python benchmarks/bench_pac.py --quick --rounds 2 --threads 1 --out ' + str(out)
+    assert (meta['threads'], meta['rounds'], meta['goals']) == ([1], 2, bench.GOALS)
+    assert {'cpu', 'vector_isa', 'load_average'} <= set(meta['machine_before']) & set(meta['machine_after'])
+    row = results['rows'][0]
+    assert row['time_vs_conv'] == dict(median=2.0, min=2.0, max=2.0, goal=2.0) and len(row['rounds']) == 2
+    assert json.loads(out.read_text())['rows'][0]['case'] == row['case']

@@ -51,10 +51,18 @@ def test_ratios_are_per_round_medians_with_range(bench):
         bench.summarise([{'res2net-50': _record(1, 1)}])
 
 
+@pytest.mark.parametrize('claimed, low, high, verdict', [
+    ('< 1', 0.85, 0.95, 'holds'), ('< 1', 0.855, 1.081, 'undecided (range crosses 1)'),
+    ('< 1', 1.0, 1.1, 'does not hold'), ('about 1.05', 1.10, 1.19, 'range excludes 1.05'),
+    ('about 1.05', 0.84, 1.06, 'range includes 1.05')])
+def test_paper_claims_are_judged_against_the_range(bench, claimed, low, high, verdict):
+    assert bench.claim_verdict(claimed, low, high) == verdict
+
+
 def test_models_interleave_in_fresh_processes(bench, monkeypatch, tmp_path):
     specs = []
 
-    def fake(spec, tmp):
+    def fake(spec):
         specs.append(spec)
         seconds = 2.0 if 'r50' in spec['config'] else 1.0
         return dict(_record(seconds, 900), iter_seconds=[seconds], machine_before={},
@@ -70,6 +78,7 @@ def test_models_interleave_in_fresh_processes(bench, monkeypatch, tmp_path):
     assert row['seconds_per_iter_ratio'] == 0.5 and row['peak_rss_ratio'] == 1.0
     assert [(r['round'], r['model']) for r in result['runs']][:2] == [(0, 'r50'),
                                                                      (0, 'oct-resnet-50')]
+    assert result['meta']['command'].startswith('python benchmarks/bench_train_cost.py --sizes 64x64 ')
     with pytest.raises(SystemExit, match='--rounds must be >= 1, got 0'):
         bench.main(['--rounds', '0'])
     with pytest.raises(SystemExit, match=r"at least 32x32 .*got '16x16'"):
@@ -83,7 +92,8 @@ def test_quick_smoke_run_writes_the_promised_json(bench, tmp_path):
     meta = result['meta']
     assert (meta['batch'], meta['threads'], meta['rounds']) == (2, 1, 1)
     assert meta['sizes'] == {'64x64': dict(warmup=1, iters=1)}
-    assert set(meta['machine']) >= {'cpu', 'cores', 'torch_threads', 'load_average'}
+    for key in ('machine_before', 'machine_after'):
+        assert set(meta[key]) >= {'cpu', 'vector_isa', 'cores', 'torch_threads', 'load_average'}
     row = result['sizes']['64x64']['models']['r50']
     assert row['seconds_per_iter'] > 0 and row['losses_finite'] is True
     assert row['peak_rss_mib'] > 100 and row['seconds_per_iter_ratio'] == 1.0

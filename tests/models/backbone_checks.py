@@ -202,7 +202,7 @@ METRIC_KEYS = {'det': ('coco/bbox_mAP', 'coco/segm_mAP'), 'seg': ('mIoU', 'aAcc'
 
 
 def assert_end_to_end(config, kind, work_dir, iters=6):
-    """Train ``config`` on the lead's tiny generated dataset, checkpoint, test the
+    """Train ``config`` on the tiny generated dataset of ``tests/helpers/e2e.py``, checkpoint, test the
     checkpoint with tools/test.py: the loss falls and the metrics are reported."""
     from tests.helpers.e2e import train_and_test
     result = train_and_test(str(config), str(work_dir), kind=kind, iters=iters)

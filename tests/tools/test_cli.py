@@ -32,8 +32,9 @@ def test_misspelt_override_parent_key():
 
 
 def test_unknown_argument_of_a_module(tmp_path):
+    roots = [f'{split}_dataloader.dataset.data_root={tmp_path}' for split in ('train', 'val', 'test')]
     result = run_tool('tools/train.py', BASELINE, '--work-dir', str(tmp_path),
-                      '--cfg-options', 'model.backbone.no_such_option=1')
+                      '--cfg-options', 'model.backbone.no_such_option=1', *roots)
     assert_one_line_error(result, "unexpected keyword argument 'no_such_option'")
 
 
