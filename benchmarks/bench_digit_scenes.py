@@ -42,6 +42,9 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, osp.join(ROOT, 'tools'))
 sys.path.insert(0, osp.join(ROOT, 'benchmarks'))
+sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis'))
+
+import numpy as np  # noqa: E402
 
 import digit_scenes_demo as runs  # noqa: E402
 from convdense import launch  # noqa: E402
@@ -53,6 +56,10 @@ DEFAULT_ITERS = {'cls': 300, 'det': 1000, 'seg': 1000}
 #: the pointing game of the chain: (section name, region, tolerance in px)
 POINTING_GAMES = (('box15', 'box', 15), ('mask0', 'mask', 0))
 CAM_IMAGES = 40  # test scenes scored by the pointing game
+#: the figure: Grad-CAM of this test scene's first digit, every detector, at this stage
+FIGURE_SCENE, FIGURE_LAYER = '000001.png', 'layer1'
+CAM_MAPS = osp.join(ROOT, 'benchmarks', 'results', 'cam_maps')
+FIGURE = osp.join(ROOT, 'docs', 'images', 'cam_digit_scenes.png')
 VALIDATIONS = 3  # validation runs per training (the best checkpoint is tested)
 # A results section holds models trained with the same values of these.
 SCHEDULE_KEYS = ('iters', 'scenes', 'from_scratch')
@@ -222,6 +229,58 @@ def pointing_game(work_dir, key, checkpoint, data_root, images=CAM_IMAGES):
     return reports
 
 
+def figure_category(data_root):
+    """Name of the first digit annotated in the figure's scene."""
+    with open(osp.join(data_root, 'annotations', 'instances_test.json')) as f:
+        coco = json.load(f)
+    image = next(i for i in coco['images'] if i['file_name'] == FIGURE_SCENE)
+    category = next(a['category_id'] for a in coco['annotations'] if a['image_id'] == image['id'])
+    return next(c['name'] for c in coco['categories'] if c['id'] == category)
+
+
+def save_figure_maps(work_dir, key, checkpoint, data_root, maps_dir=CAM_MAPS):
+    """Grad-CAM of the figure scene's first digit from the trained detector of record
+    ``key`` at every backbone stage (``tools/analysis/visualize_cam.py``, fresh
+    process), kept as ``maps_dir/KEY.npy`` (float16, stages x H x W): the figure is
+    drawn from these files, so it outlives the checkpoints."""
+    backbone = key.partition(':')[0]
+    out_dir = osp.join(run_dir(work_dir, 'det', key), 'cam_figure')
+    command = [sys.executable, osp.join(ROOT, 'tools', 'analysis', 'visualize_cam.py'),
+               runs.config_path('det', backbone), checkpoint,
+               '--img', osp.join(data_root, 'images', 'test', FIGURE_SCENE),
+               '--target-category', figure_category(data_root), '--names', key, '--out-dir', out_dir]
+    if subprocess.run(command, stdout=subprocess.DEVNULL).returncode != 0:
+        raise RuntimeError(f'CAM figure maps of {key} failed: {" ".join(command)}')
+    with open(osp.join(out_dir, 'summary.json')) as f:
+        layers = [layer.replace('backbone.', '') for layer in json.load(f)['models'][0]['layers']]
+    maps = np.load(osp.join(out_dir, key, osp.splitext(FIGURE_SCENE)[0] + '.npy'))
+    os.makedirs(maps_dir, exist_ok=True)
+    np.save(osp.join(maps_dir, f'{key}.npy'), maps.astype(np.float16))
+    with open(osp.join(maps_dir, f'{key}.json'), 'w') as f:
+        json.dump(dict(scene=FIGURE_SCENE, category=figure_category(data_root), layers=layers), f)
+
+
+def write_figure(data_root, maps_dir=CAM_MAPS, out=FIGURE, layer=FIGURE_LAYER):
+    """The README figure from the saved maps: the figure scene, then each detector's
+    Grad-CAM at ``layer`` (ResNet-50 first), with pytorch-grad-cam's overlay."""
+    import visualize_cam
+    from PIL import Image
+    keys = sorted((n[:-4] for n in os.listdir(maps_dir) if n.endswith('.npy')), key=row_order)
+    if not keys:
+        raise FileNotFoundError(f'no saved CAM maps in {maps_dir}: run a --chain first')
+    image = np.asarray(Image.open(osp.join(data_root, 'images', 'test', FIGURE_SCENE)).convert('RGB'))
+    overlays, titles = {}, {}
+    for key in keys:
+        with open(osp.join(maps_dir, f'{key}.json')) as f:
+            info = json.load(f)
+        cam = np.load(osp.join(maps_dir, f'{key}.npy'))[info['layers'].index(layer)].astype(np.float32)
+        overlays[row_label(key)] = [visualize_cam.overlay(image, cam)]
+        titles[row_label(key)] = [f"digit {info['category']}, {layer}"]
+    os.makedirs(osp.dirname(out), exist_ok=True)
+    visualize_cam.write_grid(out, [(f'test scene {FIGURE_SCENE}', image)], list(overlays), overlays, titles)
+    return out
+
+
 def merge_pointing_game(path, key, reports):
     """Put ``key``'s pointing-game reports into the ``cam`` section of the results at
     ``path`` (same file lock and atomic replace as :func:`merge`)."""
@@ -288,6 +347,8 @@ def main(argv=None):
     parser.add_argument('--classifier-variant', help='det/seg start from this variant\'s classifier')
     parser.add_argument('--cfg-options', nargs='+', action=launch.DictAction, default={},
                         help='override entries of the trained configs, key=value (with --variant)')
+    parser.add_argument('--figure', action='store_true',
+                        help=f'draw {osp.relpath(FIGURE, ROOT)} from the saved CAM maps and exit')
     parser.add_argument('--one', nargs=2, metavar=('TASK', 'BACKBONE'), help=argparse.SUPPRESS)
     parser.add_argument('--one-out', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -319,6 +380,10 @@ def main(argv=None):
             print('\n' + format_cam_table(results))
         return
     data_root = osp.join(args.work_dir, 'data') if list(args.scenes) != [1000, 100, 100] else runs.DATA_ROOT
+    if args.figure:
+        from make_digit_scenes import ensure_digit_scenes
+        print('written:', write_figure(ensure_digit_scenes(data_root, scenes=tuple(args.scenes))))
+        return
 
     if args.one:  # the child process: one task and backbone
         task, backbone = args.one
@@ -359,8 +424,11 @@ def main(argv=None):
                           wall_seconds=round(time.time() - start))
             results = merge(args.out, task, section, key, record)
             if task == 'det' and args.chain:
+                checkpoint = osp.join(ROOT, record['checkpoint'])
                 results = merge_pointing_game(args.out, key, pointing_game(
-                    args.work_dir, key, osp.join(ROOT, record['checkpoint']), data_root))
+                    args.work_dir, key, checkpoint, data_root))
+                save_figure_maps(args.work_dir, key, checkpoint, data_root)
+                write_figure(data_root)
     if results:
         print('\n' + format_table(results))
     if failed:

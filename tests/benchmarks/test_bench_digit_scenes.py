@@ -170,3 +170,25 @@ def test_demo_prints_what_a_model_that_learnt_nothing_scores(demo, tmp_path):
     assert all(value == 0 for value in trivial['det'].values())
     table = demo.format_table({'r50': {'cls': dict(test={'digits/top1': 0.5})}}, ['cls'], trivial)
     assert table.splitlines()[-1] == f"| trivial (learnt nothing) | {trivial['cls']['digits/top1']:.3f} |"
+
+
+def test_cam_figure_is_drawn_from_the_saved_maps(bench, tmp_path):
+    import numpy as np
+    from PIL import Image
+    maker = load_script('tools/make_digit_scenes.py')
+    root = maker.ensure_digit_scenes(str(tmp_path / 'scenes'), seed=1, scenes=(2, 2, 2))
+    category = bench.figure_category(root)
+    assert category in [str(d) for d in range(10)]
+    maps = tmp_path / 'maps'
+    with pytest.raises(FileNotFoundError, match='no saved CAM maps'):
+        bench.write_figure(root, str(tmp_path), str(tmp_path / 'none.png'))
+    maps.mkdir()
+    for key in ('oct-resnet-50', 'r50'):
+        cam = np.zeros((4, 128, 128), np.float16)
+        cam[0, 10:20, 30:40] = 1
+        np.save(maps / f'{key}.npy', cam)
+        (maps / f'{key}.json').write_text(json.dumps(dict(scene=bench.FIGURE_SCENE, category=category,
+                                                          layers=['layer1', 'layer2', 'layer3', 'layer4'])))
+    out = bench.write_figure(root, str(maps), str(tmp_path / 'figure.png'))
+    width, height = Image.open(out).size
+    assert width > 2.5 * height  # the scene and two detectors side by side
