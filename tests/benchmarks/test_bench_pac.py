@@ -58,3 +58,29 @@ def test_fresh_process_peak_is_the_layers_not_its_imports(bench):
                            cwd=bench.ROOT, check=True)
     result = json.loads(child.stdout.strip().splitlines()[-1])
     assert 0 <= result['peak_mib'] < 30, result
+
+
+def test_cuda_goals_judge_only_the_ratios_against_unfold(bench):
+    rounds = [dict(pac=dict(time_ms=2.0, peak_mib=100.0), unfold=dict(time_ms=30.0, peak_mib=700.0),
+                   conv=dict(time_ms=1.0, peak_mib=50.0))]
+    summary = bench.summarise(rounds, bench.CUDA_GOALS)
+    assert summary['time_vs_conv']['met'] is None and summary['time_vs_conv']['median'] == 2.0
+    assert summary['speedup_vs_unfold']['met']  # 15x >= 10x
+    assert not summary['memory_saving_vs_unfold']['met']  # 7x < 8x
+    table = bench.markdown_table(dict(goals=bench.CUDA_GOALS,
+                                      rows=[dict(case='c', num_threads=1, **summary)])).splitlines()
+    assert table[0].endswith('| PAC / conv time | unfold / PAC time (goal >= 10) | '
+                             'unfold / PAC memory (goal >= 8) |')
+    assert table[-1].endswith('| 2.00 (2.00–2.00) | 15.00 (15.00–15.00) | 7.00 (7.00–7.00) **missed** |')
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='the refusal is for a machine without CUDA')
+def test_device_cuda_without_a_gpu_is_a_one_line_error(bench, tmp_path):
+    import subprocess
+    import sys
+    child = subprocess.run([sys.executable, str(bench.ROOT / 'benchmarks/bench_pac.py'), '--device',
+                            'cuda', '--out', str(tmp_path / 'x.json')], capture_output=True, text=True,
+                           cwd=bench.ROOT, timeout=120)
+    assert child.returncode == 2
+    assert child.stderr.strip().startswith('error: --device cuda: torch') and '\n' not in child.stderr.strip()
+    assert not (tmp_path / 'x.json').exists()
