@@ -1,7 +1,8 @@
 """One process with batch B against ``tools/dist_train.sh`` with two gloo
 processes of batch B/2: the same losses at every iteration and the same final
 weights (a BN-free model, so no statistic depends on the per-process batch);
-``tools/dist_test.sh`` evaluates that checkpoint like ``tools/test.py``.
+``tools/dist_test.sh`` (two processes) and ``tools/slurm_test.sh`` (one task)
+evaluate that checkpoint alike.
 
 The PAC (lite) flow config trains on fixed 64x64 regions without flips, so a
 sample's content does not depend on the process that draws it; mmengine's
@@ -9,8 +10,9 @@ sample's content does not depend on the process that draws it; mmengine's
 so each iteration sees the same samples in both runs.
 
 The Slurm scripts run under a stand-in ``srun`` that records its arguments and
-starts one task with the variables Slurm sets; ``--auto-scale-lr`` is checked
-against mmengine's rule (lr x world size x batch / base_batch_size).
+starts one task with the variables Slurm sets (mmengine's slurm launcher on
+gloo); ``--auto-scale-lr`` is checked against mmengine's rule (lr x world size x
+batch / base_batch_size) with one Slurm task and two torchrun processes.
 """
 import json
 import os
@@ -72,23 +74,6 @@ def test_two_gloo_processes_train_like_one(two_runs):
     assert train_runs.max_difference(state, theirs['state_dict']) <= 1e-5
 
 
-def test_dist_test_evaluates_like_one_process(two_runs):
-    tmp_path, config = two_runs
-    checkpoint = tmp_path / 'two' / f'iter_{ITERS}.pth'
-    env = train_runs.child_env()
-    run_script('-c', 'exec python tools/test.py "$@"', 'test', config, checkpoint, '--work-dir',
-               tmp_path / 'test_one', '--out', tmp_path / 'one_metrics.json', env=env)
-    run_script('tools/dist_test.sh', config, checkpoint, '2', '--work-dir', tmp_path / 'test_two',
-               '--out', tmp_path / 'two_metrics.json', env=env)
-    one = json.loads((tmp_path / 'one_metrics.json').read_text())
-    two = json.loads((tmp_path / 'two_metrics.json').read_text())
-    assert one and one.keys() == two.keys()
-    for key, value in one.items():
-        assert two[key] == pytest.approx(value, rel=1e-5, abs=1e-7), key
-    logs = ''.join(p.read_text() for p in (tmp_path / 'test_two').glob('*/*.log'))
-    assert 'Distributed launcher: pytorch' in logs and 'Distributed training: True' in logs
-
-
 FAKE_SRUN = r"""#!/usr/bin/env bash
 # srun stand-in: record the arguments, drop srun's options, run the command as task 0 of 1
 printf '%s\n' "$@" > "$SRUN_RECORD"
@@ -113,32 +98,40 @@ def _slurm_env(tmp_path):
     return env
 
 
-def test_slurm_scripts_pass_upstream_arguments_and_run_one_task(tmp_path):
-    config = train_runs.pac_flow_config(str(tmp_path / 'slurm.py'), iters=2, checkpoint_interval=2,
-                                        batch_size=2)
-    env = _slurm_env(tmp_path)
-    srun_options = ['-p', 'dev', '--job-name=convdense', '--gres=gpu:1', '--ntasks=1',
-                    '--ntasks-per-node=1', '--cpus-per-task=2', '--kill-on-bad-exit=1',
-                    '--qos=low', '--time=5']
-    work_dir = tmp_path / 'work'
-    run_script('tools/slurm_train.sh', 'dev', 'convdense', config, work_dir, env=env)
-    args = (tmp_path / 'srun_args.txt').read_text().splitlines()
-    command = len(srun_options)  # then: python -u .../tools/train.py ...
-    assert args[:command] == srun_options and args[command + 1] == '-u'
-    assert args[command + 2].endswith('tools/train.py')
-    assert args[command + 3:] == [config, f'--work-dir={work_dir}', '--launcher=slurm']
-    log = ''.join(p.read_text() for p in work_dir.glob('*/*.log'))
-    assert 'Distributed launcher: slurm' in log and 'Distributed world size: 1' in log
-    assert (work_dir / 'iter_2.pth').is_file()
+SRUN_OPTIONS = ['-p', 'dev', '--job-name=convdense', '--gres=gpu:1', '--ntasks=1',
+                '--ntasks-per-node=1', '--cpus-per-task=2', '--kill-on-bad-exit=1', '--qos=low',
+                '--time=5']
 
-    out = tmp_path / 'metrics.json'
-    run_script('tools/slurm_test.sh', 'dev', 'convdense', config, work_dir / 'iter_2.pth',
-               '--out', out, env=env)
+
+def _srun_command(tmp_path, script):
+    """What the stand-in srun was asked to run, after checking srun's options."""
     args = (tmp_path / 'srun_args.txt').read_text().splitlines()
-    assert args[:command] == srun_options and args[command + 2].endswith('tools/test.py')
-    assert args[command + 3:] == [config, str(work_dir / 'iter_2.pth'), '--launcher=slurm',
-                                  '--out', str(out)]
-    assert json.loads(out.read_text())
+    command = len(SRUN_OPTIONS)  # then: python -u .../tools/SCRIPT ...
+    assert args[:command] == SRUN_OPTIONS and args[command + 1] == '-u'
+    assert args[command + 2].endswith(f'tools/{script}')
+    return args[command + 3:]
+
+
+def test_dist_test_and_slurm_test_evaluate_alike(two_runs):
+    """The two-process checkpoint evaluated by 2 torchrun processes and by 1 Slurm task."""
+    tmp_path, config = two_runs
+    checkpoint = tmp_path / 'two' / f'iter_{ITERS}.pth'
+    run_script('tools/dist_test.sh', config, checkpoint, '2', '--work-dir', tmp_path / 'test_two',
+               '--out', tmp_path / 'two_metrics.json', env=train_runs.child_env())
+    out = tmp_path / 'slurm_metrics.json'
+    run_script('tools/slurm_test.sh', 'dev', 'convdense', config, checkpoint, '--work-dir',
+               tmp_path / 'test_slurm', '--out', out, env=_slurm_env(tmp_path))
+    assert _srun_command(tmp_path, 'test.py') == [
+        config, str(checkpoint), '--launcher=slurm', '--work-dir', str(tmp_path / 'test_slurm'),
+        '--out', str(out)]
+    one = json.loads(out.read_text())
+    two = json.loads((tmp_path / 'two_metrics.json').read_text())
+    assert one and one.keys() == two.keys()
+    for key, value in one.items():
+        assert two[key] == pytest.approx(value, rel=1e-5, abs=1e-7), key
+    for run, launcher in (('test_two', 'pytorch'), ('test_slurm', 'slurm')):
+        log = ''.join(p.read_text() for p in (tmp_path / run).glob('*/*.log'))
+        assert f'Distributed launcher: {launcher}' in log, run
 
 
 def _with_base_batch_size(path, base_batch_size):
@@ -149,17 +142,22 @@ def _with_base_batch_size(path, base_batch_size):
 
 def _base_lr(work_dir, iters):
     checkpoint = train_runs.load_checkpoint(work_dir / f'iter_{iters}.pth')
-    return checkpoint['param_schedulers'][0]['base_lrs'][0]
+    return checkpoint['param_schedulers'][0]['base_values'][0]  # the lr the schedule starts from
 
 
-def test_auto_scale_lr_scales_by_world_size_times_batch(launcher, tmp_path):
+def test_slurm_train_and_auto_scale_lr_by_world_size_times_batch(tmp_path):
+    """slurm_train.sh runs one task through mmengine's slurm launcher; --auto-scale-lr
+    multiplies the lr by world size x batch / base_batch_size there and under torchrun."""
     config = _with_base_batch_size(train_runs.pac_flow_config(
         str(tmp_path / 'scale.py'), iters=1, checkpoint_interval=1, batch_size=2), 8)
     lr = Config.fromfile(config).optim_wrapper.optimizer.lr
-    train_runs.train(launcher, config, tmp_path / 'plain')
-    train_runs.train(launcher, config, tmp_path / 'one', '--auto-scale-lr')
+    run_script('tools/slurm_train.sh', 'dev', 'convdense', config, tmp_path / 'one', '--auto-scale-lr',
+               env=_slurm_env(tmp_path))
+    assert _srun_command(tmp_path, 'train.py') == [
+        config, f"--work-dir={tmp_path / 'one'}", '--launcher=slurm', '--auto-scale-lr']
+    log = ''.join(p.read_text() for p in (tmp_path / 'one').glob('*/*.log'))
+    assert 'Distributed launcher: slurm' in log and 'GPU number: 1' in log  # the world size
     run_script('tools/dist_train.sh', config, '2', '--work-dir', tmp_path / 'two', '--auto-scale-lr',
                env=train_runs.child_env())
-    assert _base_lr(tmp_path / 'plain', 1) == pytest.approx(lr)
     assert _base_lr(tmp_path / 'one', 1) == pytest.approx(lr * 1 * 2 / 8)
     assert _base_lr(tmp_path / 'two', 1) == pytest.approx(lr * 2 * 2 / 8)
