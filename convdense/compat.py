@@ -47,6 +47,12 @@ running interpreter only.
    autocast (``tools/train.py --amp``) a detector hands them bf16 scores and
    features. They now get float32 copies on the CPU (test in
    ``tests/reliability/test_amp.py``).
+10. mmengine downloads ``http(s)://`` checkpoints (and the ``torchvision://`` /
+    ``open-mmlab://`` names it maps to them) through ``torch.hub`` with no socket
+    timeout, so a closed network hangs whatever builds a model from such a config.
+    Its http loader now downloads through :func:`convdense.remote_checkpoints.download`
+    first (the same cache file, every network wait bounded); ``tools/train.py``
+    does this before building, to name the config key in its error.
 """
 import functools
 import os
@@ -414,6 +420,29 @@ def run_mmcv_cpu_kernels_in_float():
     _wrap(RoIAlign, 'forward', _roi_align_in_float)
 
 
+def _load_from_http_bounded(original, filename, map_location=None, model_dir=None, **kwargs):
+    if model_dir is None and os.environ.get('LOCAL_RANK', '0') == '0':
+        from .remote_checkpoints import download
+        download(filename)  # into the file torch.hub's loader reads; a cached one is kept
+    return original(filename, map_location=map_location, model_dir=model_dir, **kwargs)
+
+
+def bound_checkpoint_downloads():
+    """Fix 10: mmengine's http(s) checkpoint loader downloads with a bounded wait.
+    The first process of a node downloads; mmengine's own rank-0 download and
+    barrier then find the file cached."""
+    from mmengine.runner import checkpoint as ckpt
+    original = ckpt.load_from_http
+    if getattr(original, '_convdense_bounded', False):
+        return
+    patched = functools.update_wrapper(functools.partial(_load_from_http_bounded, original),
+                                       original)  # mmengine logs the loader's __name__
+    patched._convdense_bounded = True
+    ckpt.load_from_http = patched  # load_from_torchvision / openmmlab / mmcls call it by name
+    ckpt.CheckpointLoader.register_scheme(prefixes=('http://', 'https://'), loader=patched,
+                                          force=True)
+
+
 def apply():
     """Apply every fix once; safe to call repeatedly."""
     global _APPLIED
@@ -426,6 +455,7 @@ def apply():
     declare_torchvision_ops_if_extension_missing()
     resume_random_state()
     run_mmcv_cpu_kernels_in_float()
+    bound_checkpoint_downloads()
     _APPLIED = True
 
 

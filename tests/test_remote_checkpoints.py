@@ -226,3 +226,25 @@ def test_only_the_first_process_of_a_node_downloads(hub, no_network, monkeypatch
     monkeypatch.setenv('SLURM_PROCID', '3')
     monkeypatch.setenv('SLURM_LOCALID', '1')
     assert launch.fetch_checkpoints(cfg) == []
+
+
+def test_mmengines_own_loader_waits_no_longer_than_the_bound(hub, silent_port, monkeypatch):
+    """Whatever builds a model without tools/train.py (a notebook, a demo script) loads
+    through mmengine's CheckpointLoader; its http download is bounded too (compat fix 10)."""
+    from mmengine.runner.checkpoint import CheckpointLoader
+    monkeypatch.setenv(remote_checkpoints.TIMEOUT_ENV, '1')
+    url = f'http://127.0.0.1:{silent_port}/resnet50-0676ba61.pth'
+    start = time.monotonic()
+    with pytest.raises(remote_checkpoints.RemoteCheckpointError, match='no answer'):
+        CheckpointLoader.load_checkpoint(url, map_location='cpu')
+    assert time.monotonic() - start < 10
+
+
+def test_mmengines_loader_reads_what_was_downloaded_once(hub, server):
+    state = {'w': torch.arange(4.0)}
+    url = serve_checkpoint(server, state)
+    from mmengine.runner.checkpoint import CheckpointLoader
+    for _ in range(2):
+        loaded = CheckpointLoader.load_checkpoint(url, map_location='cpu')
+        assert torch.equal(loaded['w'], state['w'])
+    assert server.gets == 1
