@@ -31,7 +31,7 @@ if [ "${1:-}" = --wheels ]; then
     # Here, with PyPI: the wheels the GPU machine's image lacks, versions as installed here.
     set -e
     mkdir -p "$WHEELS"
-    PINS=$($PYTHON -m pip freeze | grep -iE '^(addict|yapf|termcolor|terminaltables|prettytable|wcwidth|platformdirs|ftfy|shapely|pycocotools|mlxtend|mmengine|mmdet|mmsegmentation|setuptools|wheel|ninja)==')
+    PINS=$($PYTHON -m pip freeze --all | grep -iE '^(addict|yapf|termcolor|terminaltables|prettytable|wcwidth|platformdirs|ftfy|shapely|pycocotools|mlxtend|mmengine|mmdet|mmsegmentation|setuptools|wheel|ninja)==')
     # shellcheck disable=SC2086
     $PYTHON -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
         --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
