@@ -5,7 +5,7 @@
 #    mmcv 2.1.0 compiled with its CUDA ops (FORCE_CUDA=1, this GPU's arch), then its CUDA
 #    nms / roi_align checked against the CPU kernels. A machine that cannot reach PyPI
 #    installs from WHEELS (made beforehand with `bash tools/run_gpu_checks.sh --wheels`:
-#    OpenMMLab's pure-Python packages and mmcv's source, ~15 MB); skipped when mmcv with
+#    OpenMMLab's pure-Python packages and mmcv's source, ~10 MB); skipped when mmcv with
 #    CUDA ops already imports,
 # 2. tests: every test marked `cuda` (ops and models on CUDA against the CPU; the nccl
 #    process-group and DDP wrapper replacing the CPU-only compat checks),
@@ -18,8 +18,12 @@
 # 6. bench: benchmarks/bench_pac.py --device cuda (64 channels, k=5, 512x512, fwd+bwd,
 #    against unfold; goals >= 10x faster, >= 8x less peak memory) -> benchmarks/results/gpu_pac.json.
 # Every stage runs; exits non-zero if any failed. A machine without CUDA is an error, not a skip.
-# On a lent machine with a 10-minute command limit, run it as two commands (the mmcv
-# compile takes minutes): STAGES="install tests amp nccl", then STAGES="train bench".
+# On a lent machine (no PyPI, 10 minutes a command): here, `bash tools/run_gpu_checks.sh
+# --wheels` (into .whl, git-ignored; carry it), then there two commands, the mmcv compile
+# alone first:
+#   PYTHON=python3 STAGES=install bash tools/run_gpu_checks.sh /tmp/gpuwork
+#   PYTHON=python3 STAGES="tests amp nccl train bench" bash tools/run_gpu_checks.sh /tmp/gpuwork \
+#       2>&1 | tee $OUT/gpu_checks.log; cp benchmarks/results/gpu_*.json $OUT/
 set -uo pipefail
 FAILED=()
 cd "$(dirname "$0")/.."
