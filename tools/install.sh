@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs convdense and its pinned stack into the current Python environment.
 #   bash tools/install.sh [STEP ...]     steps: build torch mmcv runtime convdense (default: all)
+#   bash tools/install.sh detect         print the TORCH_CUDA and CUDA architectures it would use
 # Idempotent: the mmcv compile is skipped when an mmcv 2.1.0 with the wanted ops imports.
 #
 # Which torch (TORCH_CUDA):
@@ -60,6 +61,11 @@ detect_torch_cuda() {
     exit 2
 }
 
+# The compute capabilities of the visible GPUs, e.g. "8.0;9.0" (TORCH_CUDA_ARCH_LIST wins).
+cuda_arch_list() {
+    echo "${TORCH_CUDA_ARCH_LIST:-$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | sort -u | paste -sd';')}"
+}
+
 if [ "$TORCH_CUDA" = auto ]; then
     TORCH_CUDA=$(detect_torch_cuda)
     echo "[install] TORCH_CUDA=$TORCH_CUDA (detected; set TORCH_CUDA to choose)"
@@ -67,6 +73,8 @@ fi
 
 for step in $STEPS; do
 case $step in
+detect)
+    echo "TORCH_CUDA=$TORCH_CUDA TORCH_CUDA_ARCH_LIST=$(cuda_arch_list)" ;;
 build)
     $PIP -r requirements/build.txt ;;
 torch)
@@ -84,7 +92,7 @@ mmcv)
     WITH_CUDA=$($PYTHON -c "import torch; print(int(torch.version.cuda is not None and '$TORCH_CUDA' != 'cpu'))")
     if [ "$WITH_CUDA" = 1 ]; then
         CHECK="from mmcv.ops import get_compiling_cuda_version as v; assert v() not in ('', 'not available')"
-        ARCHS=${TORCH_CUDA_ARCH_LIST:-$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | sort -u | paste -sd';')}
+        ARCHS=$(cuda_arch_list)
         if [ -z "$ARCHS" ]; then
             echo "[install] no GPU visible: set TORCH_CUDA_ARCH_LIST (e.g. \"8.0;9.0\") for mmcv's CUDA ops" >&2
             exit 2
@@ -115,6 +123,6 @@ runtime)
 convdense)
     $PIP --no-build-isolation --no-deps -e .
     $PYTHON -c "import convdense, mmcv.ops, mmdet, mmseg, torch; print('[install] convdense', convdense.__version__, 'ready; torch', torch.__version__, 'CUDA', torch.cuda.is_available())" ;;
-*) echo "[install] unknown step $step (build torch mmcv runtime convdense)" >&2; exit 2 ;;
+*) echo "[install] unknown step $step (build torch mmcv runtime convdense detect)" >&2; exit 2 ;;
 esac
 done
