@@ -36,7 +36,7 @@ def download_timeout():
         timeout = float(value)
     except ValueError:
         timeout = -1
-    if not timeout > 0:
+    if not 0 < timeout < float('inf'):
         raise RemoteCheckpointError(f'{TIMEOUT_ENV}={value!r}: expected a positive number of seconds')
     return timeout
 

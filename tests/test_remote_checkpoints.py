@@ -176,7 +176,7 @@ def test_a_server_that_never_answers_fails_after_the_bounded_wait(hub, silent_po
 def test_default_timeout_and_bad_values(monkeypatch):
     monkeypatch.delenv(remote_checkpoints.TIMEOUT_ENV, raising=False)
     assert remote_checkpoints.download_timeout() == remote_checkpoints.DEFAULT_TIMEOUT
-    for bad in ('0', '-3', 'soon'):
+    for bad in ('0', '-3', 'soon', 'inf', 'nan'):
         monkeypatch.setenv(remote_checkpoints.TIMEOUT_ENV, bad)
         with pytest.raises(remote_checkpoints.RemoteCheckpointError, match='positive number'):
             remote_checkpoints.download_timeout()
