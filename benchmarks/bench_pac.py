@@ -30,6 +30,13 @@ within a round and reported as the median over rounds with their range.
 
 Threads: ``1`` and ``0`` (= torch's default, all cores). Results go to
 ``benchmarks/results/pac.json`` and are printed as a table.
+
+``--device cuda``: the full-image case (64 channels, k=5, 512x512) with the goals
+>= 10x faster and >= 8x less peak memory than unfold; time between
+``torch.cuda.synchronize()`` calls, peak = ``torch.cuda.max_memory_allocated()``
+during the warm-up call minus the memory allocated before it; TF32 off, so every
+implementation computes in float32. Results go to ``benchmarks/results/gpu_pac.json``
+with the GPU's name.
 """
 import argparse
 import os
@@ -44,8 +51,11 @@ sys.path.insert(0, str(ROOT / 'benchmarks'))
 
 import harness  # noqa: E402
 RESULTS = ROOT / 'benchmarks' / 'results' / 'pac.json'
+CUDA_RESULTS = ROOT / 'benchmarks' / 'results' / 'gpu_pac.json'
 IMPLS = ('pac', 'unfold', 'conv')
 GOALS = dict(time_vs_conv=2.0, speedup_vs_unfold=3.0, memory_saving_vs_unfold=4.0)
+# On CUDA only the two goals against unfold are set; PAC / conv time is reported.
+CUDA_GOALS = dict(time_vs_conv=None, speedup_vs_unfold=10.0, memory_saving_vs_unfold=8.0)
 FULL_CASES = [
     dict(name='conv k=5 256x256', k=5, size=256, guide_channels=16),
     dict(name='conv k=3 128x128', k=3, size=128, guide_channels=16),
@@ -57,11 +67,14 @@ QUICK_CASES = [
     dict(name='conv channel_wise k=3 32x32', k=3, size=32, channel_wise=True, channels=16),
     dict(name='transposed k=5 s=2 16->32', k=5, size=16, guide_channels=4, transposed=True, channels=16),
 ]
+CUDA_CASES = [
+    dict(name='conv k=5 512x512', k=5, size=512, guide_channels=16),
+]
 
 
 def _case(case):
-    """Fill a case's defaults: 64 channels, no channel_wise, not transposed."""
-    case = dict(dict(channels=64, channel_wise=False, transposed=False), **case)
+    """Fill a case's defaults: 64 channels, no channel_wise, not transposed, CPU."""
+    case = dict(dict(channels=64, channel_wise=False, transposed=False, device='cpu'), **case)
     if case['channel_wise']:
         case['guide_channels'] = case['channels']
     return case
@@ -129,14 +142,17 @@ LAYERS = dict(pac=pac_layer, unfold=unfold_pac_layer, conv=conv_layer)
 
 
 def make_inputs(case, requires_grad=True):
-    """(input, guide, weight) for a case; the guide is at the layer's output resolution."""
+    """(input, guide, weight) for a case, on its device; the guide is at the layer's
+    output resolution."""
     import torch
     torch.manual_seed(0)
     size, channels, k = case['size'], case['channels'], case['k']
     out_size = 2 * size if case['transposed'] else size
-    input = torch.randn(1, channels, size, size, requires_grad=requires_grad)
-    guide = torch.randn(1, case['guide_channels'], out_size, out_size).mul_(0.3).requires_grad_(requires_grad)
-    weight = (torch.randn(channels, channels, k, k) / (channels * k * k) ** 0.5).requires_grad_(requires_grad)
+    input = torch.randn(1, channels, size, size)
+    guide = torch.randn(1, case['guide_channels'], out_size, out_size).mul_(0.3)
+    weight = torch.randn(channels, channels, k, k) / (channels * k * k) ** 0.5
+    device = case.get('device', 'cpu')
+    input, guide, weight = (t.to(device).requires_grad_(requires_grad) for t in (input, guide, weight))
     return input, guide, weight
 
 
@@ -180,18 +196,31 @@ def worker(impl, case, reps, threads):
         torch.set_num_threads(threads)
     if impl == 'pac':  # import before measuring: convdense's imports (mmengine) add ~100 MiB
         import convdense.ops.pac  # noqa: F401
+    cuda = case.get('device', 'cpu') == 'cuda'
+    if cuda:  # float32 throughout: no TF32 in cuDNN's convolutions or in matmuls
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
     tensors = make_inputs(case)
     layer = LAYERS[impl]
     options = dict(k=case['k'], channel_wise=case['channel_wise'], transposed=case['transposed'])
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
 
     def run():
         for t in tensors:
             t.grad = None
         layer(*tensors, **options).sum().backward()
+        sync()
 
-    before = resident_mib(reset_peak=True)
-    run()
-    peak = peak_mib()
+    if cuda:
+        sync()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated() / 2 ** 20
+        run()
+        peak = torch.cuda.max_memory_allocated() / 2 ** 20
+    else:
+        before = resident_mib(reset_peak=True)
+        run()
+        peak = peak_mib()
     times = []
     for _ in range(reps):
         start = time.perf_counter()
@@ -205,6 +234,8 @@ def check_agreement(case):
     """Max |pac - unfold| of the layer's output on the case's shape (float32)."""
     import torch
     sys.path.insert(0, str(ROOT))
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
     options = dict(k=case['k'], channel_wise=case['channel_wise'], transposed=case['transposed'])
     with torch.no_grad():
         tensors = make_inputs(case, requires_grad=False)
@@ -219,12 +250,16 @@ def measure(impl, case, reps, threads):
     return harness.run_worker(__file__, dict(impl=impl, case=case, reps=reps, threads=threads), env=env)
 
 
-def goal_met(key, median):
-    """Whether a goal ratio's median meets :data:`GOALS` (``time_vs_*`` at most, the rest at least)."""
-    return median <= GOALS[key] if key.startswith('time_vs') else median >= GOALS[key]
+def goal_met(key, median, goals=GOALS):
+    """Whether a goal ratio's median meets its goal (``time_vs_*`` at most, the rest at
+    least); None where ``goals`` sets none for it."""
+    goal = goals.get(key)
+    if goal is None:
+        return None
+    return median <= goal if key.startswith('time_vs') else median >= goal
 
 
-def summarise(rounds):
+def summarise(rounds, goals=GOALS):
     """Per-round measurements {impl: {time_ms, peak_mib}} -> the goal ratios, each as the
     median over rounds with its range (ratios are taken within a round)."""
     ratios = dict(
@@ -233,7 +268,7 @@ def summarise(rounds):
         memory_saving_vs_unfold=[r['unfold']['peak_mib'] / max(r['pac']['peak_mib'], 1e-9) for r in rounds])
     summary = {}
     for key, values in ratios.items():
-        summary[key] = dict(harness.spread(values), goal=GOALS[key])
+        summary[key] = dict(harness.spread(values), goal=goals[key])
     for impl in IMPLS:
         summary[f'{impl}_time_ms'] = statistics.median(r[impl]['time_ms'] for r in rounds)
         summary[f'{impl}_peak_mib'] = statistics.median(r[impl]['peak_mib'] for r in rounds)
@@ -242,15 +277,22 @@ def summarise(rounds):
 
 def markdown_table(report):
     """The results file as Markdown: per case and thread count, the median fwd+bwd times
-    and peaks, and each goal ratio as median (min-max), judged now against :data:`GOALS`."""
-    lines = ['| case | threads | PAC ms / MiB | unfold ms / MiB | conv ms / MiB | PAC / conv time '
-             '(goal <= 2) | unfold / PAC time (goal >= 3) | unfold / PAC memory (goal >= 4) |',
+    and peaks, and each goal ratio as median (min-max), judged now against the file's
+    goals (:data:`GOALS` on the CPU, :data:`CUDA_GOALS` on a GPU)."""
+    goals = report.get('goals') or report.get('meta', {}).get('goals') or GOALS
+    titles = dict(time_vs_conv='PAC / conv time', speedup_vs_unfold='unfold / PAC time',
+                  memory_saving_vs_unfold='unfold / PAC memory')
+    header = [titles[key] + ('' if goals.get(key) is None else
+                             f" (goal {'<=' if key.startswith('time_vs') else '>='} {goals[key]:g})")
+              for key in GOALS]
+    lines = ['| case | threads | PAC ms / MiB | unfold ms / MiB | conv ms / MiB | ' + ' | '.join(header) + ' |',
              '|---|---:|---:|---:|---:|---|---|---|']
     for row in report['rows']:
         cells = [f"{row[f'{impl}_time_ms']:.0f} / {row[f'{impl}_peak_mib']:.0f}" for impl in IMPLS]
-        goals = [f"{row[key]['median']:.2f} ({row[key]['min']:.2f}–{row[key]['max']:.2f})"
-                 + ('' if goal_met(key, row[key]['median']) else ' **missed**') for key in GOALS]
-        lines.append(f"| {row['case']} | {row['num_threads']} | " + ' | '.join(cells + goals) + ' |')
+        verdicts = [f"{row[key]['median']:.2f} ({row[key]['min']:.2f}–{row[key]['max']:.2f})"
+                    + ('' if goal_met(key, row[key]['median'], goals) in (True, None) else ' **missed**')
+                    for key in GOALS]
+        lines.append(f"| {row['case']} | {row['num_threads']} | " + ' | '.join(cells + verdicts) + ' |')
     return '\n'.join(lines)
 
 
@@ -267,32 +309,47 @@ def main(argv=None):
     parser.add_argument('--reps', type=int, default=3, help='timed calls per measurement')
     parser.add_argument('--threads', type=int, nargs='+', default=[1, 0],
                         help='thread counts; 0 = torch default (all cores)')
-    parser.add_argument('--out', type=Path, default=RESULTS, help='JSON output path')
+    parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu',
+                        help='cuda: the full-image case on the GPU, one process per measurement')
+    parser.add_argument('--out', type=Path, help='JSON output path (default results/pac.json, '
+                        'with --device cuda results/gpu_pac.json)')
     args = parser.parse_args(argv)
 
-    cases = {c['name']: c for c in map(_case, QUICK_CASES if args.quick else FULL_CASES)}
+    import torch
+    cuda = args.device == 'cuda'
+    if cuda and not torch.cuda.is_available():
+        parser.exit(2, f'error: --device cuda: torch {torch.__version__} sees no CUDA device\n')
+    goals = CUDA_GOALS if cuda else GOALS
+    threads_list = [0] if cuda else args.threads
+    cases = {c['name']: c for c in (_case(dict(c, device=args.device)) for c in
+                                    (QUICK_CASES if args.quick else CUDA_CASES if cuda else FULL_CASES))}
     rounds = args.rounds or (1 if args.quick else 3)
     results = harness.new_results(
-        __file__, argv, benchmark='whole PAC layer (pac_kernel2d + conv, fwd+bwd) vs unfold layer vs F.conv (CPU)',
-        threads=args.threads, rounds=rounds, quick=args.quick, reps=args.reps,
-        memory_method='VmHWM after clear_refs minus VmRSS before, one call in a fresh '
-        'subprocess (ru_maxrss growth where /proc is unavailable)',
+        __file__, argv, benchmark='whole PAC layer (pac_kernel2d + conv, fwd+bwd) vs unfold layer vs F.conv '
+        f'({"CUDA" if cuda else "CPU"})', device=args.device,
+        gpu=torch.cuda.get_device_name(0) if cuda else None, cuda=torch.version.cuda if cuda else None,
+        threads=threads_list, rounds=rounds, quick=args.quick, reps=args.reps,
+        memory_method=('torch.cuda.max_memory_allocated() during one call minus memory_allocated() '
+                       'before it, in a fresh subprocess' if cuda else
+                       'VmHWM after clear_refs minus VmRSS before, one call in a fresh '
+                       'subprocess (ru_maxrss growth where /proc is unavailable)'),
         time_method='median of reps fwd+bwd calls after one warm-up call; ratios within a round, '
-        'median and range over interleaved rounds (harness.py)',
-        goals=GOALS, cases=list(cases.values()))
-    items = [(threads, name, impl) for threads in args.threads for name in cases for impl in IMPLS]
+        'median and range over interleaved rounds (harness.py)' + ('; synchronised, TF32 off' if cuda else ''),
+        goals=goals, cases=list(cases.values()))
+    items = [(threads, name, impl) for threads in threads_list for name in cases for impl in IMPLS]
     per_round = harness.interleaved_rounds(
         rounds, items, lambda item, _: measure(item[2], cases[item[1]], args.reps, item[0]))
 
     rows = []
-    for threads in args.threads:
+    for threads in threads_list:
         for name, case in cases.items():
             measured = [{impl: one[threads, name, impl] for impl in IMPLS} for one in per_round]
             rows.append(dict(case=name, threads=threads, num_threads=measured[0]['pac']['threads'],
                              max_abs_diff_pac_vs_unfold=check_agreement(case), rounds=measured,
-                             **summarise(measured)))
+                             **summarise(measured, goals)))
     results['rows'] = rows
-    return harness.write(harness.finish(results), str(args.out), markdown_table(results))
+    out = args.out or (CUDA_RESULTS if cuda else RESULTS)
+    return harness.write(harness.finish(results), str(out), markdown_table(results))
 
 
 if __name__ == '__main__':

@@ -11,10 +11,11 @@ running interpreter only.
    ``Unsupported global: numpy._core...``. mmengine's local checkpoint loader
    now keeps the safe unpickler and allows exactly those types while it loads
    (instead of ``weights_only=False``, which would execute arbitrary pickles).
-2. mmengine's ``init_dist`` for the ``pytorch`` launcher calls
+2. mmengine's ``init_dist`` for the ``pytorch`` and ``slurm`` launchers calls
    ``torch.cuda.set_device`` unconditionally, which raises on the CPU wheel, and
    upstream runtimes ask for the ``nccl`` backend. On a machine without CUDA we
-   skip ``set_device`` and use ``gloo``.
+   skip ``set_device`` and use ``gloo`` (the slurm path keeps mmengine's reading
+   of ``SLURM_*`` into ``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``...).
 3. The Runner's default DDP wrapper passes ``device_ids=[LOCAL_RANK]``, which
    DistributedDataParallel rejects for a CPU module; :func:`cpu_ddp_wrapper_cfg`
    gives the wrapper config to use instead.
@@ -23,9 +24,10 @@ running interpreter only.
    final name, which ``--resume`` then trips over. Writes now go to a temporary
    file in the same directory and are renamed over the target (atomic on POSIX).
 5. Upstream base configs initialise backbones from ``torchvision://``,
-   ``open-mmlab://`` or ``http(s)://`` checkpoints, which would download;
-   :func:`find_remote_checkpoints` lists them so the tools fail with a one-line
-   error naming the config key instead of hanging on a closed network.
+   ``open-mmlab://`` or ``http(s)://`` checkpoints, which mmengine downloads with
+   no timeout (a closed network hangs the run); :func:`find_remote_checkpoints`
+   lists them so :mod:`convdense.remote_checkpoints` downloads them first, with a
+   bounded wait and a one-line error naming the config key.
 6. With ``max_keep_ckpts``, mmengine's ``CheckpointHook`` deletes the oldest
    checkpoint *before* writing the new one (so the kept-ids list stored in the new
    checkpoint is already up to date); with ``max_keep_ckpts=1`` a save that fails
@@ -45,6 +47,12 @@ running interpreter only.
    autocast (``tools/train.py --amp``) a detector hands them bf16 scores and
    features. They now get float32 copies on the CPU (test in
    ``tests/reliability/test_amp.py``).
+10. mmengine downloads ``http(s)://`` checkpoints (and the ``torchvision://`` /
+    ``open-mmlab://`` names it maps to them) through ``torch.hub`` with no socket
+    timeout, so a closed network hangs whatever builds a model from such a config.
+    Its http loader now downloads through :func:`convdense.remote_checkpoints.download`
+    first (the same cache file, every network wait bounded); ``tools/train.py``
+    does this before building, to name the config key in its error.
 """
 import functools
 import os
@@ -98,15 +106,31 @@ def _init_dist_pytorch_cpu_aware(original, backend='nccl', init_backend='torch',
     torch_dist.init_process_group(backend=backend, **kwargs)
 
 
+def _init_dist_slurm_cpu_aware(original, backend='nccl', port=None, init_backend='torch',
+                               **kwargs):
+    if torch.cuda.is_available():
+        return original(backend, port, init_backend=init_backend, **kwargs)
+    if init_backend != 'torch':
+        raise ValueError(f"init_backend={init_backend!r} needs CUDA; on CPU only 'torch' works")
+    set_device = torch.cuda.set_device
+    torch.cuda.set_device = lambda device: None
+    try:
+        original('gloo' if backend == 'nccl' else backend, port, init_backend=init_backend, **kwargs)
+    finally:
+        torch.cuda.set_device = set_device
+
+
 def make_init_dist_cpu_aware():
-    """Patch mmengine's pytorch-launcher initialisation for CPU-only torch (fix 2)."""
+    """Patch mmengine's pytorch- and slurm-launcher initialisation for CPU-only torch (fix 2)."""
     from mmengine.dist import utils as dist_utils
-    original = dist_utils._init_dist_pytorch
-    if getattr(original, '_convdense_cpu_aware', False):
-        return
-    patched = functools.partial(_init_dist_pytorch_cpu_aware, original)
-    patched._convdense_cpu_aware = True
-    dist_utils._init_dist_pytorch = patched
+    for name, wrapper in (('_init_dist_pytorch', _init_dist_pytorch_cpu_aware),
+                          ('_init_dist_slurm', _init_dist_slurm_cpu_aware)):
+        original = getattr(dist_utils, name)
+        if getattr(original, '_convdense_cpu_aware', False):
+            continue
+        patched = functools.partial(wrapper, original)
+        patched._convdense_cpu_aware = True
+        setattr(dist_utils, name, patched)
 
 
 def cpu_ddp_wrapper_cfg(cfg):
@@ -125,7 +149,7 @@ def cpu_ddp_wrapper_cfg(cfg):
     return wrapper
 
 
-_REMOTE = re.compile(r'^(torchvision|open-mmlab|openmmlab|mmcls|mmpretrain|https?)://')
+REMOTE_CHECKPOINT = re.compile(r'^(torchvision|modelzoo|open-mmlab|openmmlab|mmcls|mmpretrain|https?)://')
 
 
 def find_remote_checkpoints(cfg, prefix=''):
@@ -139,7 +163,7 @@ def find_remote_checkpoints(cfg, prefix=''):
         return found
     for key, value in items:
         path = f'{prefix}.{key}' if prefix else str(key)
-        if isinstance(value, str) and _REMOTE.match(value) and (
+        if isinstance(value, str) and REMOTE_CHECKPOINT.match(value) and (
                 path.endswith(('checkpoint', 'pretrained', 'load_from'))):
             found.append((path, value))
         else:
@@ -396,6 +420,29 @@ def run_mmcv_cpu_kernels_in_float():
     _wrap(RoIAlign, 'forward', _roi_align_in_float)
 
 
+def _load_from_http_bounded(original, filename, map_location=None, model_dir=None, **kwargs):
+    if model_dir is None and os.environ.get('LOCAL_RANK', '0') == '0':
+        from .remote_checkpoints import download
+        download(filename)  # into the file torch.hub's loader reads; a cached one is kept
+    return original(filename, map_location=map_location, model_dir=model_dir, **kwargs)
+
+
+def bound_checkpoint_downloads():
+    """Fix 10: mmengine's http(s) checkpoint loader downloads with a bounded wait.
+    The first process of a node downloads; mmengine's own rank-0 download and
+    barrier then find the file cached."""
+    from mmengine.runner import checkpoint as ckpt
+    original = ckpt.load_from_http
+    if getattr(original, '_convdense_bounded', False):
+        return
+    patched = functools.update_wrapper(functools.partial(_load_from_http_bounded, original),
+                                       original)  # mmengine logs the loader's __name__
+    patched._convdense_bounded = True
+    ckpt.load_from_http = patched  # load_from_torchvision / openmmlab / mmcls call it by name
+    ckpt.CheckpointLoader.register_scheme(prefixes=('http://', 'https://'), loader=patched,
+                                          force=True)
+
+
 def apply():
     """Apply every fix once; safe to call repeatedly."""
     global _APPLIED
@@ -408,6 +455,7 @@ def apply():
     declare_torchvision_ops_if_extension_missing()
     resume_random_state()
     run_mmcv_cpu_kernels_in_float()
+    bound_checkpoint_downloads()
     _APPLIED = True
 
 

@@ -2,8 +2,8 @@
 clear errors, and building mmengine's Runner for mmdet, mmseg or convdense
 configs alike (the config's ``default_scope`` picks the registries).
 
-Errors a user can fix (a missing file, a misspelt key, a remote checkpoint on a
-machine without network) are raised as :class:`ConfigError` with a one-line
+Errors a user can fix (a missing file, a misspelt key, a remote checkpoint that
+cannot be downloaded) are raised as :class:`ConfigError` with a one-line
 message; the tools print it and exit with status 2.
 """
 import os
@@ -61,13 +61,32 @@ def load_config(path, overrides=None, work_dir=None):
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
-    remote = compat.find_remote_checkpoints(cfg.to_dict())
-    if remote:
-        key, url = remote[0]
-        raise ConfigError(
-            f"config key '{key}' points at a remote checkpoint ({url}) and this machine "
-            f"cannot download; set it to None or a local file")
     return cfg
+
+
+def fetch_checkpoints(cfg):
+    """Download the remote checkpoints ``cfg`` names (``torchvision://``,
+    ``open-mmlab://``, ``http(s)://``) into mmengine's cache before the run, each
+    network wait bounded (see :mod:`convdense.remote_checkpoints`)."""
+    from . import remote_checkpoints
+    try:
+        return remote_checkpoints.fetch_remote_checkpoints(cfg)
+    except remote_checkpoints.RemoteCheckpointError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def is_remote(path):
+    """Whether ``path`` is a checkpoint URL mmengine would download."""
+    return bool(compat.REMOTE_CHECKPOINT.match(path))
+
+
+def fetch_checkpoint(url, what):
+    """One remote checkpoint (a command-line argument), downloaded as :func:`fetch_checkpoints` does."""
+    from . import remote_checkpoints
+    try:
+        return remote_checkpoints.fetch(url, what)
+    except remote_checkpoints.RemoteCheckpointError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 def prepare_launcher(cfg, launcher):
@@ -127,6 +146,16 @@ def check_data_roots(cfg):
             if root and '://' not in root and not osp.isdir(root):
                 raise DataError(f'{root}: no such data folder ({key}); put the dataset there or '
                                 f'set --cfg-options {key}=YOUR_FOLDER')
+
+
+def enable_auto_scale_lr(cfg):
+    """Turn on mmengine's linear learning-rate scaling (``Runner.scale_lr``: the
+    optimizer's lr times world size x batch size / ``auto_scale_lr.base_batch_size``)."""
+    auto = cfg.get('auto_scale_lr')
+    if not isinstance(auto, dict) or auto.get('base_batch_size') is None:
+        raise ConfigError('--auto-scale-lr: the config sets no auto_scale_lr.base_batch_size '
+                          '(the total batch size its learning rate is meant for)')
+    auto['enable'] = True
 
 
 def build_runner(cfg):

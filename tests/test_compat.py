@@ -70,6 +70,29 @@ def test_init_dist_pytorch_launcher_on_cpu_only_with_fix():
     assert 'BACKEND gloo 1' in fixed.stdout
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason='the fix only acts on CPU-only torch')
+def test_init_dist_slurm_launcher_on_cpu_only_with_fix(tmp_path):
+    """mmengine's slurm path reads SLURM_* (the first host of the node list, from
+    ``scontrol``, is the master) and then needs CUDA; with the fix it runs on gloo."""
+    scontrol = tmp_path / 'scontrol'
+    scontrol.write_text('#!/bin/sh\necho 127.0.0.1\n')
+    scontrol.chmod(0o755)
+    code = """
+        import os, convdense, torch.distributed as dist
+        from mmengine.dist import init_dist
+        init_dist('slurm', backend='nccl')
+        print('BACKEND', dist.get_backend(), dist.get_world_size(), dist.get_rank(),
+              os.environ['MASTER_ADDR'], os.environ['LOCAL_RANK'])
+    """
+    env = dict(SLURM_PROCID='0', SLURM_NTASKS='1', SLURM_LOCALID='0', SLURM_NODELIST='node[1-2]',
+               MASTER_PORT=str(free_port()), PATH=f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    without = run_python(code, compat=False, env_extra=env)
+    assert without.returncode != 0
+    fixed = run_python(code, compat=True, env_extra=env)
+    assert fixed.returncode == 0, fixed.stderr[-2000:]
+    assert 'BACKEND gloo 1 0 127.0.0.1 0' in fixed.stdout
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
 def test_init_dist_and_default_ddp_wrapper_on_cuda_use_nccl():

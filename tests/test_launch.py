@@ -1,4 +1,4 @@
-"""Config loading shared by the tools: overrides, work dir, remote checkpoints."""
+"""Config loading shared by the tools: overrides, work dir, remote checkpoints, --auto-scale-lr."""
 import os.path as osp
 
 import pytest
@@ -31,11 +31,28 @@ def test_work_dir_argument_wins(tmp_path):
     assert launch.load_config(BASELINE, work_dir=str(tmp_path)).work_dir == str(tmp_path)
 
 
-def test_remote_checkpoint_named_in_error(tmp_path):
+def _upstream(tmp_path, extra=''):
     config = tmp_path / 'upstream.py'
-    config.write_text("_base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'\n")
-    with pytest.raises(launch.ConfigError, match='model.backbone.init_cfg.checkpoint'):
-        launch.load_config(str(config))
+    config.write_text("_base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'\n" + extra)
+    return str(config)
+
+
+def test_loading_a_config_with_a_remote_checkpoint_keeps_it(tmp_path):
+    """Loading never touches the network: ``fetch_checkpoints`` downloads, for training
+    (tests/test_remote_checkpoints.py)."""
+    cfg = launch.load_config(_upstream(tmp_path))
+    assert cfg.model.backbone.init_cfg.checkpoint == 'torchvision://resnet50'
+
+
+def test_auto_scale_lr_is_enabled_where_the_config_names_its_batch_size(tmp_path):
+    cfg = launch.load_config(_upstream(tmp_path))
+    assert cfg.auto_scale_lr == dict(enable=False, base_batch_size=16)  # upstream's default
+    launch.enable_auto_scale_lr(cfg)
+    assert cfg.auto_scale_lr == dict(enable=True, base_batch_size=16)
+    for extra in ('auto_scale_lr = None\n', 'auto_scale_lr = dict(_delete_=True, enable=False)\n'):
+        cfg = launch.load_config(_upstream(tmp_path, extra))
+        with pytest.raises(launch.ConfigError, match='auto_scale_lr.base_batch_size'):
+            launch.enable_auto_scale_lr(cfg)
 
 
 def test_missing_base_file_is_named(tmp_path):

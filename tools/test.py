@@ -4,7 +4,10 @@
         [--cfg-options key=value ...] [--out FILE.json]
 
 Prints the metrics of the config's ``test_evaluator`` and, with ``--out``, writes
-them as JSON.
+them as JSON. CHECKPOINT may be a file or a URL (``https://``, ``torchvision://``,
+``open-mmlab://``), downloaded first with each network wait bounded by
+``CONVDENSE_DOWNLOAD_TIMEOUT`` seconds (default 30). Remote checkpoints in the
+config's ``init_cfg`` are not needed for testing and are not downloaded.
 """
 import argparse
 import json
@@ -19,7 +22,7 @@ from convdense import launch  # noqa: E402
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Test (and evaluate) a checkpoint')
     parser.add_argument('config', help='config file path')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('checkpoint', help='checkpoint file or URL')
     parser.add_argument('--work-dir', help='where the evaluation logs go')
     parser.add_argument('--show-dir', help='write visualised predictions here (mmdet: relative to '
                         'the run\'s timestamped log dir; mmseg: as given), as upstream tools do')
@@ -51,17 +54,21 @@ def enable_show_dir(cfg, show_dir):
 
 def main(argv=None):
     args = parse_args(argv)
-    if not osp.isfile(args.checkpoint):
-        raise launch.ConfigError(f'checkpoint not found: {args.checkpoint}')
+    checkpoint = args.checkpoint
+    if launch.is_remote(checkpoint):
+        checkpoint = launch.fetch_checkpoint(checkpoint, 'checkpoint')
+    elif not osp.isfile(checkpoint):
+        raise launch.ConfigError(f'checkpoint not found: {checkpoint}')
     cfg = launch.load_config(args.config, args.cfg_options, args.work_dir)
     launch.prepare_launcher(cfg, args.launcher)
-    cfg.load_from = args.checkpoint
+    cfg.load_from = checkpoint
     cfg.resume = False
     if args.show_dir:
         enable_show_dir(cfg, args.show_dir)
     runner = launch.build_runner(cfg)
     metrics = runner.test()
-    if args.out:
+    from mmengine.dist import is_main_process
+    if args.out and is_main_process():  # every process has the metrics; one writes them
         with open(args.out, 'w') as f:
             json.dump({k: float(v) if isinstance(v, (int, float)) else v
                        for k, v in metrics.items()}, f, indent=2)

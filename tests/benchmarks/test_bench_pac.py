@@ -87,3 +87,30 @@ def test_quick_run_writes_the_harness_layout(bench, tmp_path, monkeypatch):
     row = results['rows'][0]
     assert row['time_vs_conv'] == dict(median=2.0, min=2.0, max=2.0, goal=2.0) and len(row['rounds']) == 2
     assert json.loads(out.read_text())['rows'][0]['case'] == row['case']
+
+
+def test_cuda_goals_judge_only_the_ratios_against_unfold(bench):
+    rounds = [dict(pac=dict(time_ms=2.0, peak_mib=100.0), unfold=dict(time_ms=30.0, peak_mib=700.0),
+                   conv=dict(time_ms=1.0, peak_mib=50.0))]
+    summary = bench.summarise(rounds, bench.CUDA_GOALS)
+    met = {key: bench.goal_met(key, summary[key]['median'], bench.CUDA_GOALS) for key in bench.GOALS}
+    assert met['time_vs_conv'] is None and summary['time_vs_conv']['median'] == 2.0
+    assert met['speedup_vs_unfold']  # 15x >= 10x
+    assert not met['memory_saving_vs_unfold']  # 7x < 8x
+    table = bench.markdown_table(dict(goals=bench.CUDA_GOALS,
+                                      rows=[dict(case='c', num_threads=1, **summary)])).splitlines()
+    assert table[0].endswith('| PAC / conv time | unfold / PAC time (goal >= 10) | '
+                             'unfold / PAC memory (goal >= 8) |')
+    assert table[-1].endswith('| 2.00 (2.00–2.00) | 15.00 (15.00–15.00) | 7.00 (7.00–7.00) **missed** |')
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='the refusal is for a machine without CUDA')
+def test_device_cuda_without_a_gpu_is_a_one_line_error(bench, tmp_path):
+    import subprocess
+    import sys
+    child = subprocess.run([sys.executable, str(bench.ROOT / 'benchmarks/bench_pac.py'), '--device',
+                            'cuda', '--out', str(tmp_path / 'x.json')], capture_output=True, text=True,
+                           cwd=bench.ROOT, timeout=120)
+    assert child.returncode == 2
+    assert child.stderr.strip().startswith('error: --device cuda: torch') and '\n' not in child.stderr.strip()
+    assert not (tmp_path / 'x.json').exists()
