@@ -208,6 +208,28 @@ def format_table(results):
     return '\n'.join(lines)
 
 
+def format_val_table(results):
+    """Markdown, one table per task: each run's **val** metrics at every validation
+    (``val_metrics``), for choosing a recipe on val; runs with their ``cfg_options``."""
+    lines = []
+    for task in (t for t in runs.CONFIG_NAMES if results.get(t, {}).get('models')):
+        section = results[task]
+        models = sorted(section['models'].items(), key=lambda item: row_order(item[0]))
+        steps = sorted({step for _, record in models for step, _ in record.get('val_metrics', [])})
+        titles = ' / '.join(title for _, title, _ in runs.METRICS[task])
+        lines += [f"{task}, {section['iters']} iterations, val {titles}:", '',
+                  '| run | options | ' + ' | '.join(f'@{step}' for step in steps) + ' |',
+                  '|---|---|' + '---|' * len(steps)]
+        for key, record in models:
+            by_step = dict(map(tuple, record.get('val_metrics', [])))
+            options = ', '.join(f'{k}={v}' for k, v in record.get('cfg_options', {}).items()) or 'the config'
+            cells = [' / '.join(f"{by_step[step][k]:.3f}" if k in by_step.get(step, {}) else '–'
+                                for k, _, _ in runs.METRICS[task]) for step in steps]
+            lines.append(f'| {row_label(key)} | {options} | ' + ' | '.join(cells) + ' |')
+        lines.append('')
+    return '\n'.join(lines)
+
+
 def pointing_game(work_dir, key, checkpoint, data_root, images=CAM_IMAGES):
     """Score the trained detector ``checkpoint`` of record ``key`` with the CAM pointing
     game (``tools/analysis/cam_pointing_game.py``, Grad-CAM, every backbone stage and the

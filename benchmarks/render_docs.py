@@ -130,8 +130,18 @@ def model_converters():
 
 
 def digit_scenes():
-    return framed('digit_scenes.json', 'make bench-digit-scenes',
-                  script('benchmarks/bench_digit_scenes.py').format_table(load('digit_scenes.json')))
+    bench, results = script('benchmarks/bench_digit_scenes.py'), load('digit_scenes.json')
+    text = bench.format_table(results)
+    if results.get('cam'):
+        text += '\n\nCAM pointing game of the trained detectors:\n\n' + bench.format_cam_table(results)
+    return framed('digit_scenes.json', 'make bench-digit-scenes BACKBONE=...', text)
+
+
+def digit_scenes_recipe():
+    """The recipe study on the val split (variants of the ResNet-50 chain)."""
+    bench, results = script('benchmarks/bench_digit_scenes.py'), load('digit_scenes_recipe.json')
+    return framed('digit_scenes_recipe.json', 'python benchmarks/bench_digit_scenes.py --variant ...',
+                  bench.format_val_table(results))
 
 
 def cams(kind):
@@ -214,6 +224,7 @@ BLOCKS = {
     'latency-bound': (latency_bound, ['latency_bound.json']),
     'model-converters': (model_converters, ['model_converters.json']),
     'digit-scenes': (digit_scenes, ['digit_scenes.json']),
+    'digit-scenes-recipe': (digit_scenes_recipe, ['digit_scenes_recipe.json']),
     'cam-classifiers': (lambda: cams('classifiers'), ['cam_pointing_game_classifiers.json']),
     'cam-detectors': (lambda: cams('detectors'), ['cam_pointing_game_detectors.json']),
     'joint-upsampling-seeds': (lambda: joint_upsampling('joint_upsampling_seeds_loso.json'),

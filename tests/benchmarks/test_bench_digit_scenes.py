@@ -192,3 +192,18 @@ def test_cam_figure_is_drawn_from_the_saved_maps(bench, tmp_path):
     out = bench.write_figure(root, str(maps), str(tmp_path / 'figure.png'))
     width, height = Image.open(out).size
     assert width > 2.5 * height  # the scene and two detectors side by side
+
+
+def test_val_table_lists_every_run_at_every_validation(bench):
+    def record(options, history):
+        return dict(cfg_options=options, val_metrics=[[step, {'coco/bbox_mAP': b, 'coco/segm_mAP': m,
+                                                              'coco/bbox_mAP_50': b, 'coco/segm_mAP_50': m}]
+                                                      for step, b, m in history])
+    results = {'det': dict(iters=300, models={
+        'r50:head4x256': record({'model.roi_head.mask_head.num_convs': 4}, [(100, 0.2, 0.1), (300, 0.4, 0.3)]),
+        'r50': record({}, [(100, 0.1, 0.0), (200, 0.2, 0.05)])})}
+    lines = bench.format_val_table(results).splitlines()
+    assert lines[0] == 'det, 300 iterations, val bbox AP / bbox AP50 / mask AP / mask AP50:'
+    assert lines[2] == '| run | options | @100 | @200 | @300 |'
+    assert lines[4] == '| ResNet-50 | the config | 0.100 / 0.100 / 0.000 / 0.000 | 0.200 / 0.200 / 0.050 / 0.050 | – / – / – / – |'
+    assert lines[5].startswith('| ResNet-50 (head4x256) | model.roi_head.mask_head.num_convs=4 | 0.200 /')
