@@ -208,6 +208,31 @@ def format_table(results):
     return '\n'.join(lines)
 
 
+def format_summary_table(results):
+    """Markdown, one row per backbone: the test metric each task is chosen by (top-1,
+    bbox AP, mask AP, mIoU) and the pointing game (box, 15 px) of the stages' mean map,
+    with its chance rate; the full tables are :func:`format_table` and
+    :func:`format_cam_table`."""
+    columns = [('cls', 'digits/top1', 'top-1'), ('det', 'coco/bbox_mAP', 'bbox AP'),
+               ('det', 'coco/segm_mAP', 'mask AP'), ('seg', 'mIoU', 'mIoU')]
+    game = results.get('cam', {}).get(POINTING_GAMES[0][0])
+    keys = {key for task, _, _ in columns for key in results.get(task, {}).get('models', {})}
+    header = [title for _, _, title in columns]
+    if game:
+        header.append(f"pointing game (chance {game['chance_rate']:.3f})")
+    lines = ['| backbone | ' + ' | '.join(header) + ' |', '|---|' + '---:|' * len(header)]
+    for key in sorted(keys, key=row_order):
+        cells = []
+        for task, metric, _ in columns:
+            record = results.get(task, {}).get('models', {}).get(key)
+            cells.append(f"{record['test'][metric]:.3f}" if record else '–')
+        if game:
+            record = results['cam']['models'].get(key)
+            cells.append(f"{record[POINTING_GAMES[0][0]]['mean']['accuracy']:.3f}" if record else '–')
+        lines.append(f'| {row_label(key)} | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
 def format_val_table(results):
     """Markdown, one table per task: each run's **val** metrics at every validation
     (``val_metrics``), for choosing a recipe on val; runs with their ``cfg_options``."""

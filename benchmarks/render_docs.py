@@ -137,6 +137,11 @@ def digit_scenes():
     return framed('digit_scenes.json', 'make bench-digit-scenes BACKBONE=...', text)
 
 
+def digit_scenes_summary():
+    return framed('digit_scenes.json', 'make bench-digit-scenes BACKBONE=...',
+                  script('benchmarks/bench_digit_scenes.py').format_summary_table(load('digit_scenes.json')))
+
+
 def digit_scenes_recipe():
     """The recipe study on the val split (variants of the ResNet-50 chain)."""
     bench, results = script('benchmarks/bench_digit_scenes.py'), load('digit_scenes_recipe.json')
@@ -225,6 +230,7 @@ BLOCKS = {
     'model-converters': (model_converters, ['model_converters.json']),
     'digit-scenes': (digit_scenes, ['digit_scenes.json']),
     'digit-scenes-recipe': (digit_scenes_recipe, ['digit_scenes_recipe.json']),
+    'digit-scenes-summary': (digit_scenes_summary, ['digit_scenes.json']),
     'cam-classifiers': (lambda: cams('classifiers'), ['cam_pointing_game_classifiers.json']),
     'cam-detectors': (lambda: cams('detectors'), ['cam_pointing_game_detectors.json']),
     'joint-upsampling-seeds': (lambda: joint_upsampling('joint_upsampling_seeds_loso.json'),
