@@ -3,6 +3,7 @@
 # weights, nothing frozen, norms trained, 160k iterations; only the blocks differ.
 _base_ = './upernet_r50-scratch_4xb4-160k_ade20k-512x512.py'
 
-model = dict(backbone=dict(_delete_=True, type='convdense.Res2Net', depth=50, scales=4, base_width=26,
+model = dict(backbone=dict(_delete_=True, type='convdense.Res2Net', depth=50, scales=4,
+                           base_width=26,
                            strides=_base_.model.backbone.strides,
                            dilations=_base_.model.backbone.dilations, **_base_.scratch_backbone))

@@ -59,7 +59,8 @@ class Res2NetBottleneck(Bottleneck):
         if width == 0:
             raise ValueError(f'Res2Net split width is 0 for planes={planes}, '
                              f'base_width={base_width}')
-        groups_of_norm = self.norm_cfg.get('num_groups') if self.norm_cfg.get('type') == 'GN' else None
+        is_gn = self.norm_cfg.get('type') == 'GN'
+        groups_of_norm = self.norm_cfg.get('num_groups') if is_gn else None
         if groups_of_norm and (width % groups_of_norm or width * scales % groups_of_norm):
             raise ValueError(f'Res2Net: GN num_groups={groups_of_norm} does not divide the '
                              f'{width}-channel splits ({width * scales} channels in all) of '
