@@ -157,9 +157,15 @@ def test_remote_checkpoints_in_upstream_configs_are_found(tmp_path):
         find_remote_checkpoints(upstream.to_dict())
     seg = _upstream(tmp_path, 'mmseg::upernet/upernet_r50_4xb4-80k_ade20k-512x512.py')
     assert [key for key, _ in find_remote_checkpoints(seg.to_dict())] == ['model.pretrained']
-    for ours in ('configs/mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py',
-                 'configs/segmentation/upernet_r50_ade20k.py'):
-        assert find_remote_checkpoints(Config.fromfile(os.path.join(REPO, ours)).to_dict()) == []
+    # the ResNet-50 baselines keep upstream's remote ImageNet weights (torchvision's, as
+    # the plain-stem convdense backbones' releases); the from-scratch ones name none
+    for ours, key in (('configs/mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py',
+                       'model.backbone.init_cfg.checkpoint'),
+                      ('configs/segmentation/upernet_r50_ade20k.py', 'model.pretrained')):
+        assert find_remote_checkpoints(Config.fromfile(os.path.join(REPO, ours)).to_dict()) == \
+            [(key, 'torchvision://resnet50')]
+    scratch = 'configs/scratch/mask-rcnn_r50-scratch_fpn_gn-all_6x_coco.py'
+    assert find_remote_checkpoints(Config.fromfile(os.path.join(REPO, scratch)).to_dict()) == []
 
 
 def test_checkpoint_writes_are_atomic(tmp_path):

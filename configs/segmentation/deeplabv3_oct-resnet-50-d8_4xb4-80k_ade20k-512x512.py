@@ -1,14 +1,20 @@
 # DeepLabV3 on ADE20K with a dilated Oct-ResNet-50 (alpha=0.5) backbone: output stride 8 with the
-# upstream R-50-D8 strides and dilations (read from the base, not retyped) and the
-# baseline ResNetV1c's deep stem. Unlike ResNetV1c (contract_dilation=True), every
-# block of a dilated stage uses the stage's dilation, as mmdet's ResNet does.
+# upstream R-50-D8 strides and dilations (read from the base, not retyped). Unlike
+# ResNetV1c (contract_dilation=True), every block of a dilated stage uses the stage's
+# dilation, as mmdet's ResNet does. Started from
+# d-li14/octconv.pytorch's ImageNet release (plain stem, as the baseline's),
+# converted by
+#   python tools/model_converters/oct_resnet_dli14.py oct_resnet50_cosine.pth checkpoints/oct_resnet50_a0.5.pth
+# strided_downsample='avgpool' runs stride-2 convs as the release does (docs/model_zoo.md).
+# Nothing frozen, norms trained, as the baseline.
 _base_ = './deeplabv3_r50-d8_4xb4-80k_ade20k-512x512.py'
 # norm_cfg is written out: {{_base_.norm_cfg}} carries mmseg's _scope_ key,
-# which mmcv's build_norm_layer would pass on to SyncBatchNorm.
+# which mmcv's build_norm_layer would pass on to SyncBatchNorm. model.pretrained
+# (the baseline's torchvision weights) is reset: init_cfg names this backbone's.
 
-model = dict(backbone=dict(
-    _delete_=True, type='convdense.OctResNet', depth=50, alpha=0.5,
-    deep_stem=True, out_indices=(0, 1, 2, 3),
+model = dict(pretrained=None, backbone=dict(
+    _delete_=True, type='convdense.OctResNet', depth=50, alpha=0.5, strided_downsample='avgpool',
+    out_indices=(0, 1, 2, 3),
     strides=_base_.model.backbone.strides, dilations=_base_.model.backbone.dilations,
     norm_cfg=dict(type='SyncBN', requires_grad=True), norm_eval=False, style='pytorch',
-    init_cfg=None))
+    init_cfg=dict(type='Pretrained', checkpoint='checkpoints/oct_resnet50_a0.5.pth')))

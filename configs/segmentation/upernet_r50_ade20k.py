@@ -1,11 +1,16 @@
-# ResNet-50 (V1c) baseline: upstream UPerNet on ADE20K, trained from scratch unless
-# a local checkpoint is given (the upstream open-mmlab:// weights would download).
-# SyncBN as upstream; mmengine reverts it to BN in a single-process run.
+# ResNet-50 baseline: upstream UPerNet on ADE20K with the plain 7x7 stem (mmseg's
+# ResNet instead of upstream's deep-stem ResNetV1c), started from torchvision's
+# ImageNet ResNet-50 (torchvision://resnet50, downloaded by mmengine). The plain stem is
+# the one the Oct-ResNet, ACNet and HetConv releases have (HetConv starts from these
+# same weights), so those comparisons differ only in the blocks; the Res2Net config
+# keeps its v1b release's deep stem (see it). Nothing frozen, norms trained (SyncBN),
+# as upstream; mmengine reverts SyncBN to BN in a single-process run.
+# From scratch: configs/scratch/upernet_r50-scratch_4xb4-160k_ade20k-512x512.py.
 _base_ = 'mmseg::upernet/upernet_r50_4xb4-80k_ade20k-512x512.py'
 custom_imports = dict(imports=['convdense'], allow_failed_imports=False)
 
 norm_cfg = dict(type='SyncBN', requires_grad=True)
-model = dict(pretrained=None)
+model = dict(pretrained='torchvision://resnet50', backbone=dict(type='ResNet'))
 
 # convdense.CheckSegLabels after LoadAnnotations: a label outside the classes fails, naming the PNG.
 from convdense.datasets.upstream_checks import checked_seg_pipelines  # noqa: E402

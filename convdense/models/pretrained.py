@@ -12,6 +12,7 @@ the new parameters of a variant loaded from a plain ResNet checkpoint when the
 backbone declares them (ACNet's self and global branches and gates), which keep
 their initialisation.
 """
+import os.path as osp
 import re
 from typing import Dict, List, NamedTuple, Optional, Sequence
 
@@ -34,6 +35,34 @@ LAYOUTS = {
     'convdense.Res2Net': (r'\.convs\.\d+\.weight$', None),
     'plain ResNet': (r'^layer\d\.\d+\.conv2\.weight$', None),
 }
+
+
+class Release(NamedTuple):
+    """Published ImageNet weights of a backbone and the converter that makes a
+    convdense checkpoint of them (``python CONVERTER SOURCE DST OPTIONS``)."""
+    source: str  # the released file
+    url: str  # where it is published
+    converter: str  # tools/model_converters/NAME.py
+    options: str = ''
+
+    def command(self, dst: str) -> str:
+        return ' '.join(filter(None, ('python', self.converter, self.source, dst, self.options)))
+
+
+def check_checkpoint_file(checkpoint: str, backbone: str, release: Optional[Release]):
+    """Raise ``FileNotFoundError`` (one line) when a local ``checkpoint`` does not
+    exist, with the command that makes it from ``release`` and where that is
+    published (or, with no ``release``, that none exists). Remote ``scheme://``
+    checkpoints are left to mmengine."""
+    if '://' in str(checkpoint) or osp.isfile(checkpoint):
+        return
+    if release is None:
+        how = ('no released ImageNet weights are known for this backbone; train it '
+               'from scratch (configs/scratch/) or set init_cfg=None')
+    else:
+        how = (f'make it with: {release.command(checkpoint)} '
+               f'({release.source} is published at {release.url})')
+    raise FileNotFoundError(f'{backbone}: pretrained checkpoint {checkpoint} not found; {how}')
 
 
 class KeyReport(NamedTuple):

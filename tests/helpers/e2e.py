@@ -119,10 +119,15 @@ def shrink_config(config_path, data_root, kind, iters=4, image_size=(128, 96), l
     """Load ``config_path`` and make it a seconds-long CPU run on ``data_root``.
 
     Only sizes, schedule and paths change; model, pipeline order and metric stay
-    the upstream ones. Returns an mmengine ``Config``.
+    the upstream ones, except that the backbone starts from its initialisation:
+    the suite never downloads and holds no converted ImageNet checkpoint.
+    Returns an mmengine ``Config``.
     """
     from mmengine.config import Config
     cfg = Config.fromfile(config_path)
+    if 'pretrained' in cfg.model:
+        cfg.model.pretrained = None
+    cfg.model.backbone.init_cfg = None
 
     def small_sizes(node):
         kind_of = node.get('type')

@@ -71,7 +71,13 @@ def test_dilated_deeplabv3_gives_stride_8_features(backbone_class, upstream_back
     assert tuple(logits.shape) == tuple(aux.shape) == expected
 
 
-def test_baseline_is_upstream_d8_without_download():
+def test_baseline_is_upstream_d8_with_the_plain_stem_and_torchvision_weights():
+    """The plain 7x7 stem of the Oct-ResNet, ACNet and HetConv releases (mmseg's
+    ResNet, not upstream's deep-stem ResNetV1c), started from torchvision's weights."""
     cfg = _config(BASELINE)
-    assert cfg.model.pretrained is None
-    assert cfg.model.backbone.type == 'ResNetV1c' and cfg.model.backbone.contract_dilation
+    assert cfg.model.pretrained == 'torchvision://resnet50'
+    assert cfg.model.backbone.type == 'ResNet' and cfg.model.backbone.contract_dilation
+    for name in ('OctResNet', 'HetConvResNet', 'ACNet'):
+        assert not _config(CONFIGS[name]).model.backbone.get('deep_stem'), name
+    res2net = _config(CONFIGS['Res2Net']).model.backbone  # its v1b release's stem
+    assert res2net.deep_stem and res2net.avg_down

@@ -18,8 +18,8 @@ SWEEP = e2e.load_script('tools/analysis/scale_sweep.py')
 #: The five ResNet-family backbones at their papers' defaults.
 BACKBONES = {name: PAPER_TABLE[name]['cfg'] for name in SWEEP.ALL}
 SCALING_CONFIGS = {
-    'Res2Net': 'configs/scaling/mask-rcnn_res2net-50-phi1_fpn_1x_coco.py',
-    'OctResNet': 'configs/scaling/mask-rcnn_oct-resnet-50-phi1_fpn_1x_coco.py',
+    'Res2Net': 'configs/scaling/mask-rcnn_res2net-50-phi1-scratch_fpn_syncbn-all_6x_coco.py',
+    'OctResNet': 'configs/scaling/mask-rcnn_oct-resnet-50-phi1-scratch_fpn_syncbn-all_6x_coco.py',
 }
 
 
@@ -167,8 +167,8 @@ def test_measured_flops_ratio_is_the_realised_product(name):
 
 
 @pytest.mark.parametrize('key, base', [
-    ('Res2Net', 'configs/mask_rcnn/mask-rcnn_res2net-50_fpn_1x_coco.py'),
-    ('OctResNet', 'configs/mask_rcnn/mask-rcnn_oct-resnet-50_fpn_1x_coco.py')])
+    ('Res2Net', 'configs/scratch/mask-rcnn_res2net-50-scratch_fpn_syncbn-all_6x_coco.py'),
+    ('OctResNet', 'configs/scratch/mask-rcnn_oct-resnet-50-scratch_fpn_syncbn-all_6x_coco.py')])
 def test_scaling_config_follows_widths_and_image_scale(key, base):
     from mmengine.config import Config
     cfg = Config.fromfile(osp.join(REPO, SCALING_CONFIGS[key]))

@@ -5,7 +5,8 @@ import subprocess
 import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BASELINE = 'configs/mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
+# a config without remote weights: these tests check errors that come before any download
+BASELINE = 'configs/scratch/mask-rcnn_r50-scratch_fpn_gn-all_6x_coco.py'
 
 
 def run_tool(*args, env=None):

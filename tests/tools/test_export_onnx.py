@@ -32,15 +32,18 @@ BACKBONES = {
     'res2net-50': (MASK_RCNN + 'mask-rcnn_res2net-50_fpn_1x_coco.py', None),
     'res2next-50': (MASK_RCNN + 'mask-rcnn_res2net-50_fpn_1x_coco.py',
                     {'model.backbone.groups': 8, 'model.backbone.base_width': 4}),
-    'oct-resnet-50': (MASK_RCNN + 'mask-rcnn_oct-resnet-50_fpn_1x_coco.py', None),
-    'oct-resnet-50-avgpool': (MASK_RCNN + 'mask-rcnn_oct-resnet-50_fpn_1x_coco.py',
-                              {'model.backbone.strided_downsample': 'avgpool'}),
+    # the configs run Oct-ResNet and ACNet as their converted releases need
+    # (strided_downsample='avgpool', strided_padding='tf_same'); the defaults too
+    'oct-resnet-50': (MASK_RCNN + 'mask-rcnn_oct-resnet-50_fpn_1x_coco.py',
+                      {'model.backbone.strided_downsample': 'conv'}),
+    'oct-resnet-50-avgpool': (MASK_RCNN + 'mask-rcnn_oct-resnet-50_fpn_1x_coco.py', None),
     'hetconv-resnet-50': (MASK_RCNN + 'mask-rcnn_hetconv-resnet-50_fpn_1x_coco.py', None),
-    'acnet-50-dataset': (MASK_RCNN + 'mask-rcnn_acnet-50_fpn_1x_coco.py', None),
+    'acnet-50-dataset': (MASK_RCNN + 'mask-rcnn_acnet-50_fpn_1x_coco.py',
+                         {'model.backbone.strided_padding': 'symmetric'}),
     'acnet-50-pixel': (MASK_RCNN + 'mask-rcnn_acnet-50_fpn_1x_coco.py',
-                       {'model.backbone.mode': 'pixel'}),
-    'acnet-50-tf-same': (MASK_RCNN + 'mask-rcnn_acnet-50_fpn_1x_coco.py',
-                         {'model.backbone.strided_padding': 'tf_same'}),
+                       {'model.backbone.mode': 'pixel',
+                        'model.backbone.strided_padding': 'symmetric'}),
+    'acnet-50-tf-same': (MASK_RCNN + 'mask-rcnn_acnet-50_fpn_1x_coco.py', None),
 }
 
 UPSAMPLERS = {

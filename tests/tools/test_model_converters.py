@@ -61,6 +61,9 @@ def _assert_close_relative(ours, theirs, tolerance=1e-5):
     ('res2net50_48w_2s', dict(depth=50, scales=2, base_width=48, groups=1)),
     ('res2next50', dict(depth=50, scales=4, base_width=4, groups=8)),
     ('res2net101_26w_4s', dict(depth=101, scales=4, base_width=26, groups=1)),
+    # the v1b layout: deep stem conv1.0/1/3/4/6 + bn1, average-pool shortcuts
+    ('res2net50d', dict(depth=50, scales=4, base_width=26, groups=1, deep_stem=True,
+                        avg_down=True, stem_channels=64)),
 ])
 def test_res2net_conversion_reproduces_timm_features(name, expected, tmp_path):
     timm = pytest.importorskip('timm')

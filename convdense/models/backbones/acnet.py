@@ -26,6 +26,7 @@ from typing import Dict, Optional
 from mmdet.models.backbones.resnet import Bottleneck
 from torch import Tensor
 
+from convdense.models.pretrained import Release
 from convdense.ops.adaptive_conv import ADAPTIVE_MODES, AdaptiveConv2d
 from convdense.ops.padding import STRIDED_PADDINGS, TFSameConv2d, TFSameMaxPool2d
 from convdense.registry import MODELS
@@ -123,3 +124,12 @@ class ACNet(ResNetVariant):
         return {name[:-len('.conv2')]: module.last_gates
                 for name, module in self.named_modules()
                 if isinstance(module, AdaptiveConv2d) and module.last_gates is not None}
+
+    def release(self):
+        """The official dataset-aware ACNet-ResNet50 (tensorpack ``.npz``); the
+        pixel-aware release does not convert (see the converter)."""
+        if self.depth != 50 or self.mode != 'dataset' or self.deep_stem:
+            return None
+        return Release('acnet_resnet50.npz',
+                       'https://github.com/wanggrun/Adaptively-Connected-Neural-Networks',
+                       'tools/model_converters/acnet_tensorpack.py')

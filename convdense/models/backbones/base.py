@@ -10,7 +10,8 @@ of mmdet is the same for all four, so it lives here once:
 * checked loading of ``init_cfg=dict(type='Pretrained', ...)``: a checkpoint whose
   keys or shapes do not fit raises one line naming the first offending keys and
   the likely cause (:mod:`convdense.models.pretrained`), where mmengine would
-  only log them and leave the layers random;
+  only log them and leave the layers random; a missing local checkpoint raises
+  one line with the converter command that makes it (:meth:`release`);
 * an input check at the top of ``forward``: a malformed input is a one-line
   ``TypeError``/``ValueError`` here instead of a ``RuntimeError`` deep in a
   convolution.
@@ -22,7 +23,7 @@ from mmdet.models.backbones.resnet import ResNet
 from mmengine.logging import print_log
 from mmengine.model.weight_init import PretrainedInit
 
-from convdense.models.pretrained import load_pretrained
+from convdense.models.pretrained import Release, check_checkpoint_file, load_pretrained
 from convdense.ops.checks import check_feature_map
 
 
@@ -93,6 +94,11 @@ class ResNetVariant(ResNet):
         self.uses_default_init = init_cfg is None and pretrained is None
         super().__init__(depth, pretrained=pretrained, init_cfg=init_cfg, **kwargs)
 
+    def release(self) -> Optional[Release]:
+        """The published ImageNet weights this backbone's converted checkpoint is
+        made from (named when the checkpoint is missing), or None."""
+        return None
+
     def last_norm_init_cfg(self) -> Optional[dict]:
         """The block ``init_cfg`` that zero-initialises the last norm of every
         residual branch (each block then starts as the identity), or None when a
@@ -117,6 +123,8 @@ class ResNetVariant(ResNet):
                       and cfg.get('type') in ('Pretrained', PretrainedInit)]
         if not pretrained or self.is_init:
             return super().init_weights()
+        for cfg in pretrained:  # before any work: a missing file is the likely mistake
+            check_checkpoint_file(cfg['checkpoint'], type(self).__name__, self.release())
         original = self.init_cfg
         self.init_cfg = [cfg for cfg in init_cfgs if cfg not in pretrained] or None
         try:

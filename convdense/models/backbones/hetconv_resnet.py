@@ -1,6 +1,7 @@
 """HetConv-ResNet (Singh et al., "HetConv: Heterogeneous Kernel-Based
 Convolutions for Deep CNNs", CVPR 2019): mmdet's ResNet with every bottleneck's
 3x3 conv replaced by a :class:`~convdense.ops.hetconv.HetConv2d`."""
+from convdense.models.pretrained import Release
 from convdense.ops.hetconv import HetConv2d
 from convdense.registry import MODELS
 from mmdet.models.backbones.resnet import Bottleneck
@@ -62,3 +63,13 @@ class HetConvResNet(ResNetVariant):
             raise ValueError(f'HetConvResNet part must be a positive int dividing '
                              f'base_channels={base_channels}, got {part!r}')
         super().__init__(depth, block_kwargs=dict(part=part), **kwargs)
+
+    def release(self):
+        """No HetConv weights were released: torchvision's ImageNet ResNet-50,
+        inflated by ``resnet_to_hetconv.py`` (plain stem only)."""
+        if self.depth != 50 or self.deep_stem:
+            return None
+        return Release('resnet50-0676ba61.pth',
+                       'https://download.pytorch.org/models/resnet50-0676ba61.pth',
+                       'tools/model_converters/resnet_to_hetconv.py',
+                       f'--part {self.block_kwargs["part"]}')

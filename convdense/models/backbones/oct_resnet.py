@@ -46,6 +46,7 @@ from mmdet.models.backbones.resnet import Bottleneck
 from mmengine.model import Sequential
 from torch import Tensor, nn
 
+from convdense.models.pretrained import Release
 from convdense.ops.octconv import (STRIDED_DOWNSAMPLES, OctaveConv2d, merge_octave,
                                    octave_split)
 from convdense.registry import MODELS
@@ -251,3 +252,10 @@ class OctResNet(ResNetVariant):
             if i in self.out_indices:
                 outs.append(merge_octave(*x))
         return tuple(outs)
+
+    def release(self):
+        """d-li14/octconv.pytorch's Oct-ResNet-50, alpha = 0.5 (plain stem)."""
+        if self.depth != 50 or self.deep_stem or self.stage_alphas != (0.5, 0.5, 0.5, 0.0):
+            return None
+        return Release('oct_resnet50_cosine.pth', 'https://github.com/d-li14/octconv.pytorch',
+                       'tools/model_converters/oct_resnet_dli14.py')

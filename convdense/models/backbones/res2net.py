@@ -14,6 +14,7 @@ from mmcv.cnn import build_conv_layer, build_norm_layer
 from mmdet.models.backbones.resnet import Bottleneck
 from mmdet.models.layers import SELayer
 
+from convdense.models.pretrained import Release
 from convdense.registry import MODELS
 
 from .base import ResNetVariant
@@ -58,6 +59,13 @@ class Res2NetBottleneck(Bottleneck):
         if width == 0:
             raise ValueError(f'Res2Net split width is 0 for planes={planes}, '
                              f'base_width={base_width}')
+        is_gn = self.norm_cfg.get('type') == 'GN'
+        groups_of_norm = self.norm_cfg.get('num_groups') if is_gn else None
+        if groups_of_norm and (width % groups_of_norm or width * scales % groups_of_norm):
+            raise ValueError(f'Res2Net: GN num_groups={groups_of_norm} does not divide the '
+                             f'{width}-channel splits ({width * scales} channels in all) of '
+                             f'base_width={base_width}, scales={scales}; use BN / SyncBN or a '
+                             'num_groups dividing both')
         self.scales, self.width, self.groups = scales, width, groups
         self.changes_shape = self.downsample is not None
 
@@ -142,6 +150,14 @@ class Res2Net(ResNetVariant):
     ``(B, 256 * 2**i, ceil(H / 2**(i+2)), ceil(W / 2**(i+2)))``.
     """
     shape_arguments = ('scales', 'base_width', 'groups', 'with_se')
+    #: Official releases (github.com/Res2Net/Res2Net-PretrainedModels) by
+    #: (depth, scales, base_width, groups, v1b): v1b is the deep stem with
+    #: average-pool shortcuts (``deep_stem=True, avg_down=True``).
+    releases = {
+        (50, 4, 26, 1, False): 'res2net50_26w_4s-06e79181.pth',
+        (50, 4, 26, 1, True): 'res2net50_v1b_26w_4s-3cf99910.pth',
+        (101, 4, 26, 1, True): 'res2net101_v1b_26w_4s-0812c246.pth',
+    }
     arch_settings = {
         50: (Res2NetBottleneck, (3, 4, 6, 3)),
         101: (Res2NetBottleneck, (3, 4, 23, 3)),
@@ -153,3 +169,13 @@ class Res2Net(ResNetVariant):
         super().__init__(depth, block_kwargs=dict(
             scales=scales, base_width=base_width, groups=groups,
             with_se=with_se, se_ratio=se_ratio), **kwargs)
+
+    def release(self):
+        """The official checkpoint of this architecture (plain or v1b), if any."""
+        kwargs = self.block_kwargs
+        key = (self.depth, kwargs['scales'], kwargs['base_width'], kwargs['groups'],
+               self.deep_stem and self.avg_down)
+        if kwargs['with_se'] or key not in self.releases or self.deep_stem != self.avg_down:
+            return None
+        return Release(self.releases[key], 'https://github.com/Res2Net/Res2Net-PretrainedModels',
+                       'tools/model_converters/res2net.py')

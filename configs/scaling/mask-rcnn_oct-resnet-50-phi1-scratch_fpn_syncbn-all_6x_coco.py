@@ -4,7 +4,10 @@
 # compound_scale_config computes them from the base config when this file is read:
 # the backbone, the FPN's in_channels that follow its widths, and the scaled image
 # scales of the train/val/test pipelines. Nothing below is a hand-typed width or size.
-_base_ = '../mask_rcnn/mask-rcnn_oct-resnet-50_fpn_1x_coco.py'
+# No ImageNet weights exist for a scaled network, so it trains from scratch as its base
+# does: SyncBN in the backbone, FPN and heads (GN's 32 groups do not divide the scaled
+# widths, e.g. 72), nothing frozen, norms trained, the 6x schedule.
+_base_ = '../scratch/mask-rcnn_oct-resnet-50-scratch_fpn_syncbn-all_6x_coco.py'
 
 from convdense.models.scaling import compound_scale_config  # noqa: E402
 

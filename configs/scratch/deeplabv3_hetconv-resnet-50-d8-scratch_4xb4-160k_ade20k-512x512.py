@@ -1,0 +1,8 @@
+# DeepLabV3 on ADE20K with a HetConv ResNet-50 (P=4) backbone trained from scratch as the
+# ResNet-50 baseline it inherits: its deep stem and geometry (scratch_backbone), no
+# weights, nothing frozen, norms trained, 160k iterations; only the blocks differ.
+_base_ = './deeplabv3_r50-d8-scratch_4xb4-160k_ade20k-512x512.py'
+
+model = dict(backbone=dict(_delete_=True, type='convdense.HetConvResNet', depth=50, part=4,
+                           strides=_base_.model.backbone.strides,
+                           dilations=_base_.model.backbone.dilations, **_base_.scratch_backbone))
