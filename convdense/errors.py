@@ -10,3 +10,7 @@ class UserError(Exception):
 
 class DataError(UserError, ValueError):
     """Data that is missing or malformed; the message starts with the file or folder."""
+
+
+class MissingFileError(UserError, FileNotFoundError):
+    """A file the config names (a checkpoint to convert first, say) does not exist."""

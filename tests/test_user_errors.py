@@ -81,3 +81,24 @@ def test_a_bug_keeps_its_traceback():
         raise ValueError('a bug')
     with pytest.raises(ValueError, match='a bug'):
         launch.run_cli(main)
+
+
+def test_a_missing_pretrained_checkpoint_is_one_line_with_the_command_that_makes_it(tmp_path):
+    """The backbone's check in init_weights raises a UserError, which run_cli prints as one line."""
+    from convdense.errors import MissingFileError
+    from convdense.models.pretrained import check_checkpoint_file
+    from convdense.registry import MODELS
+    backbone = MODELS.build(dict(type='convdense.Res2Net', depth=50, init_cfg=dict(
+        type='Pretrained', checkpoint=str(tmp_path / 'res2net.pth'))))
+    with pytest.raises(MissingFileError) as caught:
+        backbone.init_weights()
+    assert isinstance(caught.value, FileNotFoundError) and isinstance(caught.value, UserError)
+    assert 'make it with: python tools/model_converters/res2net.py' in str(caught.value)
+    done = subprocess.run([sys.executable, '-c', (
+        'from convdense import launch\n'
+        'from convdense.models.pretrained import check_checkpoint_file\n'
+        f'launch.run_cli(lambda: check_checkpoint_file({str(tmp_path / "x.pth")!r}, "Res2Net", None))')],
+        capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=REPO))
+    assert done.returncode == 2 and 'Traceback' not in done.stderr
+    assert done.stderr.strip().startswith('error: Res2Net: pretrained checkpoint') and '\n' not in done.stderr.strip()
+    check_checkpoint_file('torchvision://resnet50', 'ResNet', None)  # remote: left to mmengine

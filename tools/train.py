@@ -46,6 +46,7 @@ def main(argv=None):
         cfg.load_from = args.resume
     if args.auto_scale_lr:
         launch.enable_auto_scale_lr(cfg)
+    launch.check_data_roots(cfg)  # a missing dataset fails before a long download
     launch.fetch_checkpoints(cfg)
     runner = launch.build_runner(cfg)
     runner.train()

@@ -18,6 +18,7 @@ from typing import Dict, List, NamedTuple, Optional, Sequence
 
 from torch import Tensor, nn
 
+from ..errors import MissingFileError
 from .converters import blocks_per_stage
 
 #: Unexpected keys that are an ImageNet classifier head, dropped with a log line.
@@ -50,7 +51,8 @@ class Release(NamedTuple):
 
 
 def check_checkpoint_file(checkpoint: str, backbone: str, release: Optional[Release]):
-    """Raise ``FileNotFoundError`` (one line) when a local ``checkpoint`` does not
+    """Raise :class:`~convdense.errors.MissingFileError` (a ``FileNotFoundError``, one
+    line, printed as ``error: ...`` by the tools) when a local ``checkpoint`` does not
     exist, with the command that makes it from ``release`` and where that is
     published (or, with no ``release``, that none exists). Remote ``scheme://``
     checkpoints are left to mmengine."""
@@ -62,7 +64,7 @@ def check_checkpoint_file(checkpoint: str, backbone: str, release: Optional[Rele
     else:
         how = (f'make it with: {release.command(checkpoint)} '
                f'({release.source} is published at {release.url})')
-    raise FileNotFoundError(f'{backbone}: pretrained checkpoint {checkpoint} not found; {how}')
+    raise MissingFileError(f'{backbone}: pretrained checkpoint {checkpoint} not found; {how}')
 
 
 class KeyReport(NamedTuple):
