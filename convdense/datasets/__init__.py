@@ -2,4 +2,5 @@
 from . import readers, transforms, upstream_checks  # noqa: F401
 from .joint_upsampling import (JointUpsamplingDataset, MiddleburyDataset,  # noqa: F401
                                NYUDepthV2Dataset, SintelFlowDataset)
+from .procedural_flow import ProceduralFlowDataset, generate_flow  # noqa: F401
 from .procedural_rgbd import ProceduralRGBDDataset, generate_rgbd  # noqa: F401
