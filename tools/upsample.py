@@ -16,8 +16,12 @@ the count is printed) or, unscaled and unclipped, ``.npy`` / ``.pfm``; flow as
 Formats read: 8/16-bit PNG, .npy, .npz, .pfm, .flo. PNG values (read and
 written) are ``value * --scale`` (e.g. 1000 for millimetre depth, 256 for
 KITTI-style disparity); float formats hold the values themselves.
-The learned methods need ``--checkpoint``; ``make demo`` prints one (PAC lite x8
-on disparity, ``--method pac-lite``) and its config is found automatically.
+``--method pac-lite`` without ``--checkpoint`` uses the shipped model for the kind
+and factor (``checkpoints/<config name>.pth``: PAC lite trained on procedural data
+only, depth x4/x8/x16 and flow x4/x8; see docs/joint_upsampling.md); a missing one
+is an error naming the command that trains it. Otherwise the learned methods need
+``--checkpoint`` (``make demo`` prints one: PAC lite x8 on disparity and x4 on flow)
+and, unless it is a demo model, ``--config``.
 """
 import argparse
 import os.path as osp
@@ -34,6 +38,14 @@ from convdense import launch  # noqa: E402
 NETS = dict(pac='PacJointUpsample', **{'pac-lite': 'PacJointUpsampleLite'}, djf='DJF', jbu='JBU', bicubic='Bicubic')
 DEMO_CONFIGS = {'pac-lite': 'configs/joint_upsampling/pacjointupsample_lite_x8_demo.py',
                 'djf': 'configs/joint_upsampling/djf_x8_demo.py'}
+#: PAC lite models shipped in checkpoints/ for --method pac-lite without --checkpoint:
+#: (kind, factor) -> config in configs/joint_upsampling/; the checkpoint is checkpoints/<config stem>.pth
+SHIPPED_DIR = osp.join(ROOT, 'checkpoints')
+SHIPPED = {('depth', 4): 'pacjointupsample_lite_x4_procedural.py',
+           ('depth', 8): 'pacjointupsample_lite_x8_procedural.py',
+           ('depth', 16): 'pacjointupsample_lite_x16_procedural.py',
+           ('flow', 4): 'pacjointupsample_lite_x4_flow_procedural.py',
+           ('flow', 8): 'pacjointupsample_lite_x8_flow_procedural.py'}
 FLOW_DEMO_CONFIGS = {'pac-lite': 'configs/joint_upsampling/pacjointupsample_lite_x4_flow_demo.py',
                      'djf': 'configs/joint_upsampling/djf_x4_flow_demo.py'}
 
@@ -65,6 +77,8 @@ def build_model(args, factor):
     if args.method in ('jbu', 'bicubic'):
         return MODELS.build(dict(type='JointUpsampler', net=dict(type=NETS[args.method], factor=factor),
                                  values_scale_with_resolution=args.kind == 'flow'))
+    if not args.checkpoint and args.method == 'pac-lite' and not args.config:
+        args.config, args.checkpoint = shipped_model(args.kind, factor)
     if not args.checkpoint:
         raise launch.ConfigError(f'--method {args.method} is learned: give --checkpoint (make demo prints one)')
     if not osp.isfile(args.checkpoint):
@@ -82,6 +96,24 @@ def build_model(args, factor):
     from mmengine.runner import load_checkpoint
     load_checkpoint(model, args.checkpoint, map_location='cpu', logger='silent')
     return model.eval()
+
+
+def shipped_model(kind, factor):
+    """(config, checkpoint) of the shipped PAC lite model for ``kind`` at ``factor``, or a
+    one-line error saying which factors ship and how to train the missing model."""
+    key = ('flow' if kind == 'flow' else 'depth', factor)
+    if key not in SHIPPED:
+        factors = sorted(f for k, f in SHIPPED if k == key[0])
+        raise launch.ConfigError(f'no shipped pac-lite model for {kind} x{factor} (shipped: x'
+                                 + ', x'.join(map(str, factors)) + '); give --config and --checkpoint')
+    config = osp.join(ROOT, 'configs', 'joint_upsampling', SHIPPED[key])
+    checkpoint = osp.join(SHIPPED_DIR, osp.splitext(SHIPPED[key])[0] + '.pth')
+    if not osp.isfile(checkpoint):
+        raise launch.ConfigError(
+            f'the pac-lite {key[0]} x{factor} model is not trained yet ({osp.relpath(checkpoint, ROOT)} is '
+            f'missing): train it with `python tools/train.py {osp.relpath(config, ROOT)} --work-dir '
+            f'work_dirs/{osp.splitext(SHIPPED[key])[0]}` and copy its best_*.pth there, or give --checkpoint')
+    return config, checkpoint
 
 
 def main(argv=None):

@@ -168,3 +168,61 @@ def test_merge_judges_the_goal_over_every_runs_seeds(tmp_path):
         demo.merge_results([first, first])
     with pytest.raises(ValueError, match='cannot merge unfinished runs'):
         demo.merge_results([first, dict(steady, complete=False)])
+
+
+def test_flow_folds_select_on_one_stereo_scene_and_test_on_the_other(monkeypatch, tmp_path):
+    calls = []
+
+    def fake_protocol(task, work_dir, overrides, scenes, seeds, max_iters, panels, learned=None):
+        calls.append((overrides, scenes, learned))
+        (column,) = scenes.values()
+        fold = _fold(column, 1.0, 0.9, True)
+        for row in fold['rows']:
+            row['test']['bundled flow frames'] = demo.summarise([0.3])
+        return fold, {}
+
+    monkeypatch.setattr(demo, 'run_protocol', fake_protocol)
+    task = demo.TASKS['flow']
+    block, table = demo.run_procedural(task, str(tmp_path), [0], 6, 'epe_px')
+    assert [c[0] for c in calls] == [
+        {'val_dataloader.dataset.scenes': ['motorcycle'], 'test_dataloader.dataset.scenes': ['aloe']},
+        {'val_dataloader.dataset.scenes': ['aloe'], 'test_dataloader.dataset.scenes': ['motorcycle']}]
+    assert all(c[2] is task['procedural'] for c in calls)
+    assert ('Trained on procedural optical flow only, selected on Motorcycle (whole image, stereo as flow), '
+            'tested on Aloe (whole image, stereo as flow) and on bundled flow frames (further tests)') in table
+    assert block['gain_over_jbu'] == pytest.approx({'Aloe': 0.1, 'Motorcycle': 0.1})
+
+
+@pytest.mark.parametrize('factor', [4, 8])
+def test_flow_procedural_configs_train_on_generated_flow_and_test_on_real_flow(factor):
+    for name in ('pacjointupsample_lite', 'djf'):
+        cfg = launch.load_config(osp.join(demo.CONFIGS, f'{name}_x{factor}_flow_procedural.py'))
+        regions = launch.load_config(osp.join(demo.CONFIGS, f'{name}_x4_flow_demo.py'))
+        assert cfg.model.net == dict(regions.model.net, factor=factor)  # the flow demo's method
+        assert cfg.model.values_scale_with_resolution
+        train, val, test = (cfg[f'{s}_dataloader'].dataset for s in ('train', 'val', 'test'))
+        assert train.type == 'ProceduralFlowDataset'
+        assert (val.type, val.scenes, test.type, test.scenes) == (
+            'MiddleburyStereoFlowDataset', ['aloe'], 'MiddleburyStereoFlowDataset', ['motorcycle'])
+        (further,) = cfg.further_tests.values()
+        assert (further.type, further.split, further.factor) == ('SintelFlowDataset', 'all', factor)
+        assert train.factor == val.factor == test.factor == factor
+        assert cfg.val_evaluator.type == 'FlowEPE'
+
+
+def test_further_tests_replace_the_test_set_for_one_more_column(monkeypatch, tmp_path):
+    calls = []
+
+    def fake_evaluate(config, work_dir, overrides=None, panels=True, **kwargs):
+        calls.append(overrides)
+        dataset = overrides.get('test_dataloader.dataset')
+        return {'epe_px': 0.5 if dataset else 2.0}, 1
+
+    monkeypatch.setattr(demo, 'evaluate', fake_evaluate)
+    config = osp.join(demo.CONFIGS, 'djf_x4_flow_procedural.py')
+    scenes = {'motorcycle': 'Motorcycle'}
+    metrics = demo.evaluate_per_scene(config, str(tmp_path), scenes, {}, checkpoint='x.pth')
+    assert list(metrics) == ['Motorcycle', 'bundled flow frames']
+    assert metrics == {'Motorcycle': 2.0, 'bundled flow frames': 0.5}
+    dataset = calls[1]['test_dataloader.dataset']
+    assert dataset['_delete_'] and dataset['type'] == 'SintelFlowDataset' and dataset['pipeline']

@@ -79,3 +79,48 @@ def test_unsupported_output_format_is_refused_before_any_work(tmp_path, kind, ou
     with pytest.raises(launch.ConfigError, match=f'--kind {kind} is written as'):
         upsample.main(['--method', 'bicubic', '--guide', 'missing.png', '--low', 'missing.npy',
                        '--kind', kind, '--out', str(tmp_path / out)])
+
+
+def test_pac_lite_without_checkpoint_names_the_command_that_trains_a_missing_model(tmp_path, monkeypatch):
+    monkeypatch.setattr(upsample, 'SHIPPED_DIR', str(tmp_path / 'none'))
+    np.save(tmp_path / 'low.npy', np.ones((8, 8, 2), np.float32))
+    with pytest.raises(launch.ConfigError) as info:
+        upsample.main(['--method', 'pac-lite', '--guide', _guide(tmp_path, 32), '--low', str(tmp_path / 'low.npy'),
+                       '--kind', 'flow', '--out', str(tmp_path / 'out.flo')])
+    message = str(info.value)
+    assert '\n' not in message and 'pac-lite flow x4 model is not trained yet' in message
+    assert 'python tools/train.py configs/joint_upsampling/pacjointupsample_lite_x4_flow_procedural.py' in message
+    with pytest.raises(launch.ConfigError, match=r'no shipped pac-lite model for depth x2 \(shipped: x4, x8, x16\)'):
+        upsample.shipped_model('depth', 2)
+
+
+def test_pac_lite_without_checkpoint_uses_the_shipped_model_for_kind_and_factor(tmp_path, monkeypatch, capsys):
+    """A checkpoint in the shipped folder is picked by the input's kind and factor and its
+    weights are the ones applied (perturbed weights, so a fresh model would differ)."""
+    import torch
+    from mmengine.registry import init_default_scope
+
+    from convdense.datasets.readers import read_rgb
+    from convdense.registry import MODELS
+    init_default_scope('convdense')
+    config = osp.join(ROOT, 'configs', 'joint_upsampling', upsample.SHIPPED[('flow', 8)])
+    torch.manual_seed(0)
+    model = MODELS.build(launch.load_config(config).model).eval()
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(0.05 * torch.randn_like(param))
+    monkeypatch.setattr(upsample, 'SHIPPED_DIR', str(tmp_path))
+    torch.save(dict(state_dict=model.state_dict()), tmp_path / 'pacjointupsample_lite_x8_flow_procedural.pth')
+    low = np.random.default_rng(0).standard_normal((4, 4, 2)).astype(np.float32)
+    np.save(tmp_path / 'low.npy', low)
+    guide = _guide(tmp_path, 32)
+    upsample.main(['--method', 'pac-lite', '--guide', guide, '--low', str(tmp_path / 'low.npy'),
+                   '--kind', 'flow', '--out', str(tmp_path / 'out.npy')])
+    assert 'wrote' in capsys.readouterr().out
+    with torch.no_grad():
+        expected = model.upsample(torch.from_numpy(low.transpose(2, 0, 1))[None],
+                                  torch.from_numpy(read_rgb(guide).transpose(2, 0, 1))[None])
+    np.testing.assert_allclose(np.load(tmp_path / 'out.npy'), expected[0].numpy().transpose(1, 2, 0), atol=1e-5)
+    bilinear = torch.nn.functional.interpolate(torch.from_numpy(low.transpose(2, 0, 1))[None] * 8, scale_factor=8,
+                                               mode='bilinear', align_corners=False)
+    assert not np.allclose(expected.numpy(), bilinear.numpy(), atol=1e-2)
