@@ -26,7 +26,8 @@ from typing import NamedTuple
 import numpy as np
 
 from ..registry import DATASETS
-from .procedural_layers import ProceduralDataset, load_textures, shape_mask, texture_window
+from .procedural_layers import (ProceduralDataset, check_layout, check_probability, check_range, load_textures,
+                                shape_mask, texture_window)
 
 
 class Motion(NamedTuple):
@@ -55,26 +56,15 @@ class ProceduralFlow(NamedTuple):
 
 def _check_args(size, num_layers, translation, background_scale, rotation_std, zoom_std, nonrigid,
                 nonrigid_prob, brightness, flat_prob, noise_std):
-    if (not isinstance(size, (tuple, list)) or len(size) != 2
-            or not all(isinstance(v, (int, np.integer)) and v >= 16 for v in size)):
-        raise ValueError(f'size must be (height, width), ints >= 16, got {size!r}')
-    if (not isinstance(num_layers, (tuple, list)) or len(num_layers) != 2
-            or not all(isinstance(v, (int, np.integer)) for v in num_layers)
-            or not 1 <= num_layers[0] <= num_layers[1]):
-        raise ValueError(f'num_layers must be (min, max) ints with 1 <= min <= max, got {num_layers!r}')
-    if (not isinstance(translation, (tuple, list)) or len(translation) != 2
-            or not 0 < translation[0] < translation[1]):
-        raise ValueError(f'translation must be (low, high) px with 0 < low < high, got {translation!r}')
+    check_layout(size, num_layers, flat_prob, noise_std)
+    check_range('translation', translation, ' px')
     if not background_scale > 0:
         raise ValueError(f'background_scale must be > 0, got {background_scale!r}')
-    for name, value in (('rotation_std', rotation_std),
-                        ('zoom_std', zoom_std), ('nonrigid', nonrigid), ('brightness', brightness),
-                        ('noise_std', noise_std)):
+    for name, value in (('rotation_std', rotation_std), ('zoom_std', zoom_std), ('nonrigid', nonrigid),
+                        ('brightness', brightness)):
         if not value >= 0:
             raise ValueError(f'{name} must be >= 0, got {value!r}')
-    for name, value in (('nonrigid_prob', nonrigid_prob), ('flat_prob', flat_prob)):
-        if not 0 <= value <= 1:
-            raise ValueError(f'{name} is a probability in [0, 1], got {value!r}')
+    check_probability('nonrigid_prob', nonrigid_prob)
 
 
 def sample_motion(rng, centre, translation, rotation_std, zoom_std, nonrigid):

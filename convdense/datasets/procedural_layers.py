@@ -20,6 +20,31 @@ PHOTOS = ('astronaut.png', 'chelsea.png', 'coffee.png', 'rocket.jpg', 'hubble_de
 SHAPES = ('ellipse', 'polygon', 'rectangle', 'blob', 'stroke')
 
 
+def check_layout(size, num_layers, flat_prob, noise_std):
+    """One-line ``ValueError`` unless the arguments every procedural generator shares are sane."""
+    if (not isinstance(size, (tuple, list)) or len(size) != 2
+            or not all(isinstance(v, (int, np.integer)) and v >= 16 for v in size)):
+        raise ValueError(f'size must be (height, width), ints >= 16, got {size!r}')
+    if (not isinstance(num_layers, (tuple, list)) or len(num_layers) != 2
+            or not all(isinstance(v, (int, np.integer)) for v in num_layers)
+            or not 1 <= num_layers[0] <= num_layers[1]):
+        raise ValueError(f'num_layers must be (min, max) ints with 1 <= min <= max, got {num_layers!r}')
+    check_probability('flat_prob', flat_prob)
+    if not noise_std >= 0:
+        raise ValueError(f'noise_std must be >= 0, got {noise_std!r}')
+
+
+def check_range(name, value, unit=''):
+    """One-line ``ValueError`` unless ``value`` is a (low, high) pair with 0 < low < high."""
+    if not isinstance(value, (tuple, list)) or len(value) != 2 or not 0 < value[0] < value[1]:
+        raise ValueError(f'{name} must be (low, high){unit} with 0 < low < high, got {value!r}')
+
+
+def check_probability(name, value):
+    if not 0 <= value <= 1:
+        raise ValueError(f'{name} is a probability in [0, 1], got {value!r}')
+
+
 @functools.lru_cache(maxsize=1)
 def load_textures():
     """The photographs as (float32 RGB in [0, 1], is-grey) pairs (read once per process)."""

@@ -29,8 +29,8 @@ from typing import NamedTuple
 import numpy as np
 
 from ..registry import DATASETS
-from .procedural_layers import (PHOTOS, SHAPES, ProceduralDataset, load_textures, shape_mask,  # noqa: F401
-                                texture_window)
+from .procedural_layers import (PHOTOS, SHAPES, ProceduralDataset, check_layout,  # noqa: F401
+                                check_probability, check_range, load_textures, shape_mask, texture_window)
 
 DISPARITY_RANGE = (8.0, 80.0)
 
@@ -47,21 +47,9 @@ class ProceduralRGBD(NamedTuple):
 
 
 def _check_args(size, num_layers, disparity_range, coplanar_prob, flat_prob, noise_std):
-    if (not isinstance(size, (tuple, list)) or len(size) != 2
-            or not all(isinstance(v, (int, np.integer)) and v >= 16 for v in size)):
-        raise ValueError(f'size must be (height, width), ints >= 16, got {size!r}')
-    if (not isinstance(num_layers, (tuple, list)) or len(num_layers) != 2
-            or not all(isinstance(v, (int, np.integer)) for v in num_layers)
-            or not 1 <= num_layers[0] <= num_layers[1]):
-        raise ValueError(f'num_layers must be (min, max) ints with 1 <= min <= max, got {num_layers!r}')
-    if (not isinstance(disparity_range, (tuple, list)) or len(disparity_range) != 2
-            or not 0 < disparity_range[0] < disparity_range[1]):
-        raise ValueError(f'disparity_range must be (low, high) with 0 < low < high, got {disparity_range!r}')
-    for name, value in (('coplanar_prob', coplanar_prob), ('flat_prob', flat_prob)):
-        if not 0 <= value <= 1:
-            raise ValueError(f'{name} is a probability in [0, 1], got {value!r}')
-    if not noise_std >= 0:
-        raise ValueError(f'noise_std must be >= 0, got {noise_std!r}')
+    check_layout(size, num_layers, flat_prob, noise_std)
+    check_range('disparity_range', disparity_range)
+    check_probability('coplanar_prob', coplanar_prob)
 
 
 def _surface(rng, height, width, level, max_slope):

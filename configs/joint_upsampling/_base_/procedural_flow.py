@@ -11,33 +11,22 @@
 #         real frames, synthetic per-segment motion), reported beside the test scene.
 # Defaults: select on Aloe, test on Motorcycle; `tools/demo.py --procedural` runs both
 # ways by overriding the scenes. EPE in pixels over valid pixels.
-_base_ = ['./joint_upsampling_data.py']
-factor = 4
+_base_ = ['./bundled_flow.py']  # its random 64x64 crops, flips and low-res protocol
 middlebury_root = 'data/middlebury'
 val_scene = 'aloe'
 test_scene = 'motorcycle'
-train_pipeline = [
-    dict(type='LoadJointUpsamplingSample'),
-    dict(type='RandomJointCrop', crop_size=64),
-    dict(type='RandomJointFlip', prob=0.5),
-    dict(type='MakeLowResolution'),
-    dict(type='PackJointUpsamplingInputs'),
-]
 # 4000 fixed pairs (sample i from seed (0, i)); 500 iterations x 4 draw 2000 of them
 train_dataloader = dict(
-    batch_size=4, num_workers=0, persistent_workers=False,
-    dataset=dict(type='ProceduralFlowDataset', num_samples=4000, seed=0, factor=factor,
-                 generator=dict(size=(128, 128)), pipeline=train_pipeline))
+    dataset=dict(_delete_=True, type='ProceduralFlowDataset', num_samples=4000, seed=0,
+                 factor={{_base_.factor}}, generator=dict(size=(128, 128)), pipeline={{_base_.train_pipeline}}))
 val_dataloader = dict(
-    num_workers=0, persistent_workers=False,
-    dataset=dict(type='MiddleburyStereoFlowDataset', data_root=middlebury_root, scenes=[val_scene],
-                 disparity_scale=2.0, factor=factor))
+    dataset=dict(_delete_=True, type='MiddleburyStereoFlowDataset', data_root=middlebury_root, scenes=[val_scene],
+                 disparity_scale=2.0, factor={{_base_.factor}}, pipeline={{_base_.test_pipeline}}))
 test_dataloader = dict(
-    num_workers=0, persistent_workers=False,
-    dataset=dict(type='MiddleburyStereoFlowDataset', data_root=middlebury_root, scenes=[test_scene],
-                 disparity_scale=2.0, factor=factor))
+    dataset=dict(_delete_=True, type='MiddleburyStereoFlowDataset', data_root=middlebury_root,
+                 scenes=[test_scene], disparity_scale=2.0, factor={{_base_.factor}},
+                 pipeline={{_base_.test_pipeline}}))
 # read by tools/demo.py: each replaces test_dataloader.dataset for one more test column
-further_tests = {'bundled flow frames': dict(type='SintelFlowDataset', data_root='data/flow', split='all',
-                                             factor=factor, pipeline={{_base_.test_pipeline}})}
-val_evaluator = dict(type='FlowEPE')
-test_evaluator = val_evaluator
+further_tests = {'bundled flow frames': dict(type='SintelFlowDataset', data_root={{_base_.data_root}},
+                                             split='all', factor={{_base_.factor}},
+                                             pipeline={{_base_.test_pipeline}})}
