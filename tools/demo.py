@@ -20,7 +20,10 @@ them (``configs/joint_upsampling/_base_/bundled_*.py``). For each task:
 test on the other scene's test region, both ways); ``--procedural`` adds, for depth,
 the learned methods trained on procedural RGB-D scenes only
 (``convdense/datasets/procedural_rgbd.py``), selected on one real scene's val region and
-tested on the other scene's test region, both ways, with the chosen PAC model's gain over
+tested on the other scene's test region, both ways, and for flow the learned methods
+trained on procedural optical flow only (``convdense/datasets/procedural_flow.py``),
+selected on one bundled stereo scene read as flow (u = -d, v = 0) and tested on the other,
+both ways, with the bundled flow frames as a further test; each with the chosen PAC model's gain over
 JBU (issue #14's goal: >= 3 % on each scene); ``--seeds`` repeats every learned run per
 seed; ``--skip-regions`` runs only those added protocols. Everything lands in one
 ``results.json`` (``--out``), the only source of the numbers quoted in configs, docs and
@@ -58,6 +61,7 @@ TASKS = {
         procedural={DEMO_MODEL: 'pacjointupsample_lite_x8_procedural.py',
                     'PAC (lite, reference)': 'pacjointupsample_lite_x8_reference_procedural.py',
                     'DJF': 'djf_x8_procedural.py'},
+        procedural_data='procedural RGB-D scenes', procedural_split=('val region', 'test region'),
         checkpoint='pac_lite_x8_demo.pth', metric='rmse_px',
         title='Bundled Middlebury scenes, x8, test regions: disparity RMSE in pixels per scene and '
               'their mean (lower is better)'),
@@ -66,6 +70,12 @@ TASKS = {
                  'PAC (lite, reference)': 'pacjointupsample_lite_x4_flow_reference_demo.py',
                  'DJF': 'djf_x4_flow_demo.py'},
         scenes=None, checkpoint='pac_lite_x4_flow_demo.pth', metric='epe_px',
+        # real flow for selection and testing: the stereo scenes read as flow (u = -d, v = 0)
+        procedural={'PAC (lite, bilinear base)': 'pacjointupsample_lite_x4_flow_procedural.py',
+                    'DJF': 'djf_x4_flow_procedural.py'},
+        procedural_scenes={'aloe': 'Aloe', 'motorcycle': 'Motorcycle'},
+        procedural_data='procedural optical flow',
+        procedural_split=('whole image, stereo as flow', 'whole image, stereo as flow'),
         title='Held-out scene (Grove2) of the bundled known-motion flow frames, x4: end-point error in '
               'pixels (lower is better)'),
 }
@@ -99,10 +109,12 @@ def train(config, work_dir, overrides, max_iters=None, description=None):
 
 def evaluate_per_scene(config, work_dir, scenes, overrides, panels=False, **kwargs):
     """The config's test metric over its test set and, for each ``{folder: column}`` of
-    ``scenes``, over that scene alone (a column before the overall one). The Runner's
-    output goes to ``console.log`` in ``work_dir``."""
+    ``scenes``, over that scene alone (a column before the overall one), then over each
+    of the config's ``further_tests`` (``{column: dataset}``, each replacing the test
+    set; a column after). The Runner's output goes to ``console.log`` in ``work_dir``."""
     metrics = {}
     os.makedirs(work_dir, exist_ok=True)
+    further = launch.load_config(config, overrides).get('further_tests') or {}
     with console_to(osp.join(work_dir, 'console.log')):
         for scene, column in (scenes or {}).items():
             per_scene, _ = evaluate(config, osp.join(work_dir, scene), panels=False,
@@ -111,7 +123,11 @@ def evaluate_per_scene(config, work_dir, scenes, overrides, panels=False, **kwar
             (metrics[column],) = per_scene.values()
         if len(scenes or ()) != 1:
             overall, _ = evaluate(config, work_dir, overrides=overrides, panels=panels, **kwargs)
-            metrics.update(overall)  # the metric's own average over the test set, last column
+            metrics.update(overall)  # the metric's own average over the test set
+        for column, dataset in further.items():
+            (metrics[column],) = evaluate(config, osp.join(work_dir, _slug(column)), panels=False,
+                                          overrides={**overrides, 'test_dataloader.dataset': dict(
+                                              _delete_=True, **dataset)}, **kwargs)[0].values()
     return metrics
 
 
@@ -245,10 +261,15 @@ def run_task(key, task, work_dir, args, max_iters, on_block=lambda block: None):
     return block, tables
 
 
-def other_scene(task, column):
-    """The name of the bundled scene that is not ``column`` (the task has two)."""
-    (other,) = [name for name in task['scenes'].values() if name != column]
+def other_scene(task, column, scenes=None):
+    """The name of the bundled scene that is not ``column`` (of the task's two ``scenes``)."""
+    (other,) = [name for name in (scenes or task['scenes']).values() if name != column]
     return other
+
+
+def procedural_scenes(task):
+    """``{folder: column}`` of the real scenes the procedural protocol selects and tests on."""
+    return task.get('procedural_scenes') or task['scenes']
 
 
 def loso_title(task, column):
@@ -262,8 +283,9 @@ def run_procedural(task, work_dir, seeds, max_iters, metric, on_fold=lambda fold
     selected on). Returns the ``procedural`` block (folds keyed by test column, the chosen
     PAC's gain over JBU per fold, whether issue #14's goal is met) and its tables."""
     folds = {}
-    for test_scene, column in task['scenes'].items():
-        (select_scene,) = [s for s in task['scenes'] if s != test_scene]
+    scenes = procedural_scenes(task)
+    for test_scene, column in scenes.items():
+        (select_scene,) = [s for s in scenes if s != test_scene]
         overrides = {'val_dataloader.dataset.scenes': [select_scene],
                      'test_dataloader.dataset.scenes': [test_scene]}
         folds[column], _ = run_protocol(task, osp.join(work_dir, f'procedural_{test_scene}'), overrides,
@@ -277,16 +299,24 @@ def procedural_block(task, folds, metric):
     """The procedural folds -> the ``procedural`` block (each fold's gain over JBU,
     whether the goal is met on every unseen scene) and its tables."""
     tables = []
+    val_split, test_split = task['procedural_split']
     for column, fold in folds.items():
-        tables.append(format_table(fold, metric, f'Trained on procedural RGB-D scenes only, selected on '
-                                                 f'{other_scene(task, column)} (val region), tested on '
-                                                 f'{column} (test region)'))
+        other = other_scene(task, column, procedural_scenes(task))
+        tables.append(format_table(fold, metric, f"Trained on {task['procedural_data']} only, selected on "
+                                                 f'{other} ({val_split}), tested on {column} ({test_split})'
+                                                 + _further_note(fold, column)))
     gain = {column: fold['gain_over_jbu'][column] for column, fold in folds.items()}
     met = all(gain[c] >= GOAL_GAIN_OVER_JBU and fold['verdict']['JBU'][c] for c, fold in folds.items())
     tables.append(f'Goal (issue #14): the PAC model chosen on val beats JBU by >= '
                   f'{100 * GOAL_GAIN_OVER_JBU:.0f} % and by more than the seed spread on every unseen scene: '
                   f'{"met" if met else "not met"}')
     return dict(folds=folds, gain_over_jbu=gain, goal=GOAL_GAIN_OVER_JBU, goal_met=met), '\n\n'.join(tables)
+
+
+def _further_note(fold, column):
+    """The title's note on a fold's test columns beyond its test scene (further tests)."""
+    further = [c for c in fold['rows'][0]['test'] if c != column]
+    return f" and on {', '.join(further)} (further tests)" if further else ''
 
 
 def merge_rows(row_lists):
@@ -355,8 +385,8 @@ def main(argv=None):
     parser.add_argument('--seeds', type=int, nargs='+', default=[0], help='seeds of every learned run')
     parser.add_argument('--loso', action='store_true', help='add leave-one-scene-out runs (depth)')
     parser.add_argument('--procedural', action='store_true',
-                        help='add runs trained on procedural RGB-D scenes, tested on unseen real '
-                             'scenes (depth)')
+                        help='add runs trained on procedural data (RGB-D scenes for depth, optical '
+                             'flow for flow), tested on unseen real scenes')
     parser.add_argument('--skip-regions', action='store_true',
                         help='only the added protocols (--loso, --procedural): no regions table, '
                              'panels or demo checkpoint')

@@ -3,18 +3,25 @@
     python tools/upsample.py --method pac|pac-lite|djf|jbu|bicubic \
         [--config CFG --checkpoint CKPT] --guide RGB.png \
         (--low LOW.png | --gt GT.png --factor F) [--kind depth|disparity|flow] \
-        [--scale S] --out OUT.png|OUT.flo [--panel PANEL.png]
+        [--scale S] --out OUT.png|OUT.flo|OUT.npy|OUT.pfm [--panel PANEL.png]
 
 ``--low`` is the user's own low-res input (its size times the factor must be the
 guide's size); ``--gt`` makes the low-res input from a full-resolution ground
 truth with the benchmark protocol and prints the error on valid pixels as the
 last line (``RMSE <value>`` in the target's units, or ``EPE <value>`` in pixels).
-Depth/disparity are written as 16-bit PNG (``value * scale``, 0 = unknown), flow
-as ``.flo``. Formats read: 8/16-bit PNG, .npy, .npz, .pfm, .flo. PNG values (read
-and written) are ``value * --scale`` (e.g. 1000 for millimetre depth, 256 for
+The output format follows ``--out``'s extension: depth/disparity as 16-bit PNG
+(``value * scale``, 0 = unknown; values outside the 16-bit range are clipped and
+the count is printed) or, unscaled and unclipped, ``.npy`` / ``.pfm``; flow as
+``.flo``, ``.npy`` or ``.pfm``. What the model produced is always written.
+Formats read: 8/16-bit PNG, .npy, .npz, .pfm, .flo. PNG values (read and
+written) are ``value * --scale`` (e.g. 1000 for millimetre depth, 256 for
 KITTI-style disparity); float formats hold the values themselves.
-The learned methods need ``--checkpoint``; ``make demo`` prints one (PAC lite x8
-on disparity, ``--method pac-lite``) and its config is found automatically.
+``--method pac-lite`` without ``--checkpoint`` uses the shipped model for the kind
+and factor (``checkpoints/<config name>.pth``: PAC lite trained on procedural data
+only, depth x4/x8/x16 and flow x4/x8; see docs/joint_upsampling.md); a missing one
+is an error naming the command that trains it. Otherwise the learned methods need
+``--checkpoint`` (``make demo`` prints one: PAC lite x8 on disparity and x4 on flow)
+and, unless it is a demo model, ``--config``.
 """
 import argparse
 import os.path as osp
@@ -31,6 +38,14 @@ from convdense import launch  # noqa: E402
 NETS = dict(pac='PacJointUpsample', **{'pac-lite': 'PacJointUpsampleLite'}, djf='DJF', jbu='JBU', bicubic='Bicubic')
 DEMO_CONFIGS = {'pac-lite': 'configs/joint_upsampling/pacjointupsample_lite_x8_demo.py',
                 'djf': 'configs/joint_upsampling/djf_x8_demo.py'}
+#: PAC lite models shipped in checkpoints/ for --method pac-lite without --checkpoint:
+#: (kind, factor) -> config in configs/joint_upsampling/; the checkpoint is checkpoints/<config stem>.pth
+SHIPPED_DIR = osp.join(ROOT, 'checkpoints')
+SHIPPED = {('depth', 4): 'pacjointupsample_lite_x4_procedural.py',
+           ('depth', 8): 'pacjointupsample_lite_x8_procedural.py',
+           ('depth', 16): 'pacjointupsample_lite_x16_procedural.py',
+           ('flow', 4): 'pacjointupsample_lite_x4_flow_procedural.py',
+           ('flow', 8): 'pacjointupsample_lite_x8_flow_procedural.py'}
 FLOW_DEMO_CONFIGS = {'pac-lite': 'configs/joint_upsampling/pacjointupsample_lite_x4_flow_demo.py',
                      'djf': 'configs/joint_upsampling/djf_x4_flow_demo.py'}
 
@@ -47,7 +62,9 @@ def parse_args(argv=None):
     parser.add_argument('--factor', type=int, help='upsampling factor (needed with --gt; else inferred)')
     parser.add_argument('--kind', default='depth', choices=['depth', 'disparity', 'flow'])
     parser.add_argument('--scale', type=float, default=1.0, help='PNG value per unit (in and out)')
-    parser.add_argument('--out', required=True, help='output .png (depth/disparity) or .flo (flow)')
+    parser.add_argument('--out', required=True,
+                        help='output .png (depth/disparity, 16-bit, clipped), .flo (flow), or .npy / .pfm '
+                             '(float32, either kind)')
     parser.add_argument('--panel', help='comparison panel PNG (default: OUT with _panel.png)')
     return parser.parse_args(argv)
 
@@ -60,6 +77,8 @@ def build_model(args, factor):
     if args.method in ('jbu', 'bicubic'):
         return MODELS.build(dict(type='JointUpsampler', net=dict(type=NETS[args.method], factor=factor),
                                  values_scale_with_resolution=args.kind == 'flow'))
+    if not args.checkpoint and args.method == 'pac-lite' and not args.config:
+        args.config, args.checkpoint = shipped_model(args.kind, factor)
     if not args.checkpoint:
         raise launch.ConfigError(f'--method {args.method} is learned: give --checkpoint (make demo prints one)')
     if not osp.isfile(args.checkpoint):
@@ -79,12 +98,33 @@ def build_model(args, factor):
     return model.eval()
 
 
+def shipped_model(kind, factor):
+    """(config, checkpoint) of the shipped PAC lite model for ``kind`` at ``factor``, or a
+    one-line error saying which factors ship and how to train the missing model."""
+    key = ('flow' if kind == 'flow' else 'depth', factor)
+    if key not in SHIPPED:
+        factors = sorted(f for k, f in SHIPPED if k == key[0])
+        raise launch.ConfigError(f'no shipped pac-lite model for {kind} x{factor} (shipped: x'
+                                 + ', x'.join(map(str, factors)) + '); give --config and --checkpoint')
+    config = osp.join(ROOT, 'configs', 'joint_upsampling', SHIPPED[key])
+    checkpoint = osp.join(SHIPPED_DIR, osp.splitext(SHIPPED[key])[0] + '.pth')
+    if not osp.isfile(checkpoint):
+        raise launch.ConfigError(
+            f'the pac-lite {key[0]} x{factor} model is not trained yet ({osp.relpath(checkpoint, ROOT)} is '
+            f'missing): train it with `python tools/train.py {osp.relpath(config, ROOT)} --work-dir '
+            f'work_dirs/{osp.splitext(SHIPPED[key])[0]}` and copy its best_*.pth there, or give --checkpoint')
+    return config, checkpoint
+
+
 def main(argv=None):
-    from convdense.datasets.readers import read_rgb, read_target, write_depth_png, write_flow
+    from convdense.datasets.readers import TARGET_FORMATS, read_rgb, read_target, write_target
     from convdense.datasets.transforms import crop_to_multiple, fill_invalid_nearest, make_low_resolution
     from convdense.evaluation import depth_rmse, flow_epe_sum
 
     args = parse_args(argv)
+    if osp.splitext(args.out)[1].lower() not in TARGET_FORMATS[args.kind]:
+        raise launch.ConfigError(f'--out {args.out}: --kind {args.kind} is written as '
+                                 f'{", ".join(TARGET_FORMATS[args.kind])}')
     guide = read_rgb(args.guide)
     gt = None
     if args.gt:
@@ -115,10 +155,13 @@ def main(argv=None):
     with torch.no_grad():
         pred = model.upsample(chw(low), chw(guide))[0]
     pred_hwc = pred.numpy().transpose(1, 2, 0)
-    if args.kind == 'flow':
-        write_flow(args.out, pred_hwc)
-    else:
-        write_depth_png(args.out, pred_hwc[..., 0], args.scale)
+    too_low, too_high = write_target(args.out, pred_hwc, args.kind, args.scale)
+    if too_low or too_high:
+        total = pred_hwc.shape[0] * pred_hwc.shape[1]
+        print(f'warning: {too_low + too_high} of {total} pixels ({100 * (too_low + too_high) / total:.2f} %) '
+              f'outside the 16-bit PNG range at --scale {args.scale:g} were clipped ({too_high} above '
+              f'{65535 / args.scale:g} written as 65535, {too_low} below 0 written as 0 = unknown); '
+              f'write .npy or .pfm to keep every value')
     print(f'wrote {args.out}')
 
     panel = args.panel or osp.splitext(args.out)[0] + '_panel.png'

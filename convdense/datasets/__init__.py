@@ -1,5 +1,6 @@
 """Datasets and transforms in the ``convdense`` scope (imported lazily by the registry)."""
 from . import readers, transforms, upstream_checks  # noqa: F401
 from .joint_upsampling import (JointUpsamplingDataset, MiddleburyDataset,  # noqa: F401
-                               NYUDepthV2Dataset, SintelFlowDataset)
+                               MiddleburyStereoFlowDataset, NYUDepthV2Dataset, SintelFlowDataset)
+from .procedural_flow import ProceduralFlowDataset, generate_flow  # noqa: F401
 from .procedural_rgbd import ProceduralRGBDDataset, generate_rgbd  # noqa: F401

@@ -165,6 +165,51 @@ class MiddleburyDataset(JointUpsamplingDataset):
         return samples
 
 
+def disparity_to_flow(disparity, mask_occluded=True):
+    """A rectified stereo pair's left-view disparity ``(H, W)`` as the optical flow from
+    the left view to the right one, ``(H, W, 2)``: ``u = -d``, ``v = 0``.
+
+    Unknown disparity stays unknown (NaN); with ``mask_occluded``, so do the left-view
+    pixels the right view cannot see (no correspondence, hence no flow to score).
+    """
+    from .procedural_rgbd import stereo_occlusion
+    disparity = np.asarray(disparity, np.float32)
+    unknown = ~np.isfinite(disparity)
+    if mask_occluded:
+        unknown |= stereo_occlusion(np.where(unknown, -np.inf, disparity))
+    flow = np.stack([-disparity, np.zeros_like(disparity)], axis=2)
+    flow[unknown] = np.nan
+    return flow
+
+
+def read_stereo_flow(guide_path, target_path, scale=1.0, mask_occluded=True):
+    """(left view, its stereo-as-flow :func:`disparity_to_flow`) of one stereo scene."""
+    guide, disparity = load_pair(guide_path, target_path, 'disparity', scale)
+    return guide, disparity_to_flow(disparity[..., 0], mask_occluded)
+
+
+@DATASETS.register_module()
+class MiddleburyStereoFlowDataset(MiddleburyDataset):
+    """Middlebury stereo scenes (:class:`MiddleburyDataset` layouts) read as *real optical
+    flow*: the left view is frame 1, the right view frame 2, and the ground-truth
+    disparity gives the flow ``(-d, 0)`` with real motion boundaries (depth edges).
+    Unknown disparity and, with ``mask_occluded``, stereo-occluded pixels are invalid
+    (NaN), so the flow metrics skip them. For selecting and testing flow models."""
+    target_kind = 'flow'
+
+    def __init__(self, mask_occluded=True, **kwargs):
+        self.mask_occluded = mask_occluded
+        super().__init__(**kwargs)
+
+    def list_samples(self):
+        samples = []
+        for sample in super().list_samples():
+            samples.append(dict(loader=functools.partial(
+                read_stereo_flow, sample['guide_path'], sample['target_path'], sample['target_scale'],
+                self.mask_occluded), name=sample['name']))
+        return samples
+
+
 @DATASETS.register_module()
 class SintelFlowDataset(JointUpsamplingDataset):
     """MPI-Sintel training set: ``training/<pass>/<scene>/frame_XXXX.png`` with

@@ -57,7 +57,8 @@ def read_pfm(path):
 
 
 def write_pfm(path, array):
-    """Write a ``(H, W)`` float32 array as a grey PFM (the Middlebury 2014 format)."""
+    """Write a ``(H, W)`` (grey) or ``(H, W, 3)`` (colour) float32 array as PFM (the
+    Middlebury 2014 format; what :func:`read_pfm` reads back)."""
     import cv2
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     if not cv2.imwrite(path, np.ascontiguousarray(array, dtype=np.float32)):
@@ -193,15 +194,56 @@ def read_depth(path, scale=1.0, zero_is_invalid=True):
     return depth
 
 
-def write_depth_png(path, depth, scale):
-    """Write depth/disparity as a 16-bit PNG (``round(value * scale)``; NaN -> 0 = unknown)."""
+def write_depth_png(path, depth, scale, clip=False):
+    """Write depth/disparity as a 16-bit PNG (``round(value * scale)``; NaN -> 0 = unknown).
+
+    Values outside ``[0, 65535]`` at ``scale`` raise ``ValueError``, or with ``clip``
+    are written as the nearest end (below 0 -> 0, i.e. unknown). Returns the number of
+    (too low, too high) pixels clipped.
+    """
     import imageio.v3 as iio
     depth = np.asarray(depth, np.float64)
     stored = np.nan_to_num(depth * scale, nan=0.0, posinf=0.0, neginf=0.0)
-    if stored.max(initial=0) > 65535 or stored.min(initial=0) < 0:
+    too_low, too_high = int((stored < 0).sum()), int((stored > 65535).sum())
+    if (too_low or too_high) and not clip:
         raise ValueError(f'{path}: values out of the 16-bit range at scale {scale}')
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    iio.imwrite(path, np.round(stored).astype(np.uint16))
+    iio.imwrite(path, np.round(np.clip(stored, 0, 65535)).astype(np.uint16))
+    return too_low, too_high
+
+
+#: output formats by extension, per target kind
+TARGET_FORMATS = {'flow': ('.flo', '.npy', '.pfm'), 'depth': ('.png', '.npy', '.pfm'),
+                  'disparity': ('.png', '.npy', '.pfm')}
+
+
+def write_target(path, target, kind, scale=1.0):
+    """Write an ``(H, W, C)`` prediction in the format of ``path``'s extension.
+
+    ``.png`` (depth/disparity): 16-bit ``value * scale``, out-of-range values clipped;
+    ``.flo`` (flow): Middlebury; ``.npy``: the float32 array itself (``(H, W)`` for
+    depth, ``(H, W, 2)`` for flow); ``.pfm``: float32 (flow: u, v in the first two
+    planes). Float formats are never scaled or clipped, and every format round-trips
+    through :func:`read_target`. Returns (too low, too high) clipped pixel counts.
+    """
+    ext = osp.splitext(path)[1].lower()
+    if ext not in TARGET_FORMATS.get(kind, ()):
+        raise ValueError(f'{path}: cannot write {kind} as {ext or "no extension"!r} '
+                         f'(use {", ".join(TARGET_FORMATS.get(kind, ()))})')
+    target = np.asarray(target, np.float32)
+    values = target if kind == 'flow' else target[..., 0]
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    if ext == '.png':
+        return write_depth_png(path, values, scale, clip=True)
+    if ext == '.flo':
+        write_flow(path, values)
+    elif ext == '.npy':
+        np.save(path, values)
+    elif kind == 'flow':  # .pfm, three planes: u, v, 0
+        write_pfm(path, np.concatenate([values, np.zeros_like(values[..., :1])], axis=2))
+    else:
+        write_pfm(path, values)
+    return 0, 0
 
 
 def read_target(path, kind, scale=1.0):

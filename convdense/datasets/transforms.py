@@ -58,7 +58,9 @@ def downsample_flow(flow, factor):
     """Low-res flow: anti-aliased bilinear downsampling, divided by ``factor``.
 
     Flow is measured in pixels, so a field at 1/f resolution has 1/f the magnitude.
-    Unknown (NaN) vectors are zeroed before filtering so they cannot spread NaN.
+    Unknown (NaN) vectors take the nearest known vector before filtering, so they
+    neither spread NaN nor drag the average towards zero motion (with stereo-as-flow's
+    occlusion holes, zeros would dominate the error of every method).
 
     Args:
         flow: ``(H, W, 2)`` with H, W multiples of ``factor``.
@@ -67,7 +69,7 @@ def downsample_flow(flow, factor):
     """
     _check_divisible(flow, factor)
     height, width = flow.shape[:2]
-    tensor = torch.from_numpy(np.nan_to_num(flow, nan=0.0)).permute(2, 0, 1)[None]
+    tensor = torch.from_numpy(np.ascontiguousarray(fill_invalid_nearest(flow))).permute(2, 0, 1)[None]
     low = F.interpolate(tensor, size=(height // factor, width // factor), mode='bilinear',
                         align_corners=False, antialias=True) / factor
     return low[0].permute(1, 2, 0).numpy().astype(np.float32)

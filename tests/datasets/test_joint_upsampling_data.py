@@ -171,6 +171,13 @@ def test_low_res_protocols():
     assert subsample_depth(depth, 4)[0, 0, 0] in (depth[1, 5, 0], depth[5, 1, 0])  # nearest valid sample
     flow = np.full((16, 16, 2), 8.0, np.float32)
     np.testing.assert_allclose(downsample_flow(flow, 8), 1.0)  # magnitudes shrink with the grid
+    # unknown vectors (an occlusion hole) take their known neighbours' motion, not zero
+    flow[4:12, 2:6] = np.nan
+    np.testing.assert_allclose(downsample_flow(flow, 8), 1.0)
+    flow[:, 8:] = -8.0  # a motion boundary: each side keeps its own motion away from the edge
+    low = downsample_flow(flow, 4)
+    np.testing.assert_allclose(low[:, 0], 2.0, rtol=1e-6)
+    np.testing.assert_allclose(low[:, 3], -2.0, rtol=1e-6)
     with pytest.raises(ValueError, match='multiple'):
         subsample_depth(np.zeros((6, 8, 1), np.float32), 4)
 

@@ -22,6 +22,20 @@ def _fold(column, jbu, pac, pac_ahead):
                 pac_ahead_of_all=pac_ahead, gain_over_jbu={column: 1 - pac / jbu})
 
 
+#: the procedural folds' overrides: select on the other scene, test on this one
+BOTH_WAYS = [{'val_dataloader.dataset.scenes': ['motorcycle'], 'test_dataloader.dataset.scenes': ['aloe']},
+             {'val_dataloader.dataset.scenes': ['aloe'], 'test_dataloader.dataset.scenes': ['motorcycle']}]
+
+
+def _recording_protocol(calls, fold_of_column):
+    """A stand-in for demo.run_protocol that records its arguments and returns a stubbed fold."""
+    def fake_protocol(task, work_dir, overrides, scenes, seeds, max_iters, panels, learned=None):
+        calls.append((overrides, scenes, learned))
+        (column,) = scenes.values()
+        return fold_of_column(column), {}
+    return fake_protocol
+
+
 @pytest.mark.parametrize('scores, met', [
     ({'Aloe': (3.0, 2.85, True), 'Motorcycle': (3.0, 2.9, True)}, True),     # 5 % and 3.3 %
     ({'Aloe': (3.0, 2.85, True), 'Motorcycle': (3.0, 2.95, True)}, False),   # 1.7 % on Motorcycle
@@ -29,18 +43,10 @@ def _fold(column, jbu, pac, pac_ahead):
 ])
 def test_procedural_folds_select_on_the_other_scene_and_judge_the_goal(monkeypatch, tmp_path, scores, met):
     calls = []
-
-    def fake_protocol(task, work_dir, overrides, scenes, seeds, max_iters, panels, learned=None):
-        calls.append((overrides, scenes, learned))
-        (column,) = scenes.values()
-        return _fold(column, *scores[column]), {}
-
-    monkeypatch.setattr(demo, 'run_protocol', fake_protocol)
+    monkeypatch.setattr(demo, 'run_protocol', _recording_protocol(calls, lambda c: _fold(c, *scores[c])))
     task = demo.TASKS['depth']
     block, table = demo.run_procedural(task, str(tmp_path), [0], 6, 'rmse_px')
-    assert [c[0] for c in calls] == [
-        {'val_dataloader.dataset.scenes': ['motorcycle'], 'test_dataloader.dataset.scenes': ['aloe']},
-        {'val_dataloader.dataset.scenes': ['aloe'], 'test_dataloader.dataset.scenes': ['motorcycle']}]
+    assert [c[0] for c in calls] == BOTH_WAYS
     assert [c[1] for c in calls] == [{'aloe': 'Aloe'}, {'motorcycle': 'Motorcycle'}]
     assert all(c[2] is task['procedural'] for c in calls)
     assert block['goal_met'] is met and block['goal'] == 0.03
@@ -168,3 +174,57 @@ def test_merge_judges_the_goal_over_every_runs_seeds(tmp_path):
         demo.merge_results([first, first])
     with pytest.raises(ValueError, match='cannot merge unfinished runs'):
         demo.merge_results([first, dict(steady, complete=False)])
+
+
+def test_flow_folds_select_on_one_stereo_scene_and_test_on_the_other(monkeypatch, tmp_path):
+    calls = []
+
+    def fold_with_further_test(column):
+        fold = _fold(column, 1.0, 0.9, True)
+        for row in fold['rows']:
+            row['test']['bundled flow frames'] = demo.summarise([0.3])
+        return fold
+
+    monkeypatch.setattr(demo, 'run_protocol', _recording_protocol(calls, fold_with_further_test))
+    task = demo.TASKS['flow']
+    block, table = demo.run_procedural(task, str(tmp_path), [0], 6, 'epe_px')
+    assert [c[0] for c in calls] == BOTH_WAYS
+    assert all(c[2] is task['procedural'] for c in calls)
+    assert ('Trained on procedural optical flow only, selected on Motorcycle (whole image, stereo as flow), '
+            'tested on Aloe (whole image, stereo as flow) and on bundled flow frames (further tests)') in table
+    assert block['gain_over_jbu'] == pytest.approx({'Aloe': 0.1, 'Motorcycle': 0.1})
+
+
+@pytest.mark.parametrize('factor', [4, 8])
+def test_flow_procedural_configs_train_on_generated_flow_and_test_on_real_flow(factor):
+    for name in ('pacjointupsample_lite', 'djf'):
+        cfg = launch.load_config(osp.join(demo.CONFIGS, f'{name}_x{factor}_flow_procedural.py'))
+        regions = launch.load_config(osp.join(demo.CONFIGS, f'{name}_x4_flow_demo.py'))
+        assert cfg.model.net == dict(regions.model.net, factor=factor)  # the flow demo's method
+        assert cfg.model.values_scale_with_resolution
+        train, val, test = (cfg[f'{s}_dataloader'].dataset for s in ('train', 'val', 'test'))
+        assert train.type == 'ProceduralFlowDataset'
+        assert (val.type, val.scenes, test.type, test.scenes) == (
+            'MiddleburyStereoFlowDataset', ['aloe'], 'MiddleburyStereoFlowDataset', ['motorcycle'])
+        (further,) = cfg.further_tests.values()
+        assert (further.type, further.split, further.factor) == ('SintelFlowDataset', 'all', factor)
+        assert train.factor == val.factor == test.factor == factor
+        assert cfg.val_evaluator.type == 'FlowEPE'
+
+
+def test_further_tests_replace_the_test_set_for_one_more_column(monkeypatch, tmp_path):
+    calls = []
+
+    def fake_evaluate(config, work_dir, overrides=None, panels=True, **kwargs):
+        calls.append(overrides)
+        dataset = overrides.get('test_dataloader.dataset')
+        return {'epe_px': 0.5 if dataset else 2.0}, 1
+
+    monkeypatch.setattr(demo, 'evaluate', fake_evaluate)
+    config = osp.join(demo.CONFIGS, 'djf_x4_flow_procedural.py')
+    scenes = {'motorcycle': 'Motorcycle'}
+    metrics = demo.evaluate_per_scene(config, str(tmp_path), scenes, {}, checkpoint='x.pth')
+    assert list(metrics) == ['Motorcycle', 'bundled flow frames']
+    assert metrics == {'Motorcycle': 2.0, 'bundled flow frames': 0.5}
+    dataset = calls[1]['test_dataloader.dataset']
+    assert dataset['_delete_'] and dataset['type'] == 'SintelFlowDataset' and dataset['pipeline']

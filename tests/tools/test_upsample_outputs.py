@@ -1,0 +1,126 @@
+"""tools/upsample.py always writes what the method produced: a 16-bit PNG clips values
+outside its range and says how many, ``.npy`` / ``.pfm`` keep every value, and each
+format reads back through the project's readers."""
+import os.path as osp
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, osp.join(ROOT, 'tools'))
+import upsample  # noqa: E402
+
+from convdense import launch  # noqa: E402
+from convdense.datasets.readers import read_flow, read_target  # noqa: E402
+
+
+def _guide(tmp_path, size):
+    import imageio.v3 as iio
+    rng = np.random.default_rng(0)
+    path = tmp_path / 'guide.png'
+    iio.imwrite(path, (rng.random((size, size, 3)) * 255).astype(np.uint8))
+    return str(path)
+
+
+def _upsample(capsys, *args):
+    upsample.main(['--method', 'bicubic'] + [str(a) for a in args])
+    return capsys.readouterr().out
+
+
+def test_png_clips_out_of_range_depth_with_a_count_and_npy_keeps_it(tmp_path, capsys):
+    # 0.5 m and 80 m at scale 1000: 80 000 does not fit in 16 bits
+    low = np.where(np.arange(8)[None, :] < 4, 0.5, 80.0).repeat(8, 0).astype(np.float32)
+    np.save(tmp_path / 'low.npy', low)
+    guide = _guide(tmp_path, 32)
+    common = ('--guide', guide, '--low', tmp_path / 'low.npy', '--kind', 'depth', '--scale', 1000)
+    out = _upsample(capsys, *common, '--out', tmp_path / 'raw.npy')
+    assert 'warning' not in out
+    raw = np.load(tmp_path / 'raw.npy')
+    assert raw.shape == (32, 32) and raw.max() > 65.535  # bicubic keeps (and overshoots) 80 m
+    out = _upsample(capsys, *common, '--out', tmp_path / 'clipped.png')
+    high, below = int((raw * 1000 > 65535).sum()), int((raw < 0).sum())
+    assert 0 < high < raw.size
+    assert f'warning: {high + below} of {raw.size} pixels' in out
+    assert f'{high} above 65.535 written as 65535' in out and 'write .npy or .pfm' in out
+    import imageio.v3 as iio
+    png = iio.imread(tmp_path / 'clipped.png')
+    assert png.dtype == np.uint16
+    np.testing.assert_array_equal(png, np.round(np.clip(raw.astype(np.float64) * 1000, 0, 65535)))
+    # the PFM holds the same unclipped values as the .npy
+    _upsample(capsys, *common, '--out', tmp_path / 'raw.pfm')
+    np.testing.assert_array_equal(read_target(str(tmp_path / 'raw.pfm'), 'depth')[..., 0], raw)
+
+
+def test_in_range_png_prints_no_warning(tmp_path, capsys):
+    np.save(tmp_path / 'low.npy', np.full((8, 8), 2.0, np.float32))
+    out = _upsample(capsys, '--guide', _guide(tmp_path, 32), '--low', tmp_path / 'low.npy',
+                    '--scale', 1000, '--out', tmp_path / 'out.png')
+    assert 'warning' not in out
+    assert read_target(str(tmp_path / 'out.png'), 'depth', 1000) == pytest.approx(2.0)
+
+
+def test_flow_written_as_flo_npy_and_pfm_reads_back_the_same(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    np.save(tmp_path / 'low.npy', (rng.standard_normal((8, 8, 2)) * 3).astype(np.float32))
+    guide = _guide(tmp_path, 32)
+    flows = {}
+    for ext in ('flo', 'npy', 'pfm'):
+        _upsample(capsys, '--guide', guide, '--low', tmp_path / 'low.npy', '--kind', 'flow',
+                  '--out', tmp_path / f'out.{ext}')
+        flows[ext] = read_flow(str(tmp_path / f'out.{ext}'))
+    assert flows['npy'].shape == (32, 32, 2)
+    np.testing.assert_array_equal(flows['flo'], flows['npy'])
+    np.testing.assert_array_equal(flows['pfm'], flows['npy'])
+
+
+@pytest.mark.parametrize('kind, out', [('flow', 'out.png'), ('depth', 'out.flo'), ('depth', 'out.tif')])
+def test_unsupported_output_format_is_refused_before_any_work(tmp_path, kind, out):
+    with pytest.raises(launch.ConfigError, match=f'--kind {kind} is written as'):
+        upsample.main(['--method', 'bicubic', '--guide', 'missing.png', '--low', 'missing.npy',
+                       '--kind', kind, '--out', str(tmp_path / out)])
+
+
+def test_pac_lite_without_checkpoint_names_the_command_that_trains_a_missing_model(tmp_path, monkeypatch):
+    monkeypatch.setattr(upsample, 'SHIPPED_DIR', str(tmp_path / 'none'))
+    np.save(tmp_path / 'low.npy', np.ones((8, 8, 2), np.float32))
+    with pytest.raises(launch.ConfigError) as info:
+        upsample.main(['--method', 'pac-lite', '--guide', _guide(tmp_path, 32), '--low', str(tmp_path / 'low.npy'),
+                       '--kind', 'flow', '--out', str(tmp_path / 'out.flo')])
+    message = str(info.value)
+    assert '\n' not in message and 'pac-lite flow x4 model is not trained yet' in message
+    assert 'python tools/train.py configs/joint_upsampling/pacjointupsample_lite_x4_flow_procedural.py' in message
+    with pytest.raises(launch.ConfigError, match=r'no shipped pac-lite model for depth x2 \(shipped: x4, x8, x16\)'):
+        upsample.shipped_model('depth', 2)
+
+
+def test_pac_lite_without_checkpoint_uses_the_shipped_model_for_kind_and_factor(tmp_path, monkeypatch, capsys):
+    """A checkpoint in the shipped folder is picked by the input's kind and factor and its
+    weights are the ones applied (perturbed weights, so a fresh model would differ)."""
+    import torch
+    from mmengine.registry import init_default_scope
+
+    from convdense.datasets.readers import read_rgb
+    from convdense.registry import MODELS
+    init_default_scope('convdense')
+    config = osp.join(ROOT, 'configs', 'joint_upsampling', upsample.SHIPPED[('flow', 8)])
+    torch.manual_seed(0)
+    model = MODELS.build(launch.load_config(config).model).eval()
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(0.05 * torch.randn_like(param))
+    monkeypatch.setattr(upsample, 'SHIPPED_DIR', str(tmp_path))
+    torch.save(dict(state_dict=model.state_dict()), tmp_path / 'pacjointupsample_lite_x8_flow_procedural.pth')
+    low = np.random.default_rng(0).standard_normal((4, 4, 2)).astype(np.float32)
+    np.save(tmp_path / 'low.npy', low)
+    guide = _guide(tmp_path, 32)
+    upsample.main(['--method', 'pac-lite', '--guide', guide, '--low', str(tmp_path / 'low.npy'),
+                   '--kind', 'flow', '--out', str(tmp_path / 'out.npy')])
+    assert 'wrote' in capsys.readouterr().out
+    with torch.no_grad():
+        expected = model.upsample(torch.from_numpy(low.transpose(2, 0, 1))[None],
+                                  torch.from_numpy(read_rgb(guide).transpose(2, 0, 1))[None])
+    np.testing.assert_allclose(np.load(tmp_path / 'out.npy'), expected[0].numpy().transpose(1, 2, 0), atol=1e-5)
+    bilinear = torch.nn.functional.interpolate(torch.from_numpy(low.transpose(2, 0, 1))[None] * 8, scale_factor=8,
+                                               mode='bilinear', align_corners=False)
+    assert not np.allclose(expected.numpy(), bilinear.numpy(), atol=1e-2)
