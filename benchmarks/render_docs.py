@@ -237,6 +237,8 @@ BLOCKS = {
                                ['joint_upsampling_seeds_loso.json']),
     'joint-upsampling-procedural': (lambda: joint_upsampling('joint_upsampling_procedural.json'),
                                     ['joint_upsampling_procedural.json']),
+    'joint-upsampling-flow-procedural': (lambda: joint_upsampling('joint_upsampling_flow_procedural_seed0.json'),
+                                         ['joint_upsampling_flow_procedural_seed0.json']),
     'scale-sweep': (scale_sweep, ['scale_sweep.json']),
     'scale-sweep-table3': (scale_sweep_table3, ['scale_sweep.json']),
     'model-stats': (model_stats, ['model_stats.json']),
