@@ -10,8 +10,9 @@ install:
 demo: install
 	$(PYTHON) tools/demo.py
 
-# The backbone half on real data: generates the digit scenes (seconds), trains two
-# Semantic FPN models briefly, prints the table (see docs/digit_scenes.md).
+# The backbone half on real data: generates the digit scenes (seconds), trains ResNet-50
+# and HetConv-ResNet-50 digit classifiers for 100 iterations, prints their test top-1
+# beside the trivial score and the full benchmark's (see docs/digit_scenes.md).
 demo-digits: install
 	$(PYTHON) tools/digit_scenes_demo.py
 

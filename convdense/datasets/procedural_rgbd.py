@@ -1,4 +1,4 @@
-"""Procedural RGB-D scenes, for *training* joint upsamplers only (issue #14).
+"""Procedural RGB-D scenes, for *training* joint upsamplers only.
 
 Two bundled real scenes are too few to learn upsampling that carries over to an
 unseen scene, and the real scenes must stay untouched for evaluation. So the

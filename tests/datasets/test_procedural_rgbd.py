@@ -1,4 +1,4 @@
-"""The procedural RGB-D generator (training data for joint upsampling, issue #14):
+"""The procedural RGB-D generator (training data for joint upsampling):
 deterministic per seed, depth edges only on layer boundaries, colour edges without
 depth edges, Middlebury-like values, and it trains a PAC model through the real pipeline."""
 import os.path as osp

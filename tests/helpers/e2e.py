@@ -238,7 +238,7 @@ OVERFIT_OPTIMIZER = dict(type='AdamW', lr=1e-3, weight_decay=1e-4)
 def assert_mask_rcnn_overfits(backbone, data_root, work_dir, iters):
     """Mask R-CNN with ``backbone`` trained ``iters`` steps on the digit scenes of
     ``data_root`` and scored on them by tools/test.py reaches bbox AP >= 0.5 (COCO
-    AP, IoU 0.50:0.95: the issue's goal) and a mask AP clearly above zero.
+    AP, IoU 0.50:0.95: the benchmark's original goal) and a mask AP clearly above zero.
 
     The learning rate is annealed to zero: at a constant one the last iterate's AP on
     two scenes swings with the seeded run's float rounding (R-50 on an AVX2 CPU: 0.30,

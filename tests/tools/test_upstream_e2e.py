@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 
 # Over-fit runs: a few digit scenes, trained and evaluated on themselves. A model
-# that learns nothing scores ~0 there; the thresholds are the goals.
+# that learns nothing scores ~0 there; the thresholds are the benchmark's original goals.
 # bbox AP measured on these two scenes, learning rate annealed to zero: R-50 0.746 after 60
 # steps (AVX2 CPU; e2e.assert_mask_rcnn_overfits says why annealed). A convdense backbone:
 # tests/tools/test_overfit_convdense.py, a file of its own so the two runs go to two workers.

@@ -1,6 +1,6 @@
 # Train on procedural RGB-D scenes only (convdense/datasets/procedural_rgbd.py: occluding
 # layers textured with scikit-image's photos, piecewise-smooth disparity of 8-80 px), and
-# evaluate on the bundled real Middlebury scenes only, leave-one-scene-out style (issue #14):
+# evaluate on the bundled real Middlebury scenes only, leave-one-scene-out style:
 #   val:  ONE real scene's val region (checkpoints and PAC variants are chosen here);
 #   test: the OTHER real scene's test region (never trained or selected on; the same
 #         pixels as the regions and leave-one-scene-out tables of tools/demo.py).
