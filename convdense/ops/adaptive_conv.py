@@ -196,6 +196,10 @@ class AdaptiveConv2d(DeployableMixin, nn.Module):
         self.last_gates = gates.detach()
         return mix_branches(self.self_branch(x), local_out, global_out, gates)
 
+    @property
+    def folds_norm(self) -> bool:
+        return self.mode == 'dataset'
+
     def _build_deploy(self) -> None:
         """Dataset mode: ``weight`` (folded, or ``beta * W_local`` with
         ``self_weight = alpha * W_self`` where TF padding separates the centres),

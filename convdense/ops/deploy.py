@@ -26,7 +26,7 @@ class _NoBackward(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, name):
         ctx.name = name
-        return x.view_as(x)
+        return x.clone()  # not a view: later layers may work in place
 
     @staticmethod
     def backward(ctx, grad):
@@ -49,6 +49,8 @@ class DeployableMixin:
     the layer into its inference form (register buffers, drop training params)."""
 
     deploy = False
+    #: whether :meth:`fuse_norm` can fold a following batch norm into the deploy form
+    folds_norm = True
 
     def switch_to_deploy(self) -> nn.Module:
         """Rewrite into the inference form (idempotent); returns ``self``."""

@@ -244,9 +244,10 @@ def _pooled_cat(x_high: Tensor, x_low: Optional[Tensor], eager: bool = True) -> 
 def _add_resized(x: Tensor, low: Tensor) -> Tensor:
     """:func:`add_upsampled` as a recorded graph holds it best: one nearest
     ``interpolate`` (ONNX ``Resize``) and an ``Add``, cropped only for odd sides."""
+    h, w = x.shape[-2:]
     up = F.interpolate(low, scale_factor=2.0, mode='nearest')
-    if up.shape[-2:] != x.shape[-2:]:
-        up = up[..., :x.shape[-2], :x.shape[-1]]
+    if h % 2 or w % 2:
+        up = up[..., :h, :w]
     return x + up
 
 
