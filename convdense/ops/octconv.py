@@ -222,8 +222,13 @@ def _octave_conv2d_blocks(x_high, x_low, weight, high_from_high, high_from_low,
 
 def _pool(x: Tensor, eager: bool) -> Tensor:
     """:func:`downsample_by_two`; in a recorded graph one ``avg_pool2d`` (ONNX
-    ``AveragePool``), which runtimes fuse and keep in their blocked layouts."""
-    return downsample_by_two(x) if eager else F.avg_pool2d(x, 2, 2, ceil_mode=True)
+    ``AveragePool``), with ``ceil_mode`` only where a side is odd: ONNX Runtime
+    keeps a pool without it in its blocked (NCHWc) layout, and reorders around
+    one with it."""
+    if eager:
+        return downsample_by_two(x)
+    h, w = x.shape[-2:]
+    return F.avg_pool2d(x, 2, 2, ceil_mode=bool(h % 2 or w % 2))
 
 
 def _pooled_cat(x_high: Tensor, x_low: Optional[Tensor], eager: bool = True) -> Tensor:
