@@ -1,5 +1,5 @@
-"""A/B of the deployed and the exact (training-form) export of one backbone under
-ONNX Runtime, next to ResNet-50, interleaved in one process, with a per-op profile.
+"""A/B of the deployed and the exact (training-form) backbone under ONNX Runtime
+and eager PyTorch, next to ResNet-50, interleaved in one process, with a per-op profile.
 
     python benchmarks/bench_deploy_ab.py                      # Oct-ResNet-50, 224x224, 1 thread
     python benchmarks/bench_deploy_ab.py --model hetconv-resnet50_p4 --sizes 224x224 800x1216
@@ -11,7 +11,9 @@ exact and deployed (batch norms folded; ONNX Runtime folds them into the convs
 itself, so both should time alike). They are timed round-robin in one ORT config
 (``bench_backbones.ORT_CONFIG``) for ``--repeats`` forwards after warm-up; ratios
 are to the faster ResNet-50 export. ``--profile`` adds ONNX Runtime's profiler
-totals per op type for each export (where the time goes). Results go to
+totals per op type for each export (where the time goes). The same four models
+are timed in eager PyTorch (``torch.inference_mode``, round-robin) unless
+``--no-eager``. Results go to
 ``benchmarks/results/deploy_ab.json`` with the machine's load before and after.
 """
 import argparse
@@ -23,6 +25,7 @@ import tempfile
 import time
 from collections import defaultdict
 
+import onnx
 import torch
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -47,6 +50,7 @@ def parse_args(argv=None):
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument('--repeats', type=int, default=20,
                         help='timed forwards per export and size (round-robin)')
+    parser.add_argument('--no-eager', action='store_true', help='ONNX Runtime only')
     parser.add_argument('--profile', action='store_true',
                         help='ONNX Runtime profile per op type of each export')
     parser.add_argument('--shared', choices=['yes', 'no', 'unknown'], default='unknown',
@@ -84,12 +88,24 @@ def op_type_profile(path, feed, threads, runs=3):
 def markdown_table(results):
     lines = []
     for key, row in results['sizes'].items():
-        lines += [f'{key}, onnxruntime, {results["meta"]["threads"]} thread(s):', '',
-                  '| export | ms | ratio to ResNet-50 |', '| --- | --- | --- |']
-        for name, ms in row['ms'].items():
-            lines.append(f'| {name} | {ms:.1f} | {row["ratio"][name]:.3f}x |')
-        lines.append('')
+        for runtime in ('onnxruntime', 'eager'):
+            timed = row if runtime == 'onnxruntime' else row.get('eager')
+            if not timed:
+                continue
+            lines += [f'{key}, {runtime}, {results["meta"]["threads"]} thread(s):', '',
+                      '| model | ms | ratio to ResNet-50 |', '| --- | --- | --- |']
+            for name, ms in timed['ms'].items():
+                lines.append(f'| {name} | {ms:.1f} | {timed["ratio"][name]:.3f}x |')
+            lines.append('')
     return '\n'.join(lines)
+
+
+def timed_row(runners, warmup, repeats):
+    """Median ms of each runner (round-robin) and its ratio to the faster ResNet-50."""
+    medians = time_round_robin(runners, warmup, repeats)
+    baseline = min(medians[f'{BASELINE}_{form}'] for form in ('exact', 'deploy'))
+    return dict(ms={n: 1000 * t for n, t in medians.items()},
+                ratio={n: t / baseline for n, t in medians.items()})
 
 
 def main(argv=None):
@@ -121,13 +137,14 @@ def main(argv=None):
             key = size_key(size)
             feed = {'image': torch.randn(1, 3, *size).numpy()}
             sessions = {name: ort_session(path, args.threads) for name, path in paths[key].items()}
-            medians = time_round_robin({n: (lambda s=s: s.run(None, feed))
-                                        for n, s in sessions.items()}, args.warmup, args.repeats)
-            baseline = min(medians[f'{BASELINE}_{form}'] for form in ('exact', 'deploy'))
-            row = dict(ms={n: 1000 * t for n, t in medians.items()},
-                       ratio={n: t / baseline for n, t in medians.items()},
-                       nodes={n: len(__import__('onnx').load(p).graph.node)
-                              for n, p in paths[key].items()})
+            row = timed_row({n: (lambda s=s: s.run(None, feed)) for n, s in sessions.items()},
+                            args.warmup, args.repeats)
+            row['nodes'] = {n: len(onnx.load(p).graph.node) for n, p in paths[key].items()}
+            if not args.no_eager:
+                image = torch.from_numpy(feed['image'])
+                with torch.inference_mode():
+                    row['eager'] = timed_row({n: (lambda m=m: m(image)) for n, m in models.items()},
+                                             args.warmup, args.repeats)
             if args.profile:
                 row['profile_ms_per_op_type'] = {
                     n: op_type_profile(p, feed, args.threads) for n, p in paths[key].items()}

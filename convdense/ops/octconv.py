@@ -61,7 +61,7 @@ def downsample_by_two(x: Tensor, out: Optional[Tensor] = None) -> Tensor:
     """2x2 average pooling, ``(N, C, H, W) -> (N, C, ceil(H/2), ceil(W/2))``.
 
     ``out``: a tensor of that shape to write into (a slice of a larger buffer
-    on the inference path); it is returned.
+    of a deployed layer); it is returned.
     """
     n, c, h, w = x.shape
     if h % 2 or w % 2:
