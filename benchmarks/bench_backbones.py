@@ -135,8 +135,19 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def onednn_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """``F.conv2d`` on oneDNN (``torch.mkldnn_convolution``) for a contiguous float32
+    CPU input outside autocast; any other input goes to ``F.conv2d``."""
+    import torch.nn.functional as F
+    if (x.device.type == 'cpu' and x.dtype == torch.float32 and weight.dtype == torch.float32
+            and not torch.is_autocast_enabled('cpu') and x.is_contiguous()
+            and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled):
+        return torch.mkldnn_convolution(x, weight, bias, (padding, padding), (stride, stride),
+                                        (dilation, dilation), groups)
+    return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
+
+
 def _onednn_forward(self, x):
-    from convdense.ops.inference import onednn_conv2d
     self._onednn_calls = getattr(self, '_onednn_calls', 0) + 1
     return onednn_conv2d(x, self.weight, self.bias, self.stride[0], self.padding[0],
                          self.dilation[0], self.groups)
@@ -144,7 +155,7 @@ def _onednn_forward(self, x):
 
 def force_onednn(model):
     """Send every ``nn.Conv2d`` of ``model`` to oneDNN (``torch.mkldnn_convolution``, via
-    ``convdense.ops.inference.onednn_conv2d``) instead of PyTorch's per-shape choice.
+    :func:`onednn_conv2d`) instead of PyTorch's per-shape choice.
     Returns ``model``; a conv with unequal H/W stride, padding or dilation, or a
     non-zero padding mode, is a ``ValueError``."""
     for name, module in model.named_modules():

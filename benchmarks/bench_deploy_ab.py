@@ -13,14 +13,10 @@ itself, so both should time alike). They are timed round-robin in one ORT config
 are to the faster ResNet-50 export. ``--profile`` adds ONNX Runtime's profiler
 totals per op type for each export (where the time goes). The same four models
 are timed in eager PyTorch (``torch.inference_mode``, round-robin) unless
-``--no-eager``, with a fifth, ``<model>_deploy_plain_kernels``: the deployed
-backbone with its layers' oneDNN calls (``convdense.ops.inference.onednn_conv2d``)
-sent to ``F.conv2d`` instead, which says whether that kernel choice still wins.
-Results go to
+``--no-eager``. Results go to
 ``benchmarks/results/deploy_ab.json`` with the machine's load before and after.
 """
 import argparse
-import functools
 import json
 import os
 import os.path as osp
@@ -28,11 +24,9 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from unittest import mock
 
 import onnx
 import torch
-import torch.nn.functional as F
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -106,13 +100,6 @@ def markdown_table(results):
     return '\n'.join(lines)
 
 
-def plain_kernels(model, image):
-    """``model(image)`` with the deployed layers' direct oneDNN calls sent to ``F.conv2d``."""
-    with mock.patch('convdense.ops.octconv.onednn_conv2d', F.conv2d), \
-            mock.patch('convdense.ops.hetconv.onednn_conv2d', F.conv2d):
-        return model(image)
-
-
 def timed_row(runners, warmup, repeats):
     """Median ms of each runner (round-robin) and its ratio to the faster ResNet-50."""
     medians = time_round_robin(runners, warmup, repeats)
@@ -156,8 +143,6 @@ def main(argv=None):
             if not args.no_eager:
                 image = torch.from_numpy(feed['image'])
                 runners = {n: (lambda m=m: m(image)) for n, m in models.items()}
-                runners[f'{args.model}_deploy_plain_kernels'] = functools.partial(
-                    plain_kernels, models[f'{args.model}_deploy'], image)
                 with torch.inference_mode():
                     row['eager'] = timed_row(runners, args.warmup, args.repeats)
             if args.profile:

@@ -34,9 +34,8 @@ weight holds the ``1 x 1`` kernels and zeros on each filter block's own input
 block: it spends ``N * M/P * H'W'`` multiply-adds on those structural zeros,
 +1/3 on the pointwise part at ``P = 4`` (+1.8 % of HetConv-ResNet-50's
 multiply-adds at 224x224), because one dense conv beats a gather plus a grouped
-conv. Eager, both parts run on oneDNN, as the plain ``k x k`` conv a HetConv
-replaces does in ResNet-50, and the pointwise result is added in place. Same
-function: the tests compare the deployed layer with the exact one. Counted
+conv; the pointwise result is added in place. Same function: the tests compare
+the deployed layer with the exact one. Counted
 FLOPs and parameters are the exact path's.
 """
 import functools
@@ -48,7 +47,6 @@ import torch.nn.functional as F
 
 from .checks import check_feature_map
 from .deploy import DeployableMixin, norm_affine, refuse_backward, scale_rows
-from .inference import onednn_conv2d, recording_graph
 
 
 def _check_divisible(in_channels, out_channels, part):
@@ -243,17 +241,11 @@ class HetConv2d(DeployableMixin, nn.Module):
 
     def _forward_deploy(self, x):
         padding = self.dilation * (self.kernel_size - 1) // 2
-        if recording_graph():
-            out = F.conv2d(x, self.spatial_weight, self.bias, self.stride, padding,
-                           self.dilation, self.part)
-            if self.pointwise_weight is None:
-                return out
-            return out + F.conv2d(x, self.pointwise_weight, None, self.stride)
-        out = onednn_conv2d(x, self.spatial_weight, self.bias, self.stride, padding,
-                            self.dilation, self.part)
+        out = F.conv2d(x, self.spatial_weight, self.bias, self.stride, padding, self.dilation,
+                       self.part)
         if self.pointwise_weight is None:
             return out
-        return out.add_(onednn_conv2d(x, self.pointwise_weight, None, self.stride))
+        return out.add_(F.conv2d(x, self.pointwise_weight, None, self.stride))
 
     def dense_weight(self):
         """The equivalent plain-conv weight ``(N, M, k, k)`` (see :func:`hetconv_dense_weight`)."""

@@ -38,7 +38,7 @@ from torch import Tensor, nn
 
 from .checks import check_feature_map
 from .deploy import DeployableMixin, norm_affine, refuse_backward, scale_rows
-from .inference import onednn_conv2d, recording_graph
+from .inference import recording_graph
 
 OctaveTensor = Tuple[Tensor, Optional[Tensor]]
 #: How a stride-2 conv with no low-frequency group (alpha_in = alpha_out = 0)
@@ -256,17 +256,6 @@ def _add_resized(x: Tensor, low: Tensor) -> Tensor:
     return x + up
 
 
-def _deployed_conv(x: Tensor, weight: Tensor, bias: Optional[Tensor], stride: int,
-                   padding: int, dilation: int, onednn: bool) -> Tensor:
-    """A conv of a deployed octave layer: on oneDNN when ``onednn`` (the layer
-    has ``k > 1`` or stride 2, where ResNet-50's conv runs on oneDNN), else
-    ``F.conv2d`` (a GEMM for the stride-1 ``1 x 1`` convs, as ResNet-50's);
-    see :mod:`convdense.ops.inference`."""
-    if onednn:
-        return onednn_conv2d(x, weight, bias, stride, padding, dilation)
-    return F.conv2d(x, weight, bias, stride, padding, dilation)
-
-
 def _as_pair(x) -> OctaveTensor:
     if not isinstance(x, (tuple, list)) or len(x) != 2:
         raise TypeError(f'octave input must be a tensor or a pair (x_high, x_low), got '
@@ -297,9 +286,10 @@ class OctaveConv2d(DeployableMixin, nn.Conv2d):
     ``weight_to_low`` over ``cat(pool(x_high), x_low)``; stride 2:
     ``weight_to_high`` over ``cat(pool(x_high), x_low)`` and ``weight_to_low``
     over that pooled once more; ``bias_high`` / ``bias_low``. A following batch
-    norm folds in (:meth:`fuse_norm`). Eager, the convs run on the kernels
-    ResNet-50's would (:func:`_deployed_conv`); in a recorded graph they are
-    plain convolutions, ``AveragePool``, ``Concat``, ``Resize`` and ``Add``.
+    norm folds in (:meth:`fuse_norm`). Eager, the low-to-high output is added
+    in place and the high group pooled straight into the concatenation buffer;
+    in a recorded graph the same function is plain ``Conv``, ``AveragePool``,
+    ``Concat``, ``Resize`` and ``Add``.
     """
 
     def __init__(self,
@@ -408,23 +398,21 @@ class OctaveConv2d(DeployableMixin, nn.Conv2d):
     def _forward_deploy(self, x_high: Tensor, x_low: Optional[Tensor]) -> OctaveTensor:
         eager = not recording_graph()
         stride, padding, dilation = self.stride[0], self.padding[0], self.dilation[0]
-        kernel = self.kernel_size[0]
-        conv = dict(padding=padding, dilation=dilation,
-                    onednn=eager and (kernel > 1 or stride == 2))
+        conv = dict(padding=padding, dilation=dilation)
         if self.weight_to_high is not None:  # pooled inputs, one conv per output group
             both = _pooled_cat(x_high, x_low, eager)
-            y_high = _deployed_conv(both, self.weight_to_high, self.bias_high, 1, **conv)
-            y_low = None if self.weight_to_low is None else _deployed_conv(
-                _pool(both, eager), self.weight_to_low, self.bias_low, 1, **conv)
+            y_high = F.conv2d(both, self.weight_to_high, self.bias_high, **conv)
+            y_low = None if self.weight_to_low is None else F.conv2d(
+                _pool(both, eager), self.weight_to_low, self.bias_low, **conv)
             return y_high, y_low
-        y_high = _deployed_conv(x_high, self.weight_high, self.bias_high, stride, **conv)
+        y_high = F.conv2d(x_high, self.weight_high, self.bias_high, stride, **conv)
         if x_low is not None:
-            from_low = _deployed_conv(x_low, self.weight_low_to_high, None, 1, **conv)
+            from_low = F.conv2d(x_low, self.weight_low_to_high, None, **conv)
             y_high = add_upsampled_(y_high, from_low) if eager else _add_resized(y_high, from_low)
         y_low = None
         if self.weight_to_low is not None:
-            y_low = _deployed_conv(_pooled_cat(x_high, x_low, eager), self.weight_to_low,
-                                   self.bias_low, 1, **conv)
+            y_low = F.conv2d(_pooled_cat(x_high, x_low, eager), self.weight_to_low,
+                             self.bias_low, **conv)
         return y_high, y_low
 
     def extra_repr(self) -> str:
