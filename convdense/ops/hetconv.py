@@ -250,7 +250,8 @@ class HetConv2d(DeployableMixin, nn.Module):
     def dense_weight(self):
         """The equivalent plain-conv weight ``(N, M, k, k)`` (see :func:`hetconv_dense_weight`)."""
         if self.deploy:
-            raise RuntimeError('dense_weight: the layer is deployed; call it before switch_to_deploy')
+            raise RuntimeError('dense_weight: the layer is deployed; '
+                               'call it before switch_to_deploy')
         if self.pointwise is None:
             return self.spatial.weight
         return hetconv_dense_weight(self.spatial.weight, self.pointwise.weight, self.part)

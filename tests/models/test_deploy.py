@@ -136,8 +136,8 @@ def test_batch_norm_folds_into_the_deployed_layer(name):
     _assert_same(deployed(x), expected if len(expected) > 1 else expected[0])
 
 
-@pytest.mark.parametrize('name', ['octave_0.5_0.5_s1_k3', 'hetconv_p4_s1', 'acnet_dataset_s1_symmetric',
-                                  'acnet_pixel_s2_tf_same'])
+@pytest.mark.parametrize('name', ['octave_0.5_0.5_s1_k3', 'hetconv_p4_s1',
+                                  'acnet_dataset_s1_symmetric', 'acnet_pixel_s2_tf_same'])
 def test_deployed_layer_is_inference_only_idempotent_and_serialisable(name):
     layer, inputs = LAYERS[name]()
     layer.eval()
