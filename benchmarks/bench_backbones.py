@@ -6,16 +6,18 @@
     python benchmarks/bench_backbones.py --quick      # 224x224, 1 thread, one round (smoke run,
                                                       # ~3 min, mostly the 6 ONNX exports)
     python benchmarks/bench_backbones.py --runtimes eager --threads 1 --trials 5
+    python benchmarks/bench_backbones.py --form exact  # the training form (not deployed)
     python benchmarks/bench_backbones.py --table [RESULTS.json]   # Markdown tables of a results file
     python benchmarks/bench_backbones.py --rejudge [RESULTS.json] # its goals again, from the
                                                       # current latency_bound.json
 
 Every backbone is built with its default (paper) arguments and all four
-``out_indices``, in eval mode, and timed on one ``(1, 3, H, W)`` image: in
-PyTorch under ``torch.inference_mode`` (the fast paths on), and under ONNX
-Runtime from a static-shape export at each size made by
-``tools/deployment/export_onnx.py`` (the exact path: fast paths are off while
-a graph is recorded).
+``out_indices``, in eval mode, in its inference form (``--form deploy``, the
+default: :func:`convdense.deploy.switch_to_deploy`, re-parameterised layers and
+every batch norm folded, ResNet-50's included), and timed on one ``(1, 3, H, W)``
+image: in PyTorch under ``torch.inference_mode``, and under ONNX Runtime from a
+static-shape export of that same model at each size made by
+``tools/deployment/export_onnx.py``. ``--form exact`` times the training form.
 
 Kernels, like for like. In eager PyTorch every network, ResNet-50 and each
 backbone, is timed twice: as built (PyTorch sends stride-1 1x1 convs to a GEMM,
@@ -86,6 +88,8 @@ BACKBONES = {
 #: the latency goal is this factor times the FLOP-proportional ratio
 FLOP_MARGIN = 1.10
 RUNTIMES = ('eager', 'onnxruntime')
+#: the form every model is timed in (convdense.deploy.switch_to_deploy, or as built)
+FORMS = ('deploy', 'exact')
 #: (H, W) -> (warm-up forwards, timed forwards) per model and round
 SIZES = {(224, 224): (3, 15), (800, 1216): (1, 5)}
 QUICK_SIZES = {(224, 224): (1, 3)}
@@ -117,6 +121,8 @@ def parse_args(argv=None):
     parser.add_argument('--trials', type=int,
                         help='rounds, each in fresh processes (default 3; 1 with --quick)')
     parser.add_argument('--runtimes', nargs='+', choices=RUNTIMES, default=list(RUNTIMES))
+    parser.add_argument('--form', choices=FORMS, default='deploy',
+                        help='the models\' form: deployed (default) or exact (training form)')
     parser.add_argument('--shared', choices=['yes', 'no', 'unknown'], default='unknown',
                         help='whether other jobs shared the machine (recorded in the JSON)')
     parser.add_argument('--models', nargs='+', choices=list(BACKBONES), default=list(BACKBONES),
@@ -129,8 +135,19 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def onednn_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """``F.conv2d`` on oneDNN (``torch.mkldnn_convolution``) for a contiguous float32
+    CPU input outside autocast; any other input goes to ``F.conv2d``."""
+    import torch.nn.functional as F
+    if (x.device.type == 'cpu' and x.dtype == torch.float32 and weight.dtype == torch.float32
+            and not torch.is_autocast_enabled('cpu') and x.is_contiguous()
+            and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled):
+        return torch.mkldnn_convolution(x, weight, bias, (padding, padding), (stride, stride),
+                                        (dilation, dilation), groups)
+    return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
+
+
 def _onednn_forward(self, x):
-    from convdense.ops.inference import onednn_conv2d
     self._onednn_calls = getattr(self, '_onednn_calls', 0) + 1
     return onednn_conv2d(x, self.weight, self.bias, self.stride[0], self.padding[0],
                          self.dilation[0], self.groups)
@@ -138,7 +155,7 @@ def _onednn_forward(self, x):
 
 def force_onednn(model):
     """Send every ``nn.Conv2d`` of ``model`` to oneDNN (``torch.mkldnn_convolution``, via
-    ``convdense.ops.inference.onednn_conv2d``) instead of PyTorch's per-shape choice.
+    :func:`onednn_conv2d`) instead of PyTorch's per-shape choice.
     Returns ``model``; a conv with unequal H/W stride, padding or dilation, or a
     non-zero padding mode, is a ``ValueError``."""
     for name, module in model.named_modules():
@@ -168,12 +185,13 @@ def forced_conv_calls(model, size=64):
     return sum(conv._onednn_calls for conv in convs)
 
 
-def build_models(names):
-    """Build each backbone (a name ending in ``ONEDNN``: that network through
-    :func:`force_onednn`); returns ``(models, unavailable)`` dicts by name. A oneDNN
-    variant whose inference forward runs no plain ``nn.Conv2d.forward`` (its fast
-    path calls the kernels itself) would time the same computation twice, so it is
-    left out, with that reason, under ``unavailable``."""
+def build_models(names, form='exact'):
+    """Build each backbone in ``form`` (``'deploy'``: :func:`convdense.deploy.switch_to_deploy`;
+    a name ending in ``ONEDNN``: that network through :func:`force_onednn`); returns
+    ``(models, unavailable)`` dicts by name. A oneDNN variant whose inference
+    forward runs no plain ``nn.Conv2d.forward`` (its deployed layers call the
+    kernels themselves) would time the same computation twice, so it is left out,
+    with that reason, under ``unavailable``."""
     from convdense.models.complexity import build_backbone
     models, unavailable = {}, {}
     for name in names:
@@ -181,6 +199,9 @@ def build_models(names):
         try:
             model = build_backbone(dict(cfg))
             model.eval()  # not chained: mmdet's ResNet.train returns None
+            if form == 'deploy':
+                from convdense.deploy import switch_to_deploy
+                switch_to_deploy(model)
             if name.endswith(ONEDNN):
                 model = force_onednn(model)
                 if not forced_conv_calls(model):
@@ -233,7 +254,7 @@ def run_round(spec):
     torch.set_num_threads(spec['threads'])
     result = dict(threads=spec['threads'], machine_before=machine(), eager={}, onnxruntime={})
     if spec.get('eager'):
-        models, _ = build_models(spec['eager'])
+        models, _ = build_models(spec['eager'], spec.get('form', 'exact'))
         with torch.inference_mode():
             for height, width, warmup, repeats in spec['sizes']:
                 image = torch.randn(1, 3, height, width)
@@ -504,7 +525,7 @@ def main(argv=None):
     networks = [BASELINE] + [n for n in args.models if n != BASELINE]
     names = [n + suffix for n in networks
              for suffix in ('', ONEDNN)] if 'eager' in args.runtimes else networks
-    models, unavailable = build_models(names)
+    models, unavailable = build_models(names, args.form)
     if BASELINE not in models:
         raise RuntimeError(f'cannot build the ResNet-50 baseline: {unavailable[BASELINE]}')
     started = time.time()
@@ -512,7 +533,7 @@ def main(argv=None):
                              cpus=os.cpu_count(),
                              threads=threads, default_threads=default_threads,
                              omp_num_threads=os.environ.get('OMP_NUM_THREADS'),
-                             quick=args.quick, rounds=trials, batch=1,
+                             quick=args.quick, rounds=trials, batch=1, form=args.form,
                              date=time.strftime('%Y-%m-%d %H:%M:%S'),
                              sizes={size_key(s): dict(warmup=w, repeats=args.repeats or r)
                                     for s, (w, r) in sizes.items()},
@@ -526,7 +547,7 @@ def main(argv=None):
             import onnxruntime
             onnx, results['onnx_failed'] = export_all(models, sizes, tmp)
             results['meta']['onnxruntime'] = dict(ORT_CONFIG, version=onnxruntime.__version__)
-        spec = dict(sizes=size_spec, onnx=onnx,
+        spec = dict(sizes=size_spec, onnx=onnx, form=args.form,
                     eager=list(models) if 'eager' in args.runtimes else [])
         del models
         in_process = trials == 1 and len(threads) == 1

@@ -1,13 +1,15 @@
 """Evaluate a checkpoint of any mmdet, mmseg or convdense config.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--show-dir DIR]
-        [--cfg-options key=value ...] [--out FILE.json]
+        [--cfg-options key=value ...] [--out FILE.json] [--deploy]
 
 Prints the metrics of the config's ``test_evaluator`` and, with ``--out``, writes
 them as JSON. CHECKPOINT may be a file or a URL (``https://``, ``torchvision://``,
 ``open-mmlab://``), downloaded first with each network wait bounded by
 ``CONVDENSE_DOWNLOAD_TIMEOUT`` seconds (default 30). Remote checkpoints in the
 config's ``init_cfg`` are not needed for testing and are not downloaded.
+``--deploy`` evaluates the model in deploy mode
+(:func:`convdense.deploy.switch_to_deploy`, applied after the checkpoint loads).
 """
 import argparse
 import json
@@ -27,6 +29,8 @@ def parse_args(argv=None):
     parser.add_argument('--show-dir', help='write visualised predictions here (mmdet: relative to '
                         'the run\'s timestamped log dir; mmseg: as given), as upstream tools do')
     parser.add_argument('--out', help='write the metrics to this JSON file')
+    parser.add_argument('--deploy', action='store_true',
+                        help='evaluate the deployed (re-parameterised) model')
     return launch.parse_with_common_options(parser, argv)
 
 
@@ -65,6 +69,8 @@ def main(argv=None):
     cfg.resume = False
     if args.show_dir:
         enable_show_dir(cfg, args.show_dir)
+    if args.deploy:
+        cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [dict(type='convdense.DeployHook')]
     runner = launch.build_runner(cfg)
     metrics = runner.test()
     from mmengine.dist import is_main_process

@@ -51,7 +51,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .checks import check_feature_map
-from .inference import DerivedWeightCache
+from .deploy import DeployableMixin, norm_affine, refuse_backward, scale_rows
 from .padding import STRIDED_PADDINGS, tf_same_pad_if_different
 
 ADAPTIVE_MODES = ('dataset', 'pixel')
@@ -77,7 +77,7 @@ def mix_branches(self_out: Tensor, local_out: Tensor, global_out: Tensor,
     return alpha * self_out + beta * local_out + gamma * global_out
 
 
-class AdaptiveConv2d(nn.Module):
+class AdaptiveConv2d(DeployableMixin, nn.Module):
     """Drop-in replacement for a k x k ``nn.Conv2d`` (no bias, groups=1).
 
     Input ``(N, C_in, H, W)``; output ``(N, C_out, H', W')`` with ``H', W'``
@@ -124,7 +124,6 @@ class AdaptiveConv2d(nn.Module):
             self.gate_hidden = nn.Conv2d(2 * out_channels, out_channels, 1, bias=False)
             self.gate_out = nn.Conv2d(out_channels, 3, 1)
         self.last_gates: Optional[Tensor] = None
-        self._folded_cache = DerivedWeightCache()
 
     def global_branch(self, x: Tensor) -> Tensor:
         """``(N, C_in, H, W) -> (N, C_out, 1, 1)``."""
@@ -156,14 +155,8 @@ class AdaptiveConv2d(nn.Module):
 
         ``alpha * conv1x1(x) + beta * convkxk(x)`` is one kxk conv with this
         weight (the 1x1 conv samples the kernel's centre), exactly and at the
-        plain conv's cost. In inference the folded weight is kept until a
-        parameter changes (:class:`DerivedWeightCache`), so it is not rebuilt
-        every forward.
+        plain conv's cost; the deploy form keeps it as a buffer.
         """
-        params = (self.gate_logits, self.local_branch.weight, self.self_branch.weight)
-        return self._folded_cache.get(params, self._fold)
-
-    def _fold(self) -> Tuple[Tensor, Tensor]:
         gates = torch.softmax(self.gate_logits, dim=0)
         k = self.local_branch.kernel_size[0]
         centre = F.pad(self.self_branch.weight, [k // 2] * 4)
@@ -179,6 +172,9 @@ class AdaptiveConv2d(nn.Module):
                                         conv.dilation[0], conv.padding[0])
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.deploy:
+            check_feature_map(x, 'input', self.in_channels, self.global_fc1.weight)
+            return refuse_backward(self._forward_deploy(x), type(self).__name__)
         check_feature_map(x, 'input', self.in_channels, self.local_branch.weight)
         global_out = self.global_branch(x)
         pads = self.tf_same_pads(x)
@@ -200,9 +196,75 @@ class AdaptiveConv2d(nn.Module):
         self.last_gates = gates.detach()
         return mix_branches(self.self_branch(x), local_out, global_out, gates)
 
+    @property
+    def folds_norm(self) -> bool:
+        return self.mode == 'dataset'
+
+    def _build_deploy(self) -> None:
+        """Dataset mode: ``weight`` (folded, or ``beta * W_local`` with
+        ``self_weight = alpha * W_self`` where TF padding separates the centres),
+        ``bias`` (``None`` until a norm folds in), ``gate_values`` and the global fc2
+        scaled by ``gamma``; the gate logits and branch convs go. Pixel mode:
+        ``gate_hidden_local`` / ``gate_hidden_global``, the halves of
+        ``gate_hidden``."""
+        if self.mode == 'pixel':
+            weight = self.gate_hidden.weight
+            self._deploy_buffer('gate_hidden_local', weight[:, :self.out_channels])
+            self._deploy_buffer('gate_hidden_global', weight[:, self.out_channels:])
+            del self.gate_hidden
+            return
+        gates = torch.softmax(self.gate_logits, dim=0)
+        if self.strided_padding == 'tf_same' and self.local_branch.stride[0] != 1:
+            self._deploy_buffer('weight', gates[1] * self.local_branch.weight)
+            self._deploy_buffer('self_weight', gates[0] * self.self_branch.weight)
+        else:
+            self._deploy_buffer('weight', self.folded_weight()[1])
+            self.register_buffer('self_weight', None)
+        self.register_buffer('bias', None)
+        self._deploy_buffer('gate_values', gates)
+        self.global_fc2.weight.mul_(gates[2])
+        self.global_fc2.bias.mul_(gates[2])
+        self.last_gates = self.gate_values.clone()
+        del self.gate_logits, self.self_branch
+        self.local_branch.weight = None  # keeps the conv's geometry for tf_same_pads
+
+    @torch.no_grad()
+    def fuse_norm(self, norm: nn.Module) -> None:
+        """Fold an eval-mode batch norm applied to the output into the deploy
+        form (dataset mode: the output is affine in the kernel and global fc)."""
+        if not self.deploy or self.mode != 'dataset':
+            raise RuntimeError('fuse_norm: a deployed dataset-mode layer only')
+        scale, shift = norm_affine(norm)
+        self.weight = scale_rows(self.weight, scale).contiguous()
+        if self.self_weight is not None:
+            self.self_weight = scale_rows(self.self_weight, scale).contiguous()
+        self.global_fc2.weight.mul_(scale[:, None])
+        self.global_fc2.bias.mul_(scale)
+        self.bias = shift
+
+    def _forward_deploy(self, x: Tensor) -> Tensor:
+        global_out = self.global_branch(x)
+        conv = self.local_branch
+        pads = self.tf_same_pads(x)
+        if self.mode == 'pixel':
+            local_out = conv(x) if pads is None else F.conv2d(
+                F.pad(x, pads), conv.weight, None, conv.stride, 0, conv.dilation)
+            hidden = F.conv2d(local_out, self.gate_hidden_local)
+            hidden = hidden + F.conv2d(global_out, self.gate_hidden_global)
+            gates = torch.softmax(self.gate_out(F.relu(hidden)), dim=1)
+            self.last_gates = gates.detach()
+            return mix_branches(self.self_branch(x), local_out, global_out, gates)
+        if pads is not None:
+            out = F.conv2d(F.pad(x, pads), self.weight, self.bias, conv.stride, 0, conv.dilation)
+        else:
+            out = F.conv2d(x, self.weight, self.bias, conv.stride, conv.padding, conv.dilation)
+        if self.self_weight is not None:  # TF padding: the 1x1 branch kept apart
+            out = out + F.conv2d(x, self.self_weight, None, conv.stride)
+        return out + global_out
+
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         plain_key = prefix + 'weight'
-        if plain_key in state_dict:
+        if plain_key in state_dict and not self.deploy:
             state_dict[prefix + 'local_branch.weight'] = state_dict.pop(plain_key)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
@@ -210,4 +272,6 @@ class AdaptiveConv2d(nn.Module):
         extra = f'mode={self.mode!r}'
         if self.strided_padding != 'symmetric':
             extra += f', strided_padding={self.strided_padding!r}'
+        if self.deploy:
+            extra += ', deploy=True'
         return extra

@@ -27,18 +27,16 @@ are exactly the paper's:
 The ``1 x 1`` kernels sit at the centre tap of the ``k x k`` window, so the
 padding is ``dilation * (k - 1) / 2`` and both parts have the same output size.
 
-Inference path (no gradient recorded, not tracing; see
-:mod:`convdense.ops.inference`). The gather and the grouped pointwise conv
-above cost more on CPU than the multiply-adds they save, so in inference the
-``1 x 1`` part is one dense pointwise conv whose cached ``(N, M)`` weight holds
-the ``1 x 1`` kernels and zeros on each filter block's own input block: it
-spends ``N * M/P * H'W'`` multiply-adds on those structural zeros, +1/3 on the
-pointwise part at ``P = 4`` (+1.8 % of HetConv-ResNet-50's multiply-adds at
-224x224), because one dense conv beats a gather plus a grouped conv. Both parts
-run on oneDNN, as the plain ``k x k`` conv a HetConv replaces does in
-ResNet-50, and the pointwise result is added in place. Same function: the tests
-compare this path with the exact one. Counted FLOPs and parameters are the
-exact path's (FLOP counters trace, and the cached weight is no parameter).
+Deploy form (:meth:`HetConv2d.switch_to_deploy`). The gather and the grouped
+pointwise conv above cost more on CPU than the multiply-adds they save, so the
+deployed layer's ``1 x 1`` part is one dense pointwise conv whose ``(N, M)``
+weight holds the ``1 x 1`` kernels and zeros on each filter block's own input
+block: it spends ``N * M/P * H'W'`` multiply-adds on those structural zeros,
++1/3 on the pointwise part at ``P = 4`` (+1.8 % of HetConv-ResNet-50's
+multiply-adds at 224x224), because one dense conv beats a gather plus a grouped
+conv; the pointwise result is added in place. Same function: the tests compare
+the deployed layer with the exact one. Counted
+FLOPs and parameters are the exact path's.
 """
 import functools
 import math
@@ -48,7 +46,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .checks import check_feature_map
-from .inference import DerivedWeightCache, fast_inference, onednn_conv2d
+from .deploy import DeployableMixin, norm_affine, refuse_backward, scale_rows
 
 
 def _check_divisible(in_channels, out_channels, part):
@@ -162,7 +160,7 @@ def hetconv_dense_weight(spatial_weight, pointwise_weight, part):
     return dense
 
 
-class HetConv2d(nn.Module):
+class HetConv2d(DeployableMixin, nn.Module):
     """Heterogeneous ``k x k`` convolution, input ``(B, M, H, W)`` -> ``(B, N, H', W')``.
 
     Holds two ``nn.Conv2d`` so that weight initialisers and FLOP counters see
@@ -196,7 +194,6 @@ class HetConv2d(nn.Module):
             # Its input is the (P-1)*M gathered channels; each filter sees M - M/P of them.
             self.pointwise = nn.Conv2d(in_channels * (part - 1), out_channels, 1,
                                        groups=part, bias=False)
-        self._dense_pointwise = DerivedWeightCache()  # the inference path's weight
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -211,33 +208,55 @@ class HetConv2d(nn.Module):
         if self.pointwise is not None:
             nn.init.normal_(self.pointwise.weight, 0.0, std)
 
-    def inference_pointwise_weight(self):
-        """The dense ``(N, M, 1, 1)`` pointwise weight of the inference path
-        (:func:`dense_pointwise_weight`), rebuilt only when ``pointwise.weight``
-        changes (:class:`DerivedWeightCache`)."""
-        weight = self.pointwise.weight
-        return self._dense_pointwise.get(
-            (weight,), lambda: dense_pointwise_weight(weight.detach(), self.part))
-
     def forward(self, x):
         """``(B, M, H, W)`` -> ``(B, N, floor((H-1)/stride)+1, floor((W-1)/stride)+1)``."""
+        if self.deploy:
+            check_feature_map(x, 'input', self.in_channels, self.spatial_weight)
+            return refuse_backward(self._forward_deploy(x), type(self).__name__)
         check_feature_map(x, 'input', self.in_channels, self.spatial.weight)
-        if self.pointwise is not None and fast_inference():
-            padding = self.dilation * (self.kernel_size - 1) // 2
-            out = onednn_conv2d(x, self.spatial.weight, self.spatial.bias, self.stride,
-                                padding, self.dilation, self.part)
-            return out.add_(onednn_conv2d(x, self.inference_pointwise_weight(), None,
-                                          self.stride))
         return hetconv2d(x, self.spatial.weight,
                          None if self.pointwise is None else self.pointwise.weight,
                          self.part, self.stride, self.dilation, self.spatial.bias)
 
+    def _build_deploy(self):
+        """``spatial_weight`` ``(N, M/P, k, k)``, ``pointwise_weight`` ``(N, M, 1, 1)``
+        (:func:`dense_pointwise_weight`, ``None`` for ``P = 1``) and ``bias``."""
+        spatial, pointwise = self.spatial, self.pointwise
+        del self.spatial, self.pointwise
+        self._deploy_buffer('spatial_weight', spatial.weight)
+        self._deploy_buffer('pointwise_weight', None if pointwise is None else
+                            dense_pointwise_weight(pointwise.weight, self.part))
+        self._deploy_buffer('bias', spatial.bias)
+
+    @torch.no_grad()
+    def fuse_norm(self, norm):
+        """Fold an eval-mode batch norm applied to the output into the deploy form."""
+        if not self.deploy:
+            raise RuntimeError('fuse_norm: call switch_to_deploy() first')
+        scale, shift = norm_affine(norm)
+        self.spatial_weight = scale_rows(self.spatial_weight, scale).contiguous()
+        if self.pointwise_weight is not None:
+            self.pointwise_weight = scale_rows(self.pointwise_weight, scale).contiguous()
+        self.bias = shift if self.bias is None else self.bias * scale + shift
+
+    def _forward_deploy(self, x):
+        padding = self.dilation * (self.kernel_size - 1) // 2
+        out = F.conv2d(x, self.spatial_weight, self.bias, self.stride, padding, self.dilation,
+                       self.part)
+        if self.pointwise_weight is None:
+            return out
+        return out.add_(F.conv2d(x, self.pointwise_weight, None, self.stride))
+
     def dense_weight(self):
         """The equivalent plain-conv weight ``(N, M, k, k)`` (see :func:`hetconv_dense_weight`)."""
+        if self.deploy:
+            raise RuntimeError('dense_weight: the layer is deployed; '
+                               'call it before switch_to_deploy')
         if self.pointwise is None:
             return self.spatial.weight
         return hetconv_dense_weight(self.spatial.weight, self.pointwise.weight, self.part)
 
     def extra_repr(self):
         return (f'{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, '
-                f'part={self.part}, stride={self.stride}, dilation={self.dilation}')
+                f'part={self.part}, stride={self.stride}, dilation={self.dilation}'
+                + (', deploy=True' if self.deploy else ''))

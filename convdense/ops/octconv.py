@@ -37,7 +37,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .checks import check_feature_map
-from .inference import DerivedWeightCache, fast_inference, onednn_conv2d
+from .deploy import DeployableMixin, norm_affine, refuse_backward, scale_rows
+from .inference import recording_graph
 
 OctaveTensor = Tuple[Tensor, Optional[Tensor]]
 #: How a stride-2 conv with no low-frequency group (alpha_in = alpha_out = 0)
@@ -60,7 +61,7 @@ def downsample_by_two(x: Tensor, out: Optional[Tensor] = None) -> Tensor:
     """2x2 average pooling, ``(N, C, H, W) -> (N, C, ceil(H/2), ceil(W/2))``.
 
     ``out``: a tensor of that shape to write into (a slice of a larger buffer
-    on the inference path); it is returned.
+    of a deployed layer); it is returned.
     """
     n, c, h, w = x.shape
     if h % 2 or w % 2:
@@ -124,19 +125,6 @@ def merge_octave(x_high: Tensor, x_low: Optional[Tensor]) -> Tensor:
     """
     if x_low is None:
         return x_high
-    n, c_high, h, w = x_high.shape
-    if (fast_inference() and not h % 2 and not w % 2 and x_high.dtype in (torch.float32, torch.float64)
-            and x_low.dtype == x_high.dtype and x_low.is_contiguous()):
-        # Same values without F.interpolate (slow on CPU): each low pixel is
-        # doubled along W in one op, then copied to the even and odd rows.
-        c_low = x_low.shape[1]
-        out = x_high.new_empty(n, c_high + c_low, h, w)
-        out[:, :c_high] = x_high
-        wide = torch.view_as_real(torch.complex(x_low, x_low)).view(n, c_low * (h // 2), w)
-        rows = out[:, c_high:].view(n, c_low * (h // 2), 2, w)
-        rows[:, :, 0] = wide
-        rows[:, :, 1] = wide
-        return out
     return torch.cat([x_high, upsample_to(x_low, x_high.shape[-2:])], dim=1)
 
 
@@ -232,23 +220,25 @@ def _octave_conv2d_blocks(x_high, x_low, weight, high_from_high, high_from_low,
     return y_high, y_low
 
 
-def _conv_inference(x: Tensor, weight: Tensor, bias: Optional[Tensor], padding: int,
-                    dilation: int, onednn: bool) -> Tensor:
-    """Stride-1 conv of the inference path: on oneDNN when ``onednn`` (the
-    octave conv has ``k > 1`` or stride 2, where ResNet-50's conv runs on
-    oneDNN), else ``F.conv2d`` (a GEMM for the stride-1 ``1 x 1`` convs, as
-    ResNet-50's); see :mod:`convdense.ops.inference`."""
-    if onednn:
-        return onednn_conv2d(x, weight, bias, 1, padding, dilation)
-    return F.conv2d(x, weight, bias, 1, padding, dilation)
+def _pool(x: Tensor, eager: bool) -> Tensor:
+    """:func:`downsample_by_two`; in a recorded graph one ``avg_pool2d`` (ONNX
+    ``AveragePool``), with ``ceil_mode`` only where a side is odd: ONNX Runtime
+    keeps a pool without it in its blocked (NCHWc) layout, and reorders around
+    one with it."""
+    if eager:
+        return downsample_by_two(x)
+    h, w = x.shape[-2:]
+    return F.avg_pool2d(x, 2, 2, ceil_mode=bool(h % 2 or w % 2))
 
 
-def _pooled_cat(x_high: Tensor, x_low: Optional[Tensor]) -> Tensor:
-    """``torch.cat([downsample_by_two(x_high), x_low], 1)`` for inference, the
-    pooled group written straight into the concatenated buffer (one pass and
-    one allocation fewer than pooling, then concatenating)."""
+def _pooled_cat(x_high: Tensor, x_low: Optional[Tensor], eager: bool = True) -> Tensor:
+    """``torch.cat([downsample_by_two(x_high), x_low], 1)``. Eager, the pooled
+    group is written straight into the concatenated buffer (one pass and one
+    allocation fewer than pooling, then concatenating)."""
     if x_low is None:
-        return downsample_by_two(x_high)
+        return _pool(x_high, eager)
+    if not eager:
+        return torch.cat([_pool(x_high, eager), x_low], dim=1)
     c_high = x_high.shape[1]
     out = x_high.new_empty(x_low.shape[0], c_high + x_low.shape[1], *x_low.shape[-2:])
     downsample_by_two(x_high, out=out[:, :c_high])
@@ -256,29 +246,14 @@ def _pooled_cat(x_high: Tensor, x_low: Optional[Tensor]) -> Tensor:
     return out
 
 
-def _octave_conv2d_inference(x_high, x_low, weight, high_from_high, high_from_low,
-                             out_high, bias, stride, padding, dilation):
-    """:func:`_octave_conv2d_blocks` for inference: the same convolutions and
-    sums, with :func:`_conv_inference`, the in-place :func:`add_upsampled_`
-    and :func:`_pooled_cat`."""
-    conv = dict(padding=padding, dilation=dilation,
-                onednn=weight.shape[-1] > 1 or stride == 2)
-    bias_high = None if bias is None else bias[:out_high]
-    bias_low = None if bias is None else bias[out_high:]
-    to_low = weight[out_high:] if weight.shape[0] > out_high else None
-    if stride == 2:
-        both = _pooled_cat(x_high, x_low)
-        y_high = _conv_inference(both, weight[:out_high], bias_high, **conv)
-        y_low = None if to_low is None else _conv_inference(
-            downsample_by_two(both), to_low, bias_low, **conv)
-        return y_high, y_low
-    y_high = _conv_inference(x_high, high_from_high, bias_high, **conv)
-    if x_low is not None:
-        y_high = add_upsampled_(y_high, _conv_inference(x_low, high_from_low, None, **conv))
-    y_low = None
-    if to_low is not None:
-        y_low = _conv_inference(_pooled_cat(x_high, x_low), to_low, bias_low, **conv)
-    return y_high, y_low
+def _add_resized(x: Tensor, low: Tensor) -> Tensor:
+    """:func:`add_upsampled` as a recorded graph holds it best: one nearest
+    ``interpolate`` (ONNX ``Resize``) and an ``Add``, cropped only for odd sides."""
+    h, w = x.shape[-2:]
+    up = F.interpolate(low, scale_factor=2.0, mode='nearest')
+    if h % 2 or w % 2:
+        up = up[..., :h, :w]
+    return x + up
 
 
 def _as_pair(x) -> OctaveTensor:
@@ -288,7 +263,7 @@ def _as_pair(x) -> OctaveTensor:
     return x[0], x[1]
 
 
-class OctaveConv2d(nn.Conv2d):
+class OctaveConv2d(DeployableMixin, nn.Conv2d):
     """``nn.Conv2d`` whose input and output are octave pairs.
 
     The parameters (``weight`` ``(C_out, C_in, k, k)``, optional ``bias``) are
@@ -303,6 +278,18 @@ class OctaveConv2d(nn.Conv2d):
     ``strided_downsample``: ``'conv'`` (default) or ``'avgpool'``, how a
     stride-2 layer with ``alpha_in == alpha_out == 0`` downsamples (see the
     module docstring); layers with a low group always pool.
+
+    Deploy form (:meth:`switch_to_deploy`): ``weight`` and ``bias`` become one
+    contiguous weight per convolution the layer runs, each output frequency
+    computed once from its inputs. Stride 1: ``weight_high`` (H->H) and
+    ``weight_low_to_high`` (L->H, upsampled and added in place), and
+    ``weight_to_low`` over ``cat(pool(x_high), x_low)``; stride 2:
+    ``weight_to_high`` over ``cat(pool(x_high), x_low)`` and ``weight_to_low``
+    over that pooled once more; ``bias_high`` / ``bias_low``. A following batch
+    norm folds in (:meth:`fuse_norm`). Eager, the low-to-high output is added
+    in place and the high group pooled straight into the concatenation buffer;
+    in a recorded graph the same function is plain ``Conv``, ``AveragePool``,
+    ``Concat``, ``Resize`` and ``Add``.
     """
 
     def __init__(self,
@@ -335,7 +322,6 @@ class OctaveConv2d(nn.Conv2d):
         self.alpha_in = alpha_in
         self.alpha_out = alpha_out
         self.strided_downsample = strided_downsample
-        self._block_cache = DerivedWeightCache()
 
     @property
     def in_split(self) -> Tuple[int, int]:
@@ -345,43 +331,94 @@ class OctaveConv2d(nn.Conv2d):
     def out_split(self) -> Tuple[int, int]:
         return octave_split(self.out_channels, self.alpha_out)
 
-    def high_weight_blocks(self) -> Tuple[Tensor, Tensor]:
-        """``weight[:C_out_high]`` split by input group (H->H, L->H).
-
-        Splitting input columns copies the weight: in inference the contiguous
-        copies are kept until the weight changes (:class:`DerivedWeightCache`),
-        saving a copy of most weights per forward. With autograd or tracing
-        (FLOP counters) these are the slicing ops, not copies.
-        """
-        out_high, in_high = self.out_split[0], self.in_split[0]
-        weight = self.weight
-        if not fast_inference():
-            self._block_cache.clear()
-            return weight[:out_high, :in_high], weight[:out_high, in_high:]
-        return self._block_cache.get((weight,), lambda: (
-            weight[:out_high, :in_high].contiguous(), weight[:out_high, in_high:].contiguous()))
+    @property
+    def _plain(self) -> bool:
+        return self.alpha_in == 0 and self.alpha_out == 0
 
     def forward(self, x: Union[Tensor, OctaveTensor]) -> OctaveTensor:
         x_high, x_low = (x, None) if isinstance(x, Tensor) else _as_pair(x)
-        if self.alpha_in == 0 and self.alpha_out == 0:
+        if self.deploy:
+            _check_inputs(x_high, x_low, self.in_channels, self.alpha_in, self._high_weights()[0])
+            return refuse_backward(self._forward_deploy(x_high, x_low), type(self).__name__)
+        if self._plain:
             if self.stride[0] == 2 and self.strided_downsample == 'avgpool':
                 _check_inputs(x_high, x_low, self.in_channels, 0.0, self.weight)
                 return F.conv2d(downsample_by_two(x_high), self.weight, self.bias, 1,
                                 self.padding, self.dilation), None
             return octave_conv2d(x_high, x_low, self.weight, 0.0, 0.0, self.bias,
                                  self.stride[0], self.padding[0], self.dilation[0])
-        _check_inputs(x_high, x_low, self.in_channels, self.alpha_in, self.weight)
-        if self.stride[0] == 2:  # uses whole row blocks only
-            blocks = (None, None)
-        else:
-            blocks = self.high_weight_blocks()
-        impl = _octave_conv2d_inference if fast_inference() else _octave_conv2d_blocks
-        return impl(x_high, x_low, self.weight, *blocks,
-                                     self.out_split[0], self.bias, self.stride[0],
-                                     self.padding[0], self.dilation[0])
+        return octave_conv2d(x_high, x_low, self.weight, self.alpha_in, self.alpha_out,
+                             self.bias, self.stride[0], self.padding[0], self.dilation[0])
+
+    # deploy form ---------------------------------------------------------------
+
+    #: buffers of the deploy form feeding the high / the low output
+    _HIGH_WEIGHTS = ('weight_high', 'weight_low_to_high', 'weight_to_high')
+
+    def _high_weights(self):
+        return [getattr(self, n) for n in self._HIGH_WEIGHTS if getattr(self, n) is not None]
+
+    def _build_deploy(self) -> None:
+        weight, bias = self.weight.detach(), self.bias
+        out_high, in_high = self.out_split[0], self.in_split[0]
+        pooled_inputs = self.stride[0] == 2 and not (
+            self._plain and self.strided_downsample == 'conv')
+        split_columns = not pooled_inputs and self.in_split[1] > 0
+        del self.weight, self.bias
+        self.register_parameter('weight', None)
+        self.register_parameter('bias', None)
+        self._deploy_buffer('weight_high', weight[:out_high, :in_high] if split_columns else
+                            None if pooled_inputs else weight[:out_high])
+        self._deploy_buffer('weight_low_to_high',
+                            weight[:out_high, in_high:] if split_columns else None)
+        self._deploy_buffer('weight_to_high', weight[:out_high] if pooled_inputs else None)
+        self._deploy_buffer('weight_to_low',
+                            weight[out_high:] if self.out_split[1] else None)
+        self._deploy_buffer('bias_high', None if bias is None else bias[:out_high])
+        self._deploy_buffer('bias_low', None if bias is None or not self.out_split[1]
+                            else bias[out_high:])
+
+    @torch.no_grad()
+    def fuse_norm(self, norm_high: nn.Module, norm_low: Optional[nn.Module]) -> None:
+        """Fold eval-mode batch norms applied to ``y_high`` / ``y_low`` into the
+        deploy form (the layer must be deployed); the norms are then identities."""
+        if not self.deploy:
+            raise RuntimeError('fuse_norm: call switch_to_deploy() first')
+        for group, norm in (('high', norm_high), ('low', norm_low)):
+            if norm is None:
+                continue
+            scale, shift = norm_affine(norm)
+            names = self._HIGH_WEIGHTS if group == 'high' else ('weight_to_low',)
+            for name in names:
+                if getattr(self, name) is not None:
+                    setattr(self, name, scale_rows(getattr(self, name), scale).contiguous())
+            bias = getattr(self, 'bias_' + group)
+            setattr(self, 'bias_' + group, shift if bias is None else bias * scale + shift)
+
+    def _forward_deploy(self, x_high: Tensor, x_low: Optional[Tensor]) -> OctaveTensor:
+        eager = not recording_graph()
+        stride, padding, dilation = self.stride[0], self.padding[0], self.dilation[0]
+        conv = dict(padding=padding, dilation=dilation)
+        if self.weight_to_high is not None:  # pooled inputs, one conv per output group
+            both = _pooled_cat(x_high, x_low, eager)
+            y_high = F.conv2d(both, self.weight_to_high, self.bias_high, **conv)
+            y_low = None if self.weight_to_low is None else F.conv2d(
+                _pool(both, eager), self.weight_to_low, self.bias_low, **conv)
+            return y_high, y_low
+        y_high = F.conv2d(x_high, self.weight_high, self.bias_high, stride, **conv)
+        if x_low is not None:
+            from_low = F.conv2d(x_low, self.weight_low_to_high, None, **conv)
+            y_high = add_upsampled_(y_high, from_low) if eager else _add_resized(y_high, from_low)
+        y_low = None
+        if self.weight_to_low is not None:
+            y_low = F.conv2d(_pooled_cat(x_high, x_low, eager), self.weight_to_low,
+                             self.bias_low, **conv)
+        return y_high, y_low
 
     def extra_repr(self) -> str:
         extra = f', alpha_in={self.alpha_in}, alpha_out={self.alpha_out}'
         if self.strided_downsample != 'conv':
             extra += f', strided_downsample={self.strided_downsample!r}'
+        if self.deploy:
+            extra += ', deploy=True'
         return super().extra_repr() + extra

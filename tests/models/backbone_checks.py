@@ -215,3 +215,17 @@ def assert_end_to_end(config, kind, work_dir, iters=6):
         assert key in metrics, f'{key} missing from test metrics {sorted(metrics)}'
         assert math.isfinite(metrics[key]), f'{key} = {metrics[key]}'
     return result
+
+
+def randomise_norms(model):
+    """Give every batch norm of ``model`` random affine parameters and running
+    statistics (none zero-initialised away), so norm folding and residual
+    branches are exercised; returns ``model``."""
+    for module in model.modules():
+        if isinstance(module, _BatchNorm):
+            with torch.no_grad():
+                torch.nn.init.uniform_(module.weight, 0.5, 1.5)
+                torch.nn.init.uniform_(module.bias, -0.2, 0.2)
+                module.running_mean.uniform_(-0.1, 0.1)
+                module.running_var.uniform_(0.5, 1.5)
+    return model

@@ -12,12 +12,14 @@ like a random walk rather than compound: ``MODEL_TOL = 4 %`` relative
 errors these tests see; a path that computes in the wrong dtype (fp32 where
 autocast asks bf16) is caught by the dtype checks, not by the tolerance.
 """
+import copy
 import os.path as osp
 
 import pytest
 import torch
 
 from convdense.ops.adaptive_conv import AdaptiveConv2d
+from convdense.ops.deploy import DeployableMixin
 from convdense.ops.hetconv import HetConv2d
 from convdense.ops.octconv import OctaveConv2d
 from convdense.ops.pac import PacConv2d, PacConvTranspose2d, PacPool2d
@@ -83,18 +85,22 @@ def _assert_close_to_fp32(low, reference, tol, what):
 @pytest.mark.parametrize('device', DEVICES)
 @pytest.mark.parametrize('name', OP_NAMES)
 def test_op_under_autocast_is_low_precision_and_close_to_fp32(name, device):
-    """Training (grad) and inference (the no-grad fast paths) paths both compute in
-    the autocast dtype, as F.conv2d does, within OP_TOL of fp32."""
+    """Training (grad) and inference (the deployed layer, or no-grad for layers
+    without a deploy form) both compute in the autocast dtype, as F.conv2d does,
+    within OP_TOL of fp32."""
     torch.manual_seed(0)
     _, module, inputs = next(case for case in _op_cases() if case[0] == name)
     module, inputs = module.to(device), _to(inputs, device)
     low_dtype = AUTOCAST_DTYPE[device]
     reference = module(*inputs)
+    inference = module
+    if isinstance(module, DeployableMixin):
+        inference = copy.deepcopy(module).switch_to_deploy()
     with torch.autocast(device, dtype=low_dtype):
         trained = module(*inputs)
         with torch.no_grad():
-            inferred = module(*inputs)
-    for path, out in (('grad path', trained), ('no-grad path', inferred)):
+            inferred = inference(*inputs)
+    for path, out in (('grad path', trained), ('inference', inferred)):
         _assert_close_to_fp32(out, reference, OP_TOL, f'{name} {path}')
     # the conv-type output is in the autocast dtype, on both paths alike
     first_trained, first_inferred = _tensors(trained)[0], _tensors(inferred)[0]

@@ -6,6 +6,8 @@ dilation), the input's batch and size (empty ones included), dtype, a guide
 of some width, sometimes a mismatched dtype or guide, and NaN/inf; the
 expected output shape comes from ``nn.Conv2d``'s formulas, not from the op.
 """
+import copy
+
 import pytest
 import torch
 from hypothesis import given
@@ -167,25 +169,23 @@ def test_fuzz_octave_conv2d(data):
     if out_low:
         expected.append((batch, out_low, (ho + 1) // 2, (wo + 1) // 2))
     valid = h > 0 and w > 0 and x.dtype == dtype
-    for context in (torch.enable_grad, torch.no_grad):  # exact path, inference path
-        with context():
-            call_or_clear_error(lambda: layer(inputs), expected if valid else None, bad is None,
-                                must_succeed=valid)
+    for run in (layer, copy.deepcopy(layer).switch_to_deploy()):  # exact, deployed
+        call_or_clear_error(lambda: run(inputs), expected if valid else None, bad is None,
+                            must_succeed=valid)
 
 
 def _run_on_both_paths(layer, x, bad, dtype, out_channels, geometry):
-    """Poison ``x`` with ``bad``, then the contract on the exact (grad) and the
-    inference (no-grad) path; ``geometry`` = (k, stride, padding, dilation).
+    """Poison ``x`` with ``bad``, then the contract on the exact (grad) path and on
+    a deployed copy; ``geometry`` = (k, stride, padding, dilation).
     Returns both outputs (None where an error was raised)."""
     x = poison(x, bad)
     batch, _, h, w = x.shape
     expected = [(batch, out_channels, conv_out(h, *geometry), conv_out(w, *geometry))]
     valid = h > 0 and w > 0 and x.dtype == dtype
     outs = []
-    for context in (torch.enable_grad, torch.no_grad):
-        with context():
-            outs.append(call_or_clear_error(lambda: layer(x), expected if valid else None,
-                                            bad is None, must_succeed=valid))
+    for run in (layer, copy.deepcopy(layer).switch_to_deploy()):
+        outs.append(call_or_clear_error(lambda: run(x), expected if valid else None,
+                                        bad is None, must_succeed=valid))
     return outs
 
 

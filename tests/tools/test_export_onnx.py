@@ -1,7 +1,9 @@
 """tools/deployment/export_onnx.py: every backbone variant and every joint upsampler
-exports to ONNX with dynamic H/W and traces to TorchScript; onnxruntime's and the
-traced module's outputs match PyTorch's eager inference at two input sizes."""
+exports, deployed, to ONNX with dynamic H/W and traces to TorchScript; onnxruntime's
+and the traced module's outputs match the exact model's eager inference at two
+input sizes."""
 import contextlib
+import copy
 import os
 import subprocess
 import sys
@@ -14,6 +16,7 @@ import pytest
 import torch
 
 from tests.helpers.e2e import REPO, load_script
+from tests.models.backbone_checks import randomise_norms
 from tests.ops.test_pac import single_thread  # noqa: F401  (autouse: one thread for tiny ops)
 
 SHAPES = ((64, 64), (96, 64))
@@ -81,15 +84,15 @@ def one_block_per_stage():
 
 
 @contextlib.contextmanager
-def fast_paths_forbidden():
-    """Make every inference-only fast path raise: what the exporter records must
-    be the exact path (standard ops), even when export is called under no_grad."""
+def eager_kernels_forbidden():
+    """Make the deployed octave layers' eager-only arrangements (in-place
+    upsample-add, pooling into a buffer) raise: a recorded graph must hold
+    standard ops only."""
     def forbidden(*args, **kwargs):
-        raise AssertionError('an inference-only fast path ran while exporting')
+        raise AssertionError('an eager-only arrangement ran while a graph was recorded')
 
-    with mock.patch('convdense.ops.octconv._octave_conv2d_inference', forbidden), \
-            mock.patch('convdense.ops.octconv.onednn_conv2d', forbidden), \
-            mock.patch('convdense.ops.hetconv.onednn_conv2d', forbidden):
+    with mock.patch('convdense.ops.octconv.add_upsampled_', forbidden), \
+            mock.patch('convdense.ops.octconv.downsample_by_two', forbidden):
         yield
 
 
@@ -103,13 +106,16 @@ def assert_dynamic_hw(path, opset_min=17):
 
 
 def export_and_check(tool, module, tmp_path, name):
-    """Export (dynamic) and trace at 64x64; ORT at 64x64 and 96x64, TorchScript at
-    64x64, all within RTOL of PyTorch's eager inference."""
+    """Deploy a copy of ``module``, export it (dynamic) and trace it at 64x64; ORT at
+    64x64 and 96x64, TorchScript at 64x64, all within RTOL of ``module`` (the exact
+    model) in PyTorch."""
+    from convdense.deploy import switch_to_deploy
+    deployed = switch_to_deploy(copy.deepcopy(module))
     onnx_path, ts_path = str(tmp_path / f'{name}.onnx'), str(tmp_path / f'{name}.pt')
-    with torch.no_grad(), fast_paths_forbidden():
-        tool.export_onnx(module, SHAPES[0], onnx_path, optimize=False)
+    with torch.no_grad(), eager_kernels_forbidden():
+        tool.export_onnx(deployed, SHAPES[0], onnx_path, optimize=False)
+        tool.trace_torchscript(deployed, SHAPES[0], ts_path)
     assert_dynamic_hw(onnx_path)
-    tool.trace_torchscript(module, SHAPES[0], ts_path)
     rows = tool.verify_onnx(module, onnx_path, SHAPES)
     rows += tool.verify_torchscript(module, ts_path, SHAPES[0])
     assert {row['input'] for row in rows} == set(SHAPES)
@@ -117,6 +123,27 @@ def export_and_check(tool, module, tmp_path, name):
     worst = max(rows, key=lambda row: row['rel_error'])
     assert worst['rel_error'] <= RTOL, worst
     return rows
+
+
+@pytest.mark.slow
+def test_deployed_oct_resnet_export_matches_the_exact_model(tool, tmp_path):
+    """A static export at an odd size (the cropped upsampling): the deployed graph
+    holds no batch norm and only standard ops, and onnxruntime on it gives the
+    exact model's outputs."""
+    from convdense.deploy import switch_to_deploy
+    torch.manual_seed(0)
+    with one_block_per_stage():
+        exact = tool.build_exportable(BACKBONES['oct-resnet-50'][0])
+    randomise_norms(exact)
+    deployed = switch_to_deploy(copy.deepcopy(exact))
+    path, shape = str(tmp_path / 'oct.onnx'), (61, 75)
+    with torch.no_grad(), eager_kernels_forbidden():
+        tool.export_onnx(deployed, shape, path, dynamic=False)
+    ops = {node.op_type for node in onnx.load(path).graph.node}
+    assert 'BatchNormalization' not in ops and {'Conv', 'Resize', 'AveragePool'} <= ops, ops
+    rows = tool.verify_onnx(exact, path, [shape])
+    worst = max(rows, key=lambda row: row['rel_error'])
+    assert worst['rel_error'] <= RTOL, worst
 
 
 @pytest.mark.slow
@@ -206,6 +233,7 @@ def test_cli_exports_a_trained_upsampler_and_verifies(tool, tmp_path):
         cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'verified: every output within 0.0001 relative' in result.stdout
+    assert '(deployed, dynamic H/W' in result.stdout
     low = torch.rand(1, 1, 10, 6) + 1.0
     guide = torch.rand(1, 3, 40, 24)
     session = onnxruntime.InferenceSession(str(out), providers=['CPUExecutionProvider'])

@@ -1,8 +1,8 @@
 """Export a backbone or a joint-upsampling model to ONNX, and optionally trace it to TorchScript.
 
     python tools/deployment/export_onnx.py CONFIG [CHECKPOINT] --shape H W --out M.onnx \
-        [--static] [--opset 18] [--verify [--verify-shape H W]] [--torchscript OUT.pt] \
-        [--json OUT.json]
+        [--static] [--exact] [--opset 18] [--verify [--verify-shape H W]] \
+        [--torchscript OUT.pt] [--json OUT.json]
 
 CONFIG is either
   * an mmdet/mmseg config: its ``model.backbone`` is exported. Input ``image``
@@ -15,11 +15,14 @@ CONFIG is either
 ``--shape H W`` is the image (guide) size of the example input. CHECKPOINT: a
 checkpoint of the whole model (a detector's or segmentor's ``backbone.*`` weights
 are picked out) or of the backbone alone; without it the weights are the config's
-random initialisation. ``--verify`` runs the ONNX file with onnxruntime on the CPU
-at ``--shape`` and, for dynamic exports, at ``--verify-shape`` (default: one
-stride taller), and the TorchScript module at ``--shape``, against PyTorch's own
-inference; it exits 1 when an output differs by more than ``--rtol`` (1e-4) of
-that output's largest magnitude. Design notes: docs/deployment.md.
+random initialisation. The model is exported in deploy mode
+(:func:`convdense.deploy.switch_to_deploy`: re-parameterised layers, batch norms
+folded); ``--exact`` exports the training graph instead. ``--verify`` runs the
+ONNX file with onnxruntime on the CPU at ``--shape`` and, for dynamic exports, at
+``--verify-shape`` (default: one stride taller), and the TorchScript module at
+``--shape``, against PyTorch's inference of the exact (training-form) model; it
+exits 1 when an output differs by more than ``--rtol`` (1e-4) of that output's
+largest magnitude. Design notes: docs/deployment.md.
 """
 import argparse
 import copy
@@ -161,15 +164,11 @@ def check_shape(module, shape, dynamic):
 
 
 def export_onnx(module, shape, out, dynamic=True, opset=DEFAULT_OPSET, optimize=True):
-    """Export with torch.export-based ``torch.onnx.export`` (``dynamo=True``).
-
-    Autograd stays enabled while the graph is captured, so layers with an
-    inference-only fast path (``convdense.ops.inference.fast_inference``) record
-    their exact path, which is made of standard ops.
-    """
+    """Export with torch.export-based ``torch.onnx.export`` (``dynamo=True``):
+    the module as it is (deployed or exact), in standard ops."""
     check_shape(module, shape, dynamic)
     inputs = module.example_inputs(*shape)
-    with torch.enable_grad(), warnings.catch_warnings():
+    with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter('ignore')  # exporter progress notes and deprecations
         torch.onnx.export(module, inputs, out, dynamo=True, opset_version=opset,
                           input_names=list(module.input_names),
@@ -210,7 +209,7 @@ def compare(expected, got, names):
 
 
 def reference_outputs(module, inputs):
-    """PyTorch's own inference outputs (fast paths included) for ``inputs``."""
+    """PyTorch's inference outputs of ``module`` for ``inputs``."""
     with torch.no_grad():
         return _as_tuple(module(*inputs))
 
@@ -246,6 +245,8 @@ def parse_args(argv=None):
                         help='image (guide) size of the example input')
     parser.add_argument('--out', required=True, help='output .onnx file')
     parser.add_argument('--static', action='store_true', help='fix H and W to --shape')
+    parser.add_argument('--exact', action='store_true',
+                        help='export the training graph, not the deployed one')
     parser.add_argument('--opset', type=int, default=DEFAULT_OPSET, help='ONNX opset (>= 17)')
     parser.add_argument('--torchscript', metavar='OUT.pt', help='also save a torch.jit.trace')
     parser.add_argument('--verify', action='store_true',
@@ -266,21 +267,27 @@ def main(argv=None):
     args = parse_args(argv)
     if args.opset < 17:
         raise launch.ConfigError(f'--opset: 17 or newer is supported, got {args.opset}')
-    module = build_exportable(args.config, args.checkpoint, args.cfg_options)
+    exact = build_exportable(args.config, args.checkpoint, args.cfg_options)
+    module = exact
+    if not args.exact:
+        from convdense.deploy import switch_to_deploy
+        module = switch_to_deploy(copy.deepcopy(exact))
     shape = tuple(args.shape)
     dynamic = not args.static
     started = time.perf_counter()
     export_onnx(module, shape, args.out, dynamic=dynamic, opset=args.opset)
     record = dict(config=args.config, checkpoint=args.checkpoint, shape=shape, dynamic=dynamic,
+                  deploy=not args.exact,
                   opset=args.opset, export_seconds=round(time.perf_counter() - started, 1),
                   torch=torch.__version__, rows=[])
-    print(f'wrote {args.out} ({"dynamic" if dynamic else "static"} H/W, opset {args.opset}, '
+    print(f'wrote {args.out} ({"exact" if args.exact else "deployed"}, '
+          f'{"dynamic" if dynamic else "static"} H/W, opset {args.opset}, '
           f'{record["export_seconds"]} s)')
     if args.torchscript:
         trace_torchscript(module, shape, args.torchscript)
         print(f'wrote {args.torchscript} (torch.jit.trace at {shape[0]}x{shape[1]})')
     if args.verify:
-        record['rows'] = verify(module, args, shape, dynamic)
+        record['rows'] = verify(module, args, shape, dynamic, reference=exact)
     if args.json:
         with open(args.json, 'w') as file:
             json.dump(record, file, indent=1)
@@ -291,16 +298,18 @@ def main(argv=None):
         print(f'verified: every output within {args.rtol:g} relative')
 
 
-def verify(module, args, shape, dynamic):
-    """--verify: onnxruntime at one or two sizes, TorchScript at --shape; prints the rows."""
+def verify(module, args, shape, dynamic, reference=None):
+    """--verify: onnxruntime at one or two sizes, TorchScript at --shape, against
+    ``reference`` (default ``module``) in PyTorch; prints the rows."""
+    reference = module if reference is None else reference
     shapes = [shape]
     if dynamic:
         second = tuple(args.verify_shape or (shape[0] + module.size_divisor, shape[1]))
         check_shape(module, second, dynamic)
         shapes.append(second)
-    rows = verify_onnx(module, args.out, shapes)
+    rows = verify_onnx(reference, args.out, shapes)
     if args.torchscript:
-        rows += verify_torchscript(module, args.torchscript, shape)
+        rows += verify_torchscript(reference, args.torchscript, shape)
     for row in rows:
         print(f"{row['runtime']:12s} {row['input'][0]}x{row['input'][1]} {row['output']:6s} "
               f"{str(row['shape']):18s} max abs err {row['max_abs_error']:.2e}  "

@@ -55,6 +55,12 @@ class ResNetVariant(ResNet):
         super().train(mode)
         return self
 
+    def switch_to_deploy(self, fuse_norms: bool = True):
+        """Rewrite into the inference form (:func:`convdense.deploy.switch_to_deploy`);
+        returns ``self``."""
+        from convdense.deploy import switch_to_deploy
+        return switch_to_deploy(self, fuse_norms)
+
     def forward(self, x):
         """Check ``x`` (:meth:`check_input`), then run the stem and stages."""
         self.check_input(x)
