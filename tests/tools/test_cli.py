@@ -50,8 +50,10 @@ def test_remote_checkpoint_that_does_not_answer_is_a_one_line_error_after_the_wa
         silent.listen(8)
         url = f'http://127.0.0.1:{silent.getsockname()[1]}/resnet50-0676ba61.pth'
         env = dict(CONVDENSE_DOWNLOAD_TIMEOUT='1', TORCH_HOME=str(tmp_path / 'torch'))
+        # the data folders exist (a missing dataset fails first, before any download)
+        roots = [f'{split}_dataloader.dataset.data_root={tmp_path}' for split in ('train', 'val', 'test')]
         result = run_tool('tools/train.py', str(config), '--work-dir', str(tmp_path), '--cfg-options',
-                          f'model.backbone.init_cfg.checkpoint={url}', env=env)
+                          f'model.backbone.init_cfg.checkpoint={url}', *roots, env=env)
         assert_one_line_error(result, "'model.backbone.init_cfg.checkpoint'", url, 'no answer')
         result = run_tool('tools/test.py', str(config), url, env=env)
         assert_one_line_error(result, 'checkpoint: cannot download', url, 'no answer (waited 1 s')
