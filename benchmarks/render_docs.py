@@ -77,18 +77,28 @@ def memory(name='memory.json', command='python benchmarks/bench_memory.py'):
     return framed(name, command, script('benchmarks/bench_memory.py').markdown_table(load(name)))
 
 
-def backbones():
+def backbones(name='backbones.json'):
     """bench_backbones.py's tables, each goal judged again (``check_goals``) from the
     stored ratio and limit rather than read from the stored pass/fail."""
     bench = script('benchmarks/bench_backbones.py')
-    results = load('backbones.json')
+    results = load(name)
     for runtime in bench.RUNTIMES:
         for sizes in results.get(runtime, {}).get('threads', {}).values():
             for summary in sizes.values():
                 for row in summary['models'].values():
                     stored = [{k: v for k, v in goal.items() if k != 'passed'} for goal in row['goals']]
                     row['goals'] = bench.check_goals(row['ratio'], stored)
-    return framed('backbones.json', 'python benchmarks/bench_backbones.py', bench.markdown_table(results), results)
+    return framed(name, 'python benchmarks/bench_backbones.py', bench.markdown_table(results), results)
+
+
+def deploy_ab():
+    """Every ``deploy_ab_*.json`` (deployed vs exact form vs ResNet-50), one after another."""
+    import glob
+    bench = script('benchmarks/bench_deploy_ab.py')
+    names = sorted(osp.basename(p) for p in glob.glob(osp.join(RESULTS, 'deploy_ab_*.json')))
+    return '\n\n'.join(f'**{name}**\n\n' + framed(name, 'python benchmarks/bench_deploy_ab.py',
+                                                     bench.markdown_table(load(name)))
+                        for name in names)
 
 
 def latency_bound():
@@ -228,6 +238,8 @@ BLOCKS = {
     'backbones': (backbones, ['backbones.json']),
     'latency-bound': (latency_bound, ['latency_bound.json']),
     'model-converters': (model_converters, ['model_converters.json']),
+    'backbones-deploy': (lambda: backbones('backbones_deploy.json'), ['backbones_deploy.json']),
+    'deploy-ab': (deploy_ab, ['deploy_ab_oct224.json']),
     'digit-scenes': (digit_scenes, ['digit_scenes.json']),
     'digit-scenes-recipe': (digit_scenes_recipe, ['digit_scenes_recipe.json']),
     'digit-scenes-summary': (digit_scenes_summary, ['digit_scenes.json']),

@@ -102,3 +102,15 @@ def test_a_missing_pretrained_checkpoint_is_one_line_with_the_command_that_makes
     assert done.returncode == 2 and 'Traceback' not in done.stderr
     assert done.stderr.strip().startswith('error: Res2Net: pretrained checkpoint') and '\n' not in done.stderr.strip()
     check_checkpoint_file('torchvision://resnet50', 'ResNet', None)  # remote: left to mmengine
+
+
+def test_upsample_on_a_corrupt_flo_is_one_line(tmp_path):
+    """The readers raise DataError (a ValueError naming the file), which the tools print as one line."""
+    bad = tmp_path / 'bad.flo'
+    bad.write_bytes(b'xx')
+    guide = osp.join(REPO, 'data', 'middlebury', 'motorcycle', 'im0.png')
+    done = subprocess.run([sys.executable, osp.join(REPO, 'tools/upsample.py'), '--method', 'bicubic',
+                           '--guide', guide, '--low', str(bad), '--kind', 'flow', '--out', str(tmp_path / 'o.flo')],
+                          capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=REPO))
+    assert done.returncode == 2 and 'Traceback' not in done.stderr
+    assert done.stderr.strip() == f'error: {bad}: corrupt .flo file (only 2 bytes, header needs 12)'

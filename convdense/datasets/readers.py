@@ -15,6 +15,8 @@ import os.path as osp
 
 import numpy as np
 
+from ..errors import DataError
+
 #: Sintel / Middlebury store "unknown" flow as huge values; anything above this is unknown.
 UNKNOWN_FLOW_THRESHOLD = 1e7
 _FLO_MAGIC = 202021.25  # the float32 spelling of b'PIEH'
@@ -22,7 +24,7 @@ _FLO_MAGIC = 202021.25  # the float32 spelling of b'PIEH'
 
 def _require_file(path):
     if not osp.isfile(path):
-        raise ValueError(f'{path}: no such file')
+        raise DataError(f'{path}: no such file')
 
 
 def read_rgb(path):
@@ -32,11 +34,11 @@ def read_rgb(path):
     try:
         image = iio.imread(path)
     except Exception as exc:  # imageio raises many types; report the file, not the plugin
-        raise ValueError(f'{path}: unreadable image ({exc.__class__.__name__}: {exc})') from None
+        raise DataError(f'{path}: unreadable image ({exc.__class__.__name__}: {exc})') from None
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=2)
     if image.ndim != 3 or image.shape[2] not in (3, 4):
-        raise ValueError(f'{path}: expected an RGB image, got an array of shape {image.shape}')
+        raise DataError(f'{path}: expected an RGB image, got an array of shape {image.shape}')
     image = image[..., :3]
     scale = 65535.0 if image.dtype == np.uint16 else 255.0 if image.dtype == np.uint8 else 1.0
     return image.astype(np.float32) / scale
@@ -52,7 +54,7 @@ def read_pfm(path):
     _require_file(path)
     data = cv2.imread(path, cv2.IMREAD_UNCHANGED)
     if data is None:
-        raise ValueError(f'{path}: unreadable PFM file (bad header or truncated data)')
+        raise DataError(f'{path}: unreadable PFM file (bad header or truncated data)')
     return np.ascontiguousarray(data.astype(np.float32))
 
 
@@ -62,7 +64,7 @@ def write_pfm(path, array):
     import cv2
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     if not cv2.imwrite(path, np.ascontiguousarray(array, dtype=np.float32)):
-        raise ValueError(f'{path}: could not write PFM')
+        raise DataError(f'{path}: could not write PFM')
 
 
 def _check_flo_file(path):
@@ -74,17 +76,17 @@ def _check_flo_file(path):
     _require_file(path)
     size = osp.getsize(path)
     if size < 12:
-        raise ValueError(f'{path}: corrupt .flo file (only {size} bytes, header needs 12)')
+        raise DataError(f'{path}: corrupt .flo file (only {size} bytes, header needs 12)')
     with open(path, 'rb') as f:
         magic = np.frombuffer(f.read(4), np.float32)[0]
         width, height = np.frombuffer(f.read(8), np.int32)
     if magic != _FLO_MAGIC:
-        raise ValueError(f'{path}: corrupt .flo file (bad magic number {magic!r}, expected PIEH)')
+        raise DataError(f'{path}: corrupt .flo file (bad magic number {magic!r}, expected PIEH)')
     if width <= 0 or height <= 0 or width * height > 1 << 28:
-        raise ValueError(f'{path}: corrupt .flo file (implausible size {width}x{height})')
+        raise DataError(f'{path}: corrupt .flo file (implausible size {width}x{height})')
     expected = 12 + 8 * int(width) * int(height)
     if size != expected:
-        raise ValueError(f'{path}: truncated or corrupt .flo file ({size} bytes, a '
+        raise DataError(f'{path}: truncated or corrupt .flo file ({size} bytes, a '
                          f'{width}x{height} flow needs {expected})')
 
 
@@ -93,9 +95,9 @@ def _check_numeric(path, data, what):
     data = np.asarray(data)
     if data.dtype == bool or not (np.issubdtype(data.dtype, np.integer)
                                   or np.issubdtype(data.dtype, np.floating)):
-        raise ValueError(f'{path}: {what} must hold integers or floats, got dtype {data.dtype}')
+        raise DataError(f'{path}: {what} must hold integers or floats, got dtype {data.dtype}')
     if data.size == 0:
-        raise ValueError(f'{path}: empty {what} (shape {data.shape})')
+        raise DataError(f'{path}: empty {what} (shape {data.shape})')
     return data
 
 
@@ -115,10 +117,10 @@ def read_flow(path):
     elif ext == '.pfm':
         flow = read_pfm(path)[..., :2]
     else:
-        raise ValueError(f'{path}: unsupported flow format {ext!r} (use .flo, .npy, .npz or .pfm)')
+        raise DataError(f'{path}: unsupported flow format {ext!r} (use .flo, .npy, .npz or .pfm)')
     flow = _check_numeric(path, flow, 'flow field').astype(np.float32)
     if flow.ndim != 3 or flow.shape[2] != 2:
-        raise ValueError(f'{path}: expected an (H, W, 2) flow field, got shape {flow.shape}')
+        raise DataError(f'{path}: expected an (H, W, 2) flow field, got shape {flow.shape}')
     flow = flow.copy()
     unknown = ~np.isfinite(flow).all(axis=2) | (np.abs(flow) > UNKNOWN_FLOW_THRESHOLD).any(axis=2)
     flow[unknown] = np.nan
@@ -138,10 +140,10 @@ def _read_numpy(path):
     try:
         data = np.load(path, allow_pickle=False)
     except Exception as exc:
-        raise ValueError(f'{path}: unreadable numpy file ({exc.__class__.__name__}: {exc})') from None
+        raise DataError(f'{path}: unreadable numpy file ({exc.__class__.__name__}: {exc})') from None
     if isinstance(data, np.lib.npyio.NpzFile):
         if not data.files:
-            raise ValueError(f'{path}: empty .npz archive')
+            raise DataError(f'{path}: empty .npz archive')
         data = data[data.files[0]]
     return data
 
@@ -165,10 +167,10 @@ def read_depth(path, scale=1.0, zero_is_invalid=True):
         try:
             data = iio.imread(path)
         except Exception as exc:
-            raise ValueError(f'{path}: unreadable PNG ({exc.__class__.__name__}: {exc})') from None
+            raise DataError(f'{path}: unreadable PNG ({exc.__class__.__name__}: {exc})') from None
         if data.ndim == 3:
             if not (data[..., :3] == data[..., :1]).all():
-                raise ValueError(f'{path}: depth/disparity PNG must be single-channel, got shape {data.shape}')
+                raise DataError(f'{path}: depth/disparity PNG must be single-channel, got shape {data.shape}')
             data = data[..., 0]
     elif ext in ('.npy', '.npz'):
         data = _read_numpy(path)
@@ -177,10 +179,10 @@ def read_depth(path, scale=1.0, zero_is_invalid=True):
         if data.ndim == 3:
             data = data[..., 0]
     else:
-        raise ValueError(f'{path}: unsupported depth format {ext!r} (use .png, .npy, .npz or .pfm)')
+        raise DataError(f'{path}: unsupported depth format {ext!r} (use .png, .npy, .npz or .pfm)')
     data = np.squeeze(_check_numeric(path, data, 'depth/disparity map'))
     if data.ndim != 2:
-        raise ValueError(f'{path}: expected a 2-D depth/disparity map, got shape {data.shape}')
+        raise DataError(f'{path}: expected a 2-D depth/disparity map, got shape {data.shape}')
     depth = data.astype(np.float32)
     if ext == '.png':
         depth /= np.float32(scale)
@@ -188,7 +190,7 @@ def read_depth(path, scale=1.0, zero_is_invalid=True):
     if zero_is_invalid:
         invalid |= depth == 0
     if invalid.all():
-        raise ValueError(f'{path}: no valid pixel in the depth/disparity map (all '
+        raise DataError(f'{path}: no valid pixel in the depth/disparity map (all '
                          f"{'0, ' if zero_is_invalid else ''}NaN or inf)")
     depth[invalid] = np.nan
     return depth
@@ -206,7 +208,7 @@ def write_depth_png(path, depth, scale, clip=False):
     stored = np.nan_to_num(depth * scale, nan=0.0, posinf=0.0, neginf=0.0)
     too_low, too_high = int((stored < 0).sum()), int((stored > 65535).sum())
     if (too_low or too_high) and not clip:
-        raise ValueError(f'{path}: values out of the 16-bit range at scale {scale}')
+        raise DataError(f'{path}: values out of the 16-bit range at scale {scale}')
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     iio.imwrite(path, np.round(np.clip(stored, 0, 65535)).astype(np.uint16))
     return too_low, too_high
@@ -228,7 +230,7 @@ def write_target(path, target, kind, scale=1.0):
     """
     ext = osp.splitext(path)[1].lower()
     if ext not in TARGET_FORMATS.get(kind, ()):
-        raise ValueError(f'{path}: cannot write {kind} as {ext or "no extension"!r} '
+        raise DataError(f'{path}: cannot write {kind} as {ext or "no extension"!r} '
                          f'(use {", ".join(TARGET_FORMATS.get(kind, ()))})')
     target = np.asarray(target, np.float32)
     values = target if kind == 'flow' else target[..., 0]
