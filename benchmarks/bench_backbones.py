@@ -56,7 +56,6 @@ import json
 import os
 import os.path as osp
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -69,6 +68,7 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, osp.join(REPO, 'benchmarks'))
 
+import harness  # noqa: E402
 from cli_helpers import parse_size, size_key, table_requested, write_results  # noqa: E402
 from machine_info import cpu_model, load_average, machine, vector_isa  # noqa: E402,F401 (re-exported)
 
@@ -131,7 +131,6 @@ def parse_args(argv=None):
                         help='latency_bound.py results holding FLOP-proportional ratios')
     parser.add_argument('--json', default=osp.join(REPO, 'benchmarks', 'results', 'backbones.json'),
                         help='where to write the results')
-    parser.add_argument('--worker', help=argparse.SUPPRESS)  # a round's spec (JSON file)
     return parser.parse_args(argv)
 
 
@@ -276,13 +275,9 @@ def run_round(spec):
     return result
 
 
-def run_round_in_fresh_process(spec, tmp):
-    path = osp.join(tmp, f'round_{time.monotonic_ns()}.json')
-    with open(path, 'w') as f:
-        json.dump(spec, f)
-    subprocess.run([sys.executable, osp.abspath(__file__), '--worker', path], check=True)
-    with open(path + '.out') as f:
-        return json.load(f)
+def run_round_in_fresh_process(spec):
+    """:func:`run_round` in a fresh process (``harness.run_worker``)."""
+    return harness.run_worker(__file__, spec)
 
 
 def flop_ratios(names, sizes, bound_path=LATENCY_BOUND_JSON):
@@ -501,13 +496,10 @@ def main(argv=None):
         with open(path) as f:
             results = rejudge(json.load(f))
         return write_results(results, path, markdown_table(results))
+    worker = harness.serve_worker(argv, run_round)
+    if worker is not None:
+        return worker
     args = parse_args(argv)
-    if args.worker:
-        with open(args.worker) as f:
-            result = run_round(json.load(f))
-        with open(args.worker + '.out', 'w') as f:
-            json.dump(result, f)
-        return result
     trials = args.trials if args.trials is not None else (1 if args.quick else 3)
     if trials < 1:
         raise SystemExit(f'--trials must be >= 1, got {trials}')
@@ -551,17 +543,13 @@ def main(argv=None):
                     eager=list(models) if 'eager' in args.runtimes else [])
         del models
         in_process = trials == 1 and len(threads) == 1
-        rounds, log = {n: [] for n in threads}, []
-        for index in range(trials):
-            shift = index % len(threads)
-            for count in threads[shift:] + threads[:shift]:  # thread counts interleaved too
-                print(f'round {index + 1}/{trials}, {count} thread(s)', flush=True)
-                round_spec = dict(spec, threads=count)
-                one = (run_round(round_spec) if in_process
-                       else run_round_in_fresh_process(round_spec, tmp))
-                rounds[count].append(one)
-                log.append(dict(round=index, threads=count, machine_before=one['machine_before'],
-                                machine_after=one['machine_after']))
+        # thread counts interleaved too, the order rotating each round (benchmarks/harness.py)
+        per_round = harness.interleaved_rounds(trials, threads, lambda count, _: (
+            run_round if in_process else run_round_in_fresh_process)(dict(spec, threads=count)))
+        rounds = {count: [one[count] for one in per_round] for count in threads}
+        log = [dict(round=index, threads=count, machine_before=one[count]['machine_before'],
+                    machine_after=one[count]['machine_after'])
+               for index, one in enumerate(per_round) for count in threads]
     results.update(combine(rounds, results['flop_ratios']))
     results['rounds'] = log
     results['meta'].update(load_average_end=load_average(),

@@ -206,7 +206,7 @@ def test_rounds_run_in_fresh_processes_with_thread_counts_interleaved(bench, mon
                                                                       tmp_path):
     specs = []
 
-    def fake_round(spec, tmp):
+    def fake_round(spec):
         specs.append(spec)
         times = {'resnet50': 1.0, 'resnet50_onednn': 1.2, 'hetconv-resnet50_p4': 0.8}
         return dict(threads=spec['threads'], machine_before={}, machine_after={},
