@@ -135,14 +135,22 @@ def val_history(work_dir, task, iters, all_metrics=False):
     return [[step or min((k + 1) * interval, iters), value] for k, (step, value) in enumerate(history)]
 
 
+def _cpu(record):
+    return (record.get('machine_before') or {}).get('cpu')
+
+
 def add_ratios(models, baseline='r50'):
-    """s/iter and peak RSS of each backbone as ratios to ``baseline`` (same run)."""
+    """s/iter and peak RSS of each backbone as ratios to ``baseline``; a record timed
+    on another CPU model than the baseline gets no ratio (None), since speeds of two
+    CPUs do not compare."""
     base = models.get(baseline)
     for record in models.values():
         if base is None or 'seconds_per_iter' not in base:
             break
-        record['seconds_per_iter_ratio'] = round(record['seconds_per_iter'] / base['seconds_per_iter'], 3)
-        record['peak_rss_ratio'] = round(record['peak_rss_mib'] / base['peak_rss_mib'], 3)
+        same_cpu = _cpu(record) == _cpu(base)
+        record['seconds_per_iter_ratio'] = (round(record['seconds_per_iter'] / base['seconds_per_iter'], 3)
+                                            if same_cpu else None)
+        record['peak_rss_ratio'] = round(record['peak_rss_mib'] / base['peak_rss_mib'], 3) if same_cpu else None
     return models
 
 
@@ -170,6 +178,10 @@ def merge(path, task, section, backbone, record):
             json.dump(results, f, indent=2)
         os.replace(tmp, path)
     return results
+
+
+def _ratio(value):
+    return 'other CPU than R-50' if value is None else f'{value:.2f}×'
 
 
 def row_order(key):
@@ -202,8 +214,8 @@ def format_table(results):
                 cells += ['–'] * (len(runs.METRICS[task]) + 2)
                 continue
             cells += [f"{record['test'][key]:.3f}" for key, _, _ in runs.METRICS[task]]
-            cells.append(f"{record['seconds_per_iter']:.2f} s ({record.get('seconds_per_iter_ratio', float('nan')):.2f}×)")
-            cells.append(f"{record['peak_rss_mib']:.0f} MiB ({record.get('peak_rss_ratio', float('nan')):.2f}×)")
+            cells.append(f"{record['seconds_per_iter']:.2f} s ({_ratio(record.get('seconds_per_iter_ratio'))})")
+            cells.append(f"{record['peak_rss_mib']:.0f} MiB ({_ratio(record.get('peak_rss_ratio'))})")
         lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
 

@@ -207,3 +207,14 @@ def test_val_table_lists_every_run_at_every_validation(bench):
     assert lines[2] == '| run | options | @100 | @200 | @300 |'
     assert lines[4] == '| ResNet-50 | the config | 0.100 / 0.100 / 0.000 / 0.000 | 0.200 / 0.200 / 0.050 / 0.050 | – / – / – / – |'
     assert lines[5].startswith('| ResNet-50 (head4x256) | model.roi_head.mask_head.num_convs=4 | 0.200 /')
+
+
+def test_speed_ratios_only_between_runs_on_one_cpu_model(bench):
+    def on(cpu, seconds):
+        return dict(_record(seconds, 1000.0, 0.5), machine_before=dict(cpu=cpu))
+    models = bench.add_ratios({'r50': on('A', 2.0), 'oct-resnet-50': on('A', 1.0),
+                               'hetconv-resnet-50': on('B', 1.0)})
+    assert models['oct-resnet-50']['seconds_per_iter_ratio'] == 0.5
+    assert models['hetconv-resnet-50']['seconds_per_iter_ratio'] is None
+    table = bench.format_table({'det': dict(iters=1, models=models)})
+    assert '1.00 s (other CPU than R-50)' in table and '1.00 s (0.50×)' in table
