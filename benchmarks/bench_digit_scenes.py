@@ -80,11 +80,11 @@ def run_dir(work_dir, task, key):
 def classifier_checkpoint(work_dir, backbone, variant=None):
     """The val-selected checkpoint of the backbone's digit-classifier run."""
     folder = run_dir(work_dir, 'cls', record_key(backbone, variant))
-    best = sorted(n for n in os.listdir(folder) if n.startswith('best_')) if osp.isdir(folder) else []
+    best = [n for n in os.listdir(folder) if n.startswith('best_')] if osp.isdir(folder) else []
     if not best:
         raise FileNotFoundError(f'no digit-classifier checkpoint in {folder}: run --tasks cls first, '
                                 f'or pass --from-scratch')
-    return osp.join(folder, best[-1])
+    return runs.best_or_last_checkpoint(folder, None)  # the newest best_*.pth
 
 
 def run_one(task, backbone, iters, work_dir, data_root, from_scratch=False, variant=None,

@@ -96,8 +96,12 @@ def set_schedule(cfg, iters, val_interval=None):
 
 
 def best_or_last_checkpoint(work_dir, iters):
-    best = sorted(name for name in os.listdir(work_dir) if name.startswith('best_') and name.endswith('.pth'))
-    return osp.join(work_dir, best[-1] if best else f'iter_{iters}.pth')
+    """The newest ``best_*.pth`` in ``work_dir`` (the one this run saved: a folder may
+    keep an earlier run's, and ``iter_300`` sorts after ``iter_1000`` as text), else
+    the last iteration's checkpoint."""
+    best = [osp.join(work_dir, name) for name in os.listdir(work_dir)
+            if name.startswith('best_') and name.endswith('.pth')]
+    return max(best, key=osp.getmtime) if best else osp.join(work_dir, f'iter_{iters}.pth')
 
 
 def train_and_test(task, backbone, work_dir, iters, data_root=DATA_ROOT, val_interval=None,

@@ -218,3 +218,16 @@ def test_speed_ratios_only_between_runs_on_one_cpu_model(bench):
     assert models['hetconv-resnet-50']['seconds_per_iter_ratio'] is None
     table = bench.format_table({'det': dict(iters=1, models=models)})
     assert '1.00 s (other CPU than R-50)' in table and '1.00 s (0.50×)' in table
+
+
+def test_the_tested_checkpoint_is_this_runs_best_not_an_earlier_runs(demo, tmp_path):
+    """An earlier run's best_..._iter_300.pth sorts after this run's ..._iter_1000.pth as text."""
+    import os
+    old, new = tmp_path / 'best_coco_bbox_mAP_iter_300.pth', tmp_path / 'best_coco_bbox_mAP_iter_1000.pth'
+    old.write_bytes(b'old')
+    new.write_bytes(b'new')
+    os.utime(old, (1, 1))
+    assert demo.best_or_last_checkpoint(str(tmp_path), 1000) == str(new)
+    for path in (old, new):
+        path.unlink()
+    assert demo.best_or_last_checkpoint(str(tmp_path), 1000) == str(tmp_path / 'iter_1000.pth')
