@@ -302,12 +302,12 @@ def save_figure_maps(work_dir, key, checkpoint, data_root, maps_dir=CAM_MAPS):
     ``key`` at every backbone stage (``tools/analysis/visualize_cam.py``, fresh
     process), kept as ``maps_dir/KEY.npy`` (float16, stages x H x W): the figure is
     drawn from these files, so it outlives the checkpoints."""
-    backbone = key.partition(':')[0]
+    backbone, category = key.partition(':')[0], figure_category(data_root)
     out_dir = osp.join(run_dir(work_dir, 'det', key), 'cam_figure')
     command = [sys.executable, osp.join(ROOT, 'tools', 'analysis', 'visualize_cam.py'),
                runs.config_path('det', backbone), checkpoint,
                '--img', osp.join(data_root, 'images', 'test', FIGURE_SCENE),
-               '--target-category', figure_category(data_root), '--names', key, '--out-dir', out_dir]
+               '--target-category', category, '--names', key, '--out-dir', out_dir]
     if subprocess.run(command, stdout=subprocess.DEVNULL).returncode != 0:
         raise RuntimeError(f'CAM figure maps of {key} failed: {" ".join(command)}')
     with open(osp.join(out_dir, 'summary.json')) as f:
@@ -316,7 +316,7 @@ def save_figure_maps(work_dir, key, checkpoint, data_root, maps_dir=CAM_MAPS):
     os.makedirs(maps_dir, exist_ok=True)
     np.save(osp.join(maps_dir, f'{key}.npy'), maps.astype(np.float16))
     with open(osp.join(maps_dir, f'{key}.json'), 'w') as f:
-        json.dump(dict(scene=FIGURE_SCENE, category=figure_category(data_root), layers=layers), f)
+        json.dump(dict(scene=FIGURE_SCENE, category=category, layers=layers), f)
 
 
 def write_figure(data_root, maps_dir=CAM_MAPS, out=FIGURE, layer=FIGURE_LAYER):
