@@ -352,6 +352,15 @@ def merge_pointing_game(path, key, reports):
     return merge(path, 'cam', dict(section, iters=None, scenes=None, from_scratch=None), key, record)
 
 
+def cam_step(out, work_dir, key, checkpoint, data_root):
+    """The chain's last step for detector ``key``: pointing games merged into ``out``,
+    its figure maps saved, the figure redrawn. Returns the merged results."""
+    results = merge_pointing_game(out, key, pointing_game(work_dir, key, checkpoint, data_root))
+    save_figure_maps(work_dir, key, checkpoint, data_root)
+    write_figure(data_root)
+    return results
+
+
 def format_cam_table(results):
     """Markdown: one row per detector, per game: the pointing-game accuracy (hits /
     pairs) of each backbone stage's Grad-CAM and of ``mean``, the one map
@@ -380,9 +389,10 @@ def format_cam_table(results):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--tasks', nargs='+', default=['cls', 'det'], choices=sorted(runs.CONFIG_NAMES),
+    parser.add_argument('--tasks', nargs='+', choices=sorted(runs.CONFIG_NAMES),
                         help='cls: digit-classifier pre-training (det and seg start from its '
-                        'checkpoint unless --from-scratch)')
+                        'checkpoint unless --from-scratch); default cls det, with --chain every task '
+                        '(a chain given det seg starts from the classifier already trained)')
     parser.add_argument('--from-scratch', action='store_true',
                         help='det/seg backbones start from random weights')
     parser.add_argument('--backbones', nargs='+', default=list(runs.BACKBONES),
@@ -406,6 +416,9 @@ def main(argv=None):
     parser.add_argument('--classifier-variant', help='det/seg start from this variant\'s classifier')
     parser.add_argument('--cfg-options', nargs='+', action=launch.DictAction, default={},
                         help='override entries of the trained configs, key=value (with --variant)')
+    parser.add_argument('--cam', metavar='KEY',
+                        help='the CAM pointing game and figure maps of the detector of results record KEY '
+                        '(trained earlier, outside a chain), and exit')
     parser.add_argument('--figure', action='store_true',
                         help=f'draw {osp.relpath(FIGURE, ROOT)} from the saved CAM maps and exit')
     parser.add_argument('--one', nargs=2, metavar=('TASK', 'BACKBONE'), help=argparse.SUPPRESS)
@@ -413,11 +426,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if bool(args.variant) != bool(args.cfg_options):
         parser.error('--variant NAME and --cfg-options go together')
-    if args.seed and 'cls' in args.tasks and not args.chain:
-        parser.error('--seed is for det/seg: every seed starts from the seed-0 classifier')
     if args.chain:
         args.backbones = [args.chain]
-        args.tasks = ['det', 'seg'] if args.seed else ['cls', 'det', 'seg']
+        args.tasks = args.tasks or (['det', 'seg'] if args.seed else ['cls', 'det', 'seg'])
+    args.tasks = args.tasks or ['cls', 'det']
+    if args.seed and 'cls' in args.tasks:
+        parser.error('--seed is for det/seg: every seed starts from the seed-0 classifier')
     if args.add_val_history:
         with open(args.out) as f:
             results = json.load(f)
@@ -442,6 +456,15 @@ def main(argv=None):
     if args.figure:
         from make_digit_scenes import ensure_digit_scenes
         print('written:', write_figure(ensure_digit_scenes(data_root, scenes=tuple(args.scenes))))
+        return
+
+    if args.cam:
+        with open(args.out) as f:
+            record = json.load(f).get('det', {}).get('models', {}).get(args.cam)
+        if record is None:
+            sys.exit(f'bench_digit_scenes: no Mask R-CNN record {args.cam!r} in {args.out}')
+        cam_step(args.out, args.work_dir, args.cam, osp.join(ROOT, record['checkpoint']), data_root)
+        print(format_cam_table(json.load(open(args.out))))
         return
 
     if args.one:  # the child process: one task and backbone
@@ -483,11 +506,12 @@ def main(argv=None):
                           wall_seconds=round(time.time() - start))
             results = merge(args.out, task, section, key, record)
             if task == 'det' and args.chain:
-                checkpoint = osp.join(ROOT, record['checkpoint'])
-                results = merge_pointing_game(args.out, key, pointing_game(
-                    args.work_dir, key, checkpoint, data_root))
-                save_figure_maps(args.work_dir, key, checkpoint, data_root)
-                write_figure(data_root)
+                try:  # a failed CAM step is reported, and the chain goes on to segmentation
+                    results = cam_step(args.out, args.work_dir, key, osp.join(ROOT, record['checkpoint']),
+                                       data_root)
+                except (RuntimeError, OSError) as error:
+                    print(f'bench_digit_scenes: {error}', file=sys.stderr)
+                    failed.append(f'cam {key}')
     if results:
         print('\n' + format_table(results))
     if failed:
