@@ -168,22 +168,10 @@ def cams(kind):
 
 def joint_upsampling(name):
     """Every protocol of a ``tools/demo.py`` results file, each judged again from its rows
-    (``demo.judge``) so the verdicts are the current rule's, not the stored strings."""
+    (``demo.tables_of``) so the verdicts are the current rule's, not the stored strings."""
     demo = script('tools/demo.py')
     results = load(name)
-    tables = []
-    for key, task in demo.TASKS.items():
-        block = results.get(key)
-        if block is None:
-            continue
-        metric = block['metric']
-        if 'regions' in block:
-            tables.append(demo.format_table(demo.judge(block['regions']['rows']), metric, task['title']))
-        for column, fold in block.get('loso', {}).items():
-            tables.append(demo.format_table(demo.judge(fold['rows']), metric, demo.loso_title(task, column)))
-        if 'procedural' in block:
-            folds = {c: demo.judge(fold['rows']) for c, fold in block['procedural']['folds'].items()}
-            tables.append(demo.procedural_block(task, folds, metric)[1])
+    tables = demo.tables_of(results)
     command = '; '.join(f'`{c.strip()}`' for c in results.get('merged_from', [results.get('command', '')]))
     return (f'{harness.machine_text(results)}\n\n' + '\n\n'.join(tables)
             + f'\n\nSource: `benchmarks/results/{name}`, from {command} merged by `python tools/demo.py --merge`.')

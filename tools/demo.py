@@ -38,7 +38,6 @@ import os
 import os.path as osp
 import re
 import shutil
-import statistics
 import sys
 import time
 
@@ -48,6 +47,8 @@ sys.path.insert(0, osp.join(ROOT, 'tools'))
 
 from convdense import launch  # noqa: E402
 from convdense.engine.progress import ProgressAndTimingHook, console_to  # noqa: E402
+from convdense.evaluation.upsampling_verdict import (judge, merge_runs, summarise,  # noqa: E402
+                                                     unseen_scene_goal)
 from eval_upsampling_baselines import BASELINES, count_parameters, evaluate  # noqa: E402
 
 CONFIGS = osp.join(ROOT, 'configs', 'joint_upsampling')
@@ -80,7 +81,6 @@ TASKS = {
               'pixels (lower is better)'),
 }
 QUICK_ITERS = 6
-GOAL_GAIN_OVER_JBU = 0.03  # the PAC model beats JBU by >= 3 % on unseen scenes
 
 
 def train(config, work_dir, overrides, max_iters=None, description=None):
@@ -131,12 +131,6 @@ def evaluate_per_scene(config, work_dir, scenes, overrides, panels=False, **kwar
     return metrics
 
 
-def summarise(values):
-    """Seed values -> mean, min, max and the spread (max - min) the verdict compares gaps with."""
-    return dict(mean=statistics.fmean(values), min=min(values), max=max(values),
-                spread=max(values) - min(values), seeds=list(values))
-
-
 def run_protocol(task, work_dir, overrides, scenes, seeds, max_iters, panels, learned=None):
     """Baselines and every learned method (per seed) on one train/val/test protocol;
     ``learned`` ({method: config}) defaults to the task's.
@@ -168,28 +162,6 @@ def run_protocol(task, work_dir, overrides, scenes, seeds, max_iters, panels, le
         rows.append(dict(method=name, params=params, learned=True, val=summarise(vals),
                          test={k: summarise([t[k] for t in tests]) for k in tests[0]}))
     return judge(rows), checkpoints
-
-
-def judge(rows):
-    """A protocol's rows -> its ``results.json`` block: the PAC variant chosen on val
-    (lowest mean), the verdict against every other method per test column, and the
-    chosen PAC's gain over JBU (1 - PAC / JBU, means over seeds)."""
-    pac_rows = [row for row in rows if row['method'].startswith('PAC')]
-    chosen = min(pac_rows, key=lambda row: row['val']['mean'])
-    verdict = {row['method']: {column: _ahead(chosen['test'][column], score)
-                               for column, score in row['test'].items()}
-               for row in rows if not row['method'].startswith('PAC')}
-    jbu = next(row for row in rows if row['method'] == 'JBU')
-    gain = {column: 1 - chosen['test'][column]['mean'] / jbu['test'][column]['mean']
-            for column in jbu['test']}
-    return dict(rows=rows, chosen_pac=chosen['method'], verdict=verdict,
-                pac_ahead_of_all=all(all(v.values()) for v in verdict.values()),
-                gain_over_jbu=gain)
-
-
-def _ahead(pac, other):
-    """PAC is ahead only where its mean is lower by more than either method's seed spread."""
-    return other['mean'] - pac['mean'] > max(pac['spread'], other['spread'])
 
 
 def _slug(name):
@@ -298,19 +270,23 @@ def run_procedural(task, work_dir, seeds, max_iters, metric, on_fold=lambda fold
 def procedural_block(task, folds, metric):
     """The procedural folds -> the ``procedural`` block (each fold's gain over JBU,
     whether the goal is met on every unseen scene) and its tables."""
+    block = unseen_scene_goal(folds)
+    return block, procedural_tables(task, block, metric)
+
+
+def procedural_tables(task, block, metric):
+    """A ``procedural`` block's tables: one per fold, then the goal's verdict."""
     tables = []
     val_split, test_split = task['procedural_split']
-    for column, fold in folds.items():
+    for column, fold in block['folds'].items():
         other = other_scene(task, column, procedural_scenes(task))
         tables.append(format_table(fold, metric, f"Trained on {task['procedural_data']} only, selected on "
                                                  f'{other} ({val_split}), tested on {column} ({test_split})'
                                                  + _further_note(fold, column)))
-    gain = {column: fold['gain_over_jbu'][column] for column, fold in folds.items()}
-    met = all(gain[c] >= GOAL_GAIN_OVER_JBU and fold['verdict']['JBU'][c] for c, fold in folds.items())
     tables.append(f'Goal: the PAC model chosen on val beats JBU by >= '
-                  f'{100 * GOAL_GAIN_OVER_JBU:.0f} % and by more than the seed spread on every unseen scene: '
-                  f'{"met" if met else "not met"}')
-    return dict(folds=folds, gain_over_jbu=gain, goal=GOAL_GAIN_OVER_JBU, goal_met=met), '\n\n'.join(tables)
+                  f'{100 * block["goal"]:.0f} % and by more than the seed spread on every unseen scene: '
+                  f'{"met" if block["goal_met"] else "not met"}')
+    return '\n\n'.join(tables)
 
 
 def _further_note(fold, column):
@@ -319,56 +295,30 @@ def _further_note(fold, column):
     return f" and on {', '.join(further)} (further tests)" if further else ''
 
 
-def merge_rows(row_lists):
-    """Rows of one protocol from runs with different seeds -> one row per method whose
-    learned summaries cover every run's seeds (a baseline, deterministic, keeps the first)."""
-    merged = []
-    for rows in zip(*row_lists):
-        methods = {row['method'] for row in rows}
-        if len(methods) != 1:
-            raise ValueError(f'cannot merge different methods {sorted(methods)}: the runs differ')
-        first = rows[0]
-        if not first['learned']:
-            merged.append(first)
+def tables_of(results):
+    """Markdown tables of every protocol in a results dict, each judged again from its
+    rows (so a table shows the current rule's verdict, not a stored one)."""
+    tables = []
+    for key, task in TASKS.items():
+        block = results.get(key)
+        if block is None:
             continue
-        row = dict(first, test={c: summarise([v for r in rows for v in r['test'][c]['seeds']])
-                                for c in first['test']})
-        row['val'] = summarise([v for r in rows for v in r['val']['seeds']])
-        merged.append(row)
-    return merged
+        metric = block['metric']
+        if 'regions' in block:
+            tables.append(format_table(judge(block['regions']['rows']), metric, task['title']))
+        for column, fold in block.get('loso', {}).items():
+            tables.append(format_table(judge(fold['rows']), metric, loso_title(task, column)))
+        if 'procedural' in block:
+            tables.append(procedural_block(task, {c: judge(fold['rows']) for c, fold in
+                                                  block['procedural']['folds'].items()}, metric)[1])
+    return tables
 
 
 def merge_results(runs):
     """``results.json`` of demo runs that differ only in ``--seeds`` -> one, each
     protocol judged again over all their seeds, and its Markdown tables."""
-    incomplete = [i for i, run in enumerate(runs) if not run.get('complete')]
-    if incomplete:
-        raise ValueError(f'cannot merge unfinished runs (complete is not true): {incomplete}')
-    seeds = [seed for run in runs for seed in run['seeds']]
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f'the runs share seeds: {seeds}')
-    merged = dict(quick=runs[0]['quick'], seeds=seeds, merged_from=[run['command'] for run in runs],
-                  complete=True)
-    tables = []
-    for key in [k for k in TASKS if all(k in run for run in runs)]:
-        task, blocks = TASKS[key], [run[key] for run in runs]
-        metric = blocks[0]['metric']
-        block = dict(metric=metric)
-        if all('regions' in b for b in blocks):
-            block['regions'] = judge(merge_rows([b['regions']['rows'] for b in blocks]))
-            tables.append(format_table(block['regions'], metric, task['title']))
-        if all('loso' in b for b in blocks):
-            block['loso'] = {c: judge(merge_rows([b['loso'][c]['rows'] for b in blocks]))
-                             for c in blocks[0]['loso']}
-            for column, fold in block['loso'].items():
-                tables.append(format_table(fold, metric, loso_title(task, column)))
-        if all('procedural' in b for b in blocks):
-            folds = {c: judge(merge_rows([b['procedural']['folds'][c]['rows'] for b in blocks]))
-                     for c in blocks[0]['procedural']['folds']}
-            block['procedural'], table = procedural_block(task, folds, metric)
-            tables.append(table)
-        merged[key] = block
-    return merged, tables
+    merged = merge_runs(runs, TASKS)
+    return merged, tables_of(merged)
 
 
 def write_json(path, data):
