@@ -45,6 +45,7 @@ sys.path.insert(0, osp.join(REPO, 'benchmarks'))
 
 from bench_backbones import BACKBONES, BASELINE, FLOP_MARGIN, build_models  # noqa: E402
 from cli_helpers import table_requested, write_results  # noqa: E402
+from machine_info import machine  # noqa: E402
 
 #: (H, W) -> (warm-up forwards, timed forwards)
 SIZES = {(224, 224): (3, 15), (800, 1216): (1, 5)}
@@ -172,7 +173,7 @@ def main(argv=None):
     names = stage_convs(reference)
     measured = measured_ratios(args.measured)
     results = dict(meta=dict(torch=torch.__version__, threads=args.threads,
-                             date=time.strftime('%Y-%m-%d %H:%M:%S'),
+                             date=time.strftime('%Y-%m-%d %H:%M:%S'), machine_before=machine(),
                              formula='1 - sum_m share_m * (1 - flops_backbone(m) / flops_r50(m))'),
                    unavailable=unavailable, sizes={})
     for size, (warmup, repeats) in sizes.items():
@@ -199,6 +200,7 @@ def main(argv=None):
                                      changed_conv_share=sum(shares.values()), backbones=rows)
         print(f'{key}: ResNet-50 {1000 * total:.1f} ms, stage convs '
               f'{100 * sum(shares.values()):.1f} % of it', flush=True)
+    results['meta']['machine_after'] = machine()
     return write_results(results, args.json, markdown_table(results))
 
 

@@ -52,12 +52,18 @@ def load(name):
         return json.load(f)
 
 
-def framed(results_name, command, table, results=None):
-    """The table with the machine line above it and its source below it (the command the
-    file records, else ``command``)."""
+#: the line above a table of counts (parameters, FLOPs) or float32 errors: no timing in it
+MACHINE_INDEPENDENT = 'No timing in this table: its numbers do not depend on the machine.'
+
+
+def framed(results_name, command, table, results=None, machine_independent=False):
+    """The table with the machine line above it (``machine_independent``: a line saying
+    the numbers are counts) and its source below it (the command the file records, else
+    ``command``)."""
     results = load(results_name) if results is None else results
     command = results.get('meta', {}).get('command') or command
-    return (f'{harness.machine_text(results)}\n\n{table.strip()}\n\n'
+    machine = MACHINE_INDEPENDENT if machine_independent else harness.machine_text(results)
+    return (f'{machine}\n\n{table.strip()}\n\n'
             f'Source: `benchmarks/results/{results_name}`, written by `{command}`.')
 
 
@@ -136,7 +142,7 @@ def model_converters():
     lines += [f'- {key}: {results[key][field]}' for key in results if isinstance(results[key], dict)
               for field in ('source', 'what') if field in results[key]]
     return framed('model_converters.json', 'python tools/model_converters/fidelity_report.py',
-                  '\n'.join(lines), results)
+                  '\n'.join(lines), results, machine_independent=True)
 
 
 def digit_scenes():
@@ -183,7 +189,7 @@ def scale_sweep():
     tables = [sweep.format_rows(name, entry['rows']).replace('## ', '#### ', 1)
               for name, entry in results['backbones'].items()]
     return framed('scale_sweep.json', 'python tools/analysis/scale_sweep.py all --phi 0 1 2 3 --table3',
-                  '\n\n'.join(tables), results)
+                  '\n\n'.join(tables), results, machine_independent=True)
 
 
 def scale_sweep_table3():
@@ -199,7 +205,7 @@ def scale_sweep_table3():
                      f"{'/'.join(map(str, row['stage_blocks']))} | {row['base_channels']} | "
                      f"{row['input_size']} | {row['flops'] / 1e9:.2f} | {100 * row['off_table3']:+.1f} % |")
     return framed('scale_sweep.json', 'python tools/analysis/scale_sweep.py all --phi 0 1 2 3 --table3',
-                  '\n'.join(lines), results)
+                  '\n'.join(lines), results, machine_independent=True)
 
 
 def model_stats():
@@ -207,7 +213,8 @@ def model_stats():
     rows = load('model_stats.json')
     table = script('tools/analysis/model_stats.py').format_table(rows)
     return framed('model_stats.json', 'python tools/analysis/model_stats.py all --json '
-                  'benchmarks/results/model_stats.json', f'```\n{table}\n```', dict(rows=rows))
+                  'benchmarks/results/model_stats.json', f'```\n{table}\n```', dict(rows=rows),
+                  machine_independent=True)
 
 
 NO_TRIM_COMMAND = ('MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=68719476736 python '

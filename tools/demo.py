@@ -44,12 +44,14 @@ import time
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, osp.join(ROOT, 'tools'))
+sys.path.insert(0, osp.join(ROOT, 'benchmarks'))
 
 from convdense import launch  # noqa: E402
 from convdense.engine.progress import ProgressAndTimingHook, console_to  # noqa: E402
 from convdense.evaluation.upsampling_verdict import (judge, merge_runs, summarise,  # noqa: E402
                                                      unseen_scene_goal)
 from eval_upsampling_baselines import BASELINES, count_parameters, evaluate  # noqa: E402
+from machine_info import machine  # noqa: E402  (CPU model, vector ISA, cores, threads, load)
 
 CONFIGS = osp.join(ROOT, 'configs', 'joint_upsampling')
 DEMO_MODEL = 'PAC (lite, learned JBU base)'
@@ -368,7 +370,8 @@ def main(argv=None):
     start = time.time()
 
     print(f'mmengine logs and each run\'s console output: {args.work_dir}/<task>/<method>/', file=sys.stderr)
-    results = dict(quick=args.quick, seeds=args.seeds, command='python tools/demo.py ' + ' '.join(argv or sys.argv[1:]))
+    results = dict(quick=args.quick, seeds=args.seeds, command='python tools/demo.py ' + ' '.join(argv or sys.argv[1:]),
+                   machine_before=machine())
     out = args.out or osp.join(args.work_dir, 'results.json')
     all_tables = []
     for key in args.tasks:
@@ -391,7 +394,7 @@ def main(argv=None):
                   f"(config configs/joint_upsampling/{next(iter(task['learned'].values()))})")
         all_tables += tables
     results['seconds'] = round(time.time() - start)
-    results['complete'] = True
+    results.update(complete=True, machine_after=machine())
     write_json(out, results)
     with open(osp.join(args.work_dir, 'results.md'), 'w') as f:
         f.write('\n\n'.join(all_tables) + '\n')

@@ -86,7 +86,8 @@ def merge_runs(runs, tasks):
     if len(set(seeds)) != len(seeds):
         raise ValueError(f'the runs share seeds: {seeds}')
     merged = dict(quick=runs[0]['quick'], seeds=seeds, merged_from=[run['command'] for run in runs],
-                  complete=True)
+                  machines=[{k: run[k] for k in ('machine_before', 'machine_after') if k in run}
+                            for run in runs], complete=True)
     for key in [k for k in tasks if all(k in run for run in runs)]:
         blocks = [run[key] for run in runs]
         block = dict(metric=blocks[0]['metric'])
