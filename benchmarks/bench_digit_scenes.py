@@ -48,6 +48,7 @@ import numpy as np  # noqa: E402
 
 import digit_scenes_demo as runs  # noqa: E402
 from convdense import launch  # noqa: E402
+from cli_helpers import locked_merge  # noqa: E402
 from machine_info import machine  # noqa: E402
 
 DEFAULT_OUT = osp.join(ROOT, 'benchmarks', 'results', 'digit_scenes.json')
@@ -159,25 +160,14 @@ def merge(path, task, section, backbone, record):
     file lock (two invocations, e.g. one per core, may share the file): a section with
     the same schedule keeps its other models, a different schedule replaces it. The
     ratios to ResNet-50 are recomputed; the file is replaced atomically."""
-    import fcntl
-    os.makedirs(osp.dirname(path) or '.', exist_ok=True)
-    with open(path + '.lock', 'w') as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        results = {}
-        if osp.isfile(path):
-            with open(path) as f:
-                results = json.load(f)
+    def update(results):
         old = results.get(task)
         same = old is not None and all(old.get(k) == section[k] for k in SCHEDULE_KEYS)
         merged = dict(old if same else section, models=dict(old['models'] if same else {}))
         merged['models'][backbone] = record
         add_ratios(merged['models'])
-        results[task] = merged
-        tmp = path + '.tmp'
-        with open(tmp, 'w') as f:
-            json.dump(results, f, indent=2)
-        os.replace(tmp, path)
-    return results
+        return {**results, task: merged}
+    return locked_merge(path, update)
 
 
 def _ratio(value):

@@ -22,6 +22,27 @@ def parse_size(text, minimum=1, reason=''):
     return height, width
 
 
+def locked_merge(path, update):
+    """Replace the JSON at ``path`` by ``update(its contents)`` (``{}`` when there is no
+    file yet) under a file lock, atomically: jobs running side by side (one per core)
+    may share a results file, and a reader never sees half a file. Returns the new
+    contents."""
+    import fcntl
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    with open(path + '.lock', 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        results = {}
+        if osp.isfile(path):
+            with open(path) as f:
+                results = json.load(f)
+        results = update(results)
+        tmp = path + '.tmp'
+        with open(tmp, 'w') as f:
+            json.dump(results, f, indent=2)
+        os.replace(tmp, path)
+    return results
+
+
 def write_results(results, path, table):
     """Write ``results`` to ``path`` as JSON, print ``table`` and the path."""
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)

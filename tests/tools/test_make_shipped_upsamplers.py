@@ -1,0 +1,60 @@
+"""tools/make_shipped_upsamplers.py: a shipped model is trained on procedural data,
+chosen on the config's val scene, scored on the other real scene beside bicubic and JBU,
+and written without optimizer state where tools/upsample.py finds it; the committed
+checkpoints are the ones the results file describes."""
+import hashlib
+import json
+import os.path as osp
+import sys
+
+import pytest
+import torch
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, osp.join(ROOT, 'tools'))
+import make_shipped_upsamplers as ship  # noqa: E402
+import upsample  # noqa: E402
+
+RESULTS = osp.join(ROOT, 'benchmarks', 'results', 'shipped_upsamplers.json')
+
+
+def _sha256(path):
+    with open(path, 'rb') as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def test_a_short_run_ships_weights_that_upsample_uses(tmp_path, monkeypatch, capsys):
+    out, shipped = tmp_path / 'results.json', tmp_path / 'checkpoints'
+    assert ship.main(['--models', 'depth-x8', '--iters', '3', '--work-dir', str(tmp_path / 'work'),
+                      '--checkpoints-dir', str(shipped), '--out', str(out)]) == 0
+    record = json.loads(out.read_text())['depth-x8']
+    assert (record['val_scene'], record['test_scene'], record['iters']) == ('aloe', 'motorcycle', 3)
+    assert [row['method'] for row in record['rows']] == ['bicubic', 'JBU', 'PAC (lite)']
+    jbu, pac = (next(r for r in record['rows'] if r['method'] == m)['test']['Motorcycle']['mean']
+                for m in ('JBU', 'PAC (lite)'))
+    assert record['gain_over_jbu']['Motorcycle'] == pytest.approx(1 - pac / jbu)
+    weights = shipped / 'pacjointupsample_lite_x8_procedural.pth'
+    assert record['sha256'] == _sha256(weights)
+    saved = torch.load(weights, weights_only=False)
+    assert set(saved) == {'state_dict', 'meta'}                     # no optimizer state
+    assert saved['meta']['command'] == 'python tools/make_shipped_upsamplers.py --models depth-x8 --seed 0 --iters 3'
+    capsys.readouterr()
+    monkeypatch.setattr(upsample, 'SHIPPED_DIR', str(shipped))
+    scene = osp.join(ROOT, 'data', 'middlebury', 'motorcycle')
+    upsample.main(['--method', 'pac-lite', '--guide', osp.join(scene, 'im0.png'), '--gt', osp.join(scene, 'disp0.pfm'),
+                   '--factor', '8', '--kind', 'disparity', '--out', str(tmp_path / 'disp.npy')])
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith('RMSE ') and 0 < float(last.split()[1]) < 20
+
+
+def test_the_committed_checkpoints_are_the_ones_the_results_file_describes():
+    if not osp.isfile(RESULTS):
+        pytest.skip('no shipped upsampler yet')
+    with open(RESULTS) as f:
+        results = json.load(f)
+    for key, record in results.items():
+        kind, factor = ship.MODELS[key]
+        assert record['config'].endswith(upsample.SHIPPED[kind, factor])
+        path = osp.join(ROOT, record['checkpoint'])
+        assert path == osp.join(upsample.SHIPPED_DIR, osp.basename(record['config'])[:-3] + '.pth')
+        assert _sha256(path) == record['sha256'], f'{path} is not the model {RESULTS} describes'
