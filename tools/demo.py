@@ -65,14 +65,14 @@ TASKS = {
                     'PAC (lite, reference)': 'pacjointupsample_lite_x8_reference_procedural.py',
                     'DJF': 'djf_x8_procedural.py'},
         procedural_data='procedural RGB-D scenes', procedural_split=('val region', 'test region'),
-        checkpoint='pac_lite_x8_demo.pth', metric='rmse_px',
+        checkpoint='pac_lite_x8_demo.pth', metric='rmse_px', shipped=('depth', 8),
         title='Bundled Middlebury scenes, x8, test regions: disparity RMSE in pixels per scene and '
               'their mean (lower is better)'),
     'flow': dict(
         learned={'PAC (lite, bilinear base)': 'pacjointupsample_lite_x4_flow_demo.py',
                  'PAC (lite, reference)': 'pacjointupsample_lite_x4_flow_reference_demo.py',
                  'DJF': 'djf_x4_flow_demo.py'},
-        scenes=None, checkpoint='pac_lite_x4_flow_demo.pth', metric='epe_px',
+        scenes=None, checkpoint='pac_lite_x4_flow_demo.pth', metric='epe_px', shipped=('flow', 4),
         # real flow for selection and testing: the stereo scenes read as flow (u = -d, v = 0)
         procedural={'PAC (lite, bilinear base)': 'pacjointupsample_lite_x4_flow_procedural.py',
                     'DJF': 'djf_x4_flow_procedural.py'},
@@ -83,6 +83,8 @@ TASKS = {
               'pixels (lower is better)'),
 }
 QUICK_ITERS = 6
+#: the regions table's row for the model tools/upsample.py ships (trained on procedural data only)
+SHIPPED_ROW = 'shipped PAC (lite), procedural'
 
 
 def train(config, work_dir, overrides, max_iters=None, description=None):
@@ -212,6 +214,9 @@ def run_task(key, task, work_dir, args, max_iters, on_block=lambda block: None):
     if not args.skip_regions:
         block['regions'], checkpoints = run_protocol(task, work_dir, {}, task['scenes'], seeds,
                                                      max_iters, panels=True)
+        shipped = shipped_row(task, work_dir)
+        if shipped:
+            block['regions'] = judge(block['regions']['rows'] + [shipped])
         on_block(block)
         tables.append(format_table(block['regions'], metric, task['title']))
         shutil.copyfile(checkpoints[next(iter(task['learned']))],
@@ -233,6 +238,20 @@ def run_task(key, task, work_dir, args, max_iters, on_block=lambda block: None):
             on_fold=lambda folds: on_block({**block, 'procedural': dict(folds=folds)}))
         tables.append(table)
     return block, tables
+
+
+def shipped_row(task, work_dir):
+    """The task's shipped model (``checkpoints/``, see ``tools/make_shipped_upsamplers.py``)
+    scored on the demo's test split, as a row of the regions table; None when it is not
+    there. It has the demo model's architecture, so the demo config evaluates it."""
+    from upsample import SHIPPED, SHIPPED_DIR
+    checkpoint = osp.join(SHIPPED_DIR, osp.splitext(SHIPPED[task['shipped']])[0] + '.pth')
+    if not osp.isfile(checkpoint):
+        return None
+    config = osp.join(CONFIGS, next(iter(task['learned'].values())))
+    metrics = evaluate_per_scene(config, osp.join(work_dir, 'shipped'), task['scenes'], {}, checkpoint=checkpoint)
+    return dict(method=SHIPPED_ROW, params=count_parameters(launch.load_config(config)), learned=False,
+                test={k: summarise([v]) for k, v in metrics.items()})
 
 
 def other_scene(task, column, scenes=None):
