@@ -1,4 +1,4 @@
-"""Shared pieces of the checkpoint converters in ``tools/model_converters/``.
+"""What every checkpoint converter shares: reading, renaming, verifying, writing.
 
 A converter reads a released checkpoint, renames and reshapes its tensors into a
 convdense backbone's state dict, drops the classifier head, and proves the result
@@ -115,28 +115,3 @@ def summary(backbone_cfg: dict, state: StateDict, dropped: Sequence[str], dst: s
     lines.append(f"use: init_cfg=dict(type='Pretrained', checkpoint='{dst}')")
     return '\n'.join(lines)
 
-
-def main(convert: Callable, description: str, argv=None, add_arguments: Callable = None) -> int:
-    """The command line every converter shares: ``SRC DST [options]``.
-
-    ``convert(source_state, args)`` returns ``(state, dropped_keys, backbone_cfg)``;
-    the state is verified against the backbone, then written. A source that does
-    not convert is reported on one line (``error: ...``, exit status 2).
-    """
-    import argparse
-    import sys
-    parser = argparse.ArgumentParser(description=description.strip().split('\n')[0])
-    parser.add_argument('src', help='released checkpoint')
-    parser.add_argument('dst', help='output .pth for init_cfg=dict(type="Pretrained", ...)')
-    if add_arguments is not None:
-        add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        state, dropped, backbone_cfg = convert(read_checkpoint(args.src), args)
-        verify_loads(backbone_cfg, state)
-    except (ValueError, KeyError, OSError, RuntimeError) as error:
-        print(f'error: {args.src}: {error}', file=sys.stderr)
-        return 2
-    save_converted(state, args.dst, backbone_cfg, args.src)
-    print(summary(backbone_cfg, state, dropped, args.dst))
-    return 0
