@@ -345,6 +345,19 @@ def test_acnet_refuses_an_unknown_variable(tmp_path):
 
 # ------------------------------------------------------------------ configs and errors
 
+@pytest.mark.parametrize('name,content,cause', [
+    ('garbage.pth', b'not a checkpoint', 'torch.load(weights_only=True) cannot read it'),
+    ('empty.pth', b'', 'empty or truncated file'),
+    ('garbage.npz', b'not a zip', 'not a readable .npz file'),
+])
+def test_unreadable_source_is_one_error_line(name, content, cause, tmp_path):
+    src = tmp_path / name
+    src.write_bytes(content)
+    status, printed = _convert('res2net', src, tmp_path / 'out.pth')
+    assert status == 2 and printed.startswith(f'error: {src}: {cause}'), printed
+    assert printed.count('\n') == 1 and not (tmp_path / 'out.pth').exists()
+
+
 def test_converted_checkpoint_initialises_a_detector_config(tmp_path):
     from mmengine.config import Config
     from mmdet.registry import MODELS as MMDET_MODELS

@@ -7,7 +7,9 @@ mis-shaped key (:func:`verify_loads`) before writing it (:func:`save_converted`)
 The written file is what ``init_cfg=dict(type='Pretrained', checkpoint=DST)``
 loads.
 """
+import pickle
 import re
+import zipfile
 from typing import Callable, Dict, Iterable, List, Sequence, Tuple
 
 import numpy as np
@@ -20,12 +22,24 @@ StateDict = Dict[str, Tensor]
 def read_checkpoint(path: str) -> StateDict:
     """A released checkpoint as a flat ``{name: tensor}`` dict: a ``.npz`` file
     (tensorpack, MXNet exports) or a torch file, unwrapped from ``state_dict`` /
-    ``model`` and with DataParallel's ``module.`` prefix removed."""
+    ``model`` and with DataParallel's ``module.`` prefix removed. A file neither
+    reader can read raises a one-line ``ValueError``."""
     if str(path).endswith('.npz'):
-        with np.load(path) as arrays:
-            return {re.sub(r':0$', '', name): torch.from_numpy(np.array(arrays[name]))
-                    for name in arrays.files}
-    loaded = torch.load(path, map_location='cpu', weights_only=True)
+        try:
+            with np.load(path) as arrays:
+                return {re.sub(r':0$', '', name): torch.from_numpy(np.array(arrays[name]))
+                        for name in arrays.files}
+        except (zipfile.BadZipFile, EOFError, ValueError) as error:
+            raise ValueError(f'not a readable .npz file ({str(error) or "empty"})') from error
+    try:
+        loaded = torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as error:
+        # torch's message is a paragraph; its cause follows 'WeightsUnpickler error:'
+        cause = str(error).partition('WeightsUnpickler error:')[2].strip()
+        cause = re.split(r'\.\s|\n', cause)[0] if cause else 'not a torch file'
+        raise ValueError(f'torch.load(weights_only=True) cannot read it: {cause}') from error
+    except EOFError as error:
+        raise ValueError('empty or truncated file') from error
     for wrapper in ('state_dict', 'model'):
         if isinstance(loaded, dict) and isinstance(loaded.get(wrapper), dict):
             loaded = loaded[wrapper]
