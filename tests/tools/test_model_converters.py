@@ -1,4 +1,5 @@
-"""Converters in tools/model_converters/ and checked pretrained loading.
+"""Checkpoint converters (convdense.models.converters, run through their command
+lines in tools/model_converters/) and checked pretrained loading.
 
 Each converter is proven against the release it converts: Res2Net against timm's
 own model (outputs equal), HetConv P = 1 against mmdet's ResNet (outputs equal),
@@ -19,6 +20,8 @@ import convdense  # noqa: F401,E402  (its compat fixes before mmdet/timm import 
 
 pytest.importorskip('mmdet.models')
 
+from convdense.models.converters import (  # noqa: E402
+    acnet_tensorpack, acnet_tensorpack_reference, oct_resnet_dli14, oct_resnet_dli14_reference)
 from tests.helpers.e2e import REPO, load_script  # noqa: E402
 from tests.models import backbone_checks as checks  # noqa: E402
 from tests.models.test_res2net import _randomise_norms  # noqa: E402
@@ -33,9 +36,7 @@ def _convert(name, src, dst, *options):
     script = load_script(f'tools/model_converters/{name}.py')
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-        status = script.converters.main(script.convert, script.__doc__,
-                                        [str(src), str(dst), *options],
-                                        getattr(script, 'add_arguments', None))
+        status = script.main([str(src), str(dst), *options])
     return status, out.getvalue()
 
 
@@ -222,7 +223,6 @@ def test_oct_resnet_with_avgpool_downsampling_computes_the_release(tmp_path):
     """The converted checkpoint in OctResNet(strided_downsample='avgpool') equals the
     release's forward (re-implemented in plain torch from its model code) at every
     stage; with the default stride-2 conv only stage 4 (``layer4.0.conv2``) differs."""
-    converter = load_script('tools/model_converters/oct_resnet_dli14.py')
     release = _random_state(release_oct_resnet50_shapes())
     src, dst = tmp_path / 'oct_resnet50.pth', tmp_path / 'converted.pth'
     torch.save(release, src)
@@ -230,7 +230,7 @@ def test_oct_resnet_with_avgpool_downsampling_computes_the_release(tmp_path):
     assert status == 0 and "strided_downsample='avgpool'" in printed, printed
     image = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        reference = converter.release_forward(release, image)
+        reference = oct_resnet_dli14_reference.release_forward(release, image)
         pooled = _load_converted(dict(type='convdense.OctResNet', depth=50,
                                       strided_downsample='avgpool'), dst)(image)
         strided = _load_converted(dict(type='convdense.OctResNet', depth=50), dst)(image)
@@ -238,6 +238,23 @@ def test_oct_resnet_with_avgpool_downsampling_computes_the_release(tmp_path):
     _assert_close_relative(strided[:3], reference[:3])
     error = ((strided[3] - reference[3]).abs().max() / reference[3].abs().max()).item()
     assert error > 1e-2
+
+
+def test_oct_resnet_release_state_has_the_release_layout_and_converts_back():
+    """``release_state`` (the fidelity report's release-layout source) writes the
+    release's keys and shapes, and the converter maps them back to the model's."""
+    torch.manual_seed(0)
+    model = checks.build(dict(type='convdense.OctResNet', depth=50))
+    _randomise_norms(model)
+    release = oct_resnet_dli14_reference.release_state(model)
+    shapes = {k: v for k, v in release_oct_resnet50_shapes().items() if not k.startswith('fc.')}
+    assert {k: tuple(v.shape) for k, v in release.items()} == shapes
+    state, dropped, cfg = oct_resnet_dli14.convert(release)
+    assert dropped == [] and cfg['stage_alphas'] == (0.5, 0.5, 0.5, 0.0)
+    expected = model.state_dict()
+    assert set(state) == set(expected)
+    for key, value in expected.items():
+        torch.testing.assert_close(state[key], value, rtol=0, atol=0, msg=key)
 
 
 def release_octave_conv(x_high, x_low, paths, stride):
@@ -258,12 +275,11 @@ def release_octave_conv(x_high, x_low, paths, stride):
 @pytest.mark.parametrize('stride', [1, 2])
 def test_assembled_octave_weight_computes_the_release_octave_conv(stride):
     from convdense.ops.octconv import OctaveConv2d
-    converter = load_script('tools/model_converters/oct_resnet_dli14.py')
     torch.manual_seed(0)
     paths = {'h2h': torch.randn(6, 4, 3, 3), 'h2l': torch.randn(2, 4, 3, 3),
              'l2h': torch.randn(6, 4, 3, 3), 'l2l': torch.randn(2, 4, 3, 3)}
     ours = OctaveConv2d(8, 8, 3, alpha_in=0.5, alpha_out=0.25, stride=stride, padding=1)
-    ours.weight.data.copy_(converter.assemble(paths))
+    ours.weight.data.copy_(oct_resnet_dli14.assemble(paths))
     x_high, x_low = torch.randn(1, 4, 16, 16), torch.randn(1, 4, 8, 8)
     for a, b in zip(ours((x_high, x_low)), release_octave_conv(x_high, x_low, paths, stride)):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
@@ -273,15 +289,14 @@ def test_assembled_octave_weight_computes_the_release_octave_conv(stride):
 
 @pytest.fixture(scope='module')
 def acnet_release(tmp_path_factory):
-    converter = load_script('tools/model_converters/acnet_tensorpack.py')
-    arrays = converter.synthetic_release(image_size=64)
+    arrays = acnet_tensorpack_reference.synthetic_release(image_size=64)
     path = tmp_path_factory.mktemp('acnet') / 'acnet_resnet50.npz'
     np.savez(path, **arrays)
     return path, {k: torch.from_numpy(v) for k, v in arrays.items()}
 
 
 def test_acnet_conversion_computes_the_release_graph(acnet_release, tmp_path):
-    converter = load_script('tools/model_converters/acnet_tensorpack.py')
+    reference = acnet_tensorpack_reference
     src, params = acnet_release
     dst = tmp_path / 'acnet50.pth'
     status, printed = _convert('acnet_tensorpack', src, dst)
@@ -296,32 +311,30 @@ def test_acnet_conversion_computes_the_release_graph(acnet_release, tmp_path):
     with torch.no_grad():
         # The release's graph with PyTorch padding and the converter's scalar gates
         # is exactly what the converted ACNet computes (names, layouts, BGR, gate order).
-        _assert_close_relative(ours(rgb), converter.release_forward(
+        _assert_close_relative(ours(rgb), reference.release_forward(
             params, bgr, same_padding=False, per_position_gates=False))
         # With TF "SAME" padding, exactly what it computes with strided_padding='tf_same'.
-        scalar_gates = converter.release_forward(params, bgr, per_position_gates=False)
+        scalar_gates = reference.release_forward(params, bgr, per_position_gates=False)
         _assert_close_relative(tf_same(rgb), scalar_gates)
         # Without the option TF "SAME" moves the strided windows by a pixel: a real difference.
-        release = converter.release_forward(params, bgr)
+        release = reference.release_forward(params, bgr)
         for a, b in ((ours(rgb)[0], scalar_gates[0]), (tf_same(rgb)[0], release[0])):
             assert ((a - b).abs().max() / b.abs().max()).item() > 1e-3
 
 
 def test_acnet_gates_map_release_order_to_ours(acnet_release):
-    converter = load_script('tools/model_converters/acnet_tensorpack.py')
     ppp = torch.zeros(3, 1, 4, 4)
     ppp[0] = 2.0  # release order (local, self, global): local dominates
     ppp[2, :, :2] = 1.0  # global varies over positions
-    probs = torch.softmax(converter.gate_logits(ppp, 'prob'), 0)
+    probs = torch.softmax(acnet_tensorpack.gate_logits(ppp, 'prob'), 0)
     torch.testing.assert_close(probs, torch.softmax(ppp, 0).mean(dim=(1, 2, 3))[[1, 0, 2]])
     assert probs.argmax() == 1  # ours (self, local, global): local
-    logits = converter.gate_logits(ppp, 'logit')
+    logits = acnet_tensorpack.gate_logits(ppp, 'logit')
     torch.testing.assert_close(logits, torch.tensor([0.0, 2.0, 0.5]))
 
 
 def test_acnet_refuses_an_unknown_variable(tmp_path):
-    converter = load_script('tools/model_converters/acnet_tensorpack.py')
-    arrays = converter.synthetic_release(image_size=64)
+    arrays = acnet_tensorpack_reference.synthetic_release(image_size=64)
     arrays['group0/block0/conv2/gate/W'] = np.zeros((1, 1, 64, 64), np.float32)
     path = tmp_path / 'pixel.npz'
     np.savez(path, **arrays)
@@ -331,6 +344,19 @@ def test_acnet_refuses_an_unknown_variable(tmp_path):
 
 
 # ------------------------------------------------------------------ configs and errors
+
+@pytest.mark.parametrize('name,content,cause', [
+    ('garbage.pth', b'not a checkpoint', 'torch.load(weights_only=True) cannot read it'),
+    ('empty.pth', b'', 'empty or truncated file'),
+    ('garbage.npz', b'not a zip', 'not a readable .npz file'),
+])
+def test_unreadable_source_is_one_error_line(name, content, cause, tmp_path):
+    src = tmp_path / name
+    src.write_bytes(content)
+    status, printed = _convert('res2net', src, tmp_path / 'out.pth')
+    assert status == 2 and printed.startswith(f'error: {src}: {cause}'), printed
+    assert printed.count('\n') == 1 and not (tmp_path / 'out.pth').exists()
+
 
 def test_converted_checkpoint_initialises_a_detector_config(tmp_path):
     from mmengine.config import Config

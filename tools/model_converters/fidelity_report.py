@@ -13,8 +13,9 @@ stage = ||ours - source|| / ||source|| (Frobenius, batch of 2 at 224x224):
 * ``hetconv_from_resnet50``: HetConv-ResNet-50 inflated from ResNet-50 vs that
   ResNet-50, for P = 1, 2, 4 (P = 1 must be 0: nothing is dropped);
 * ``oct_release_layer4_pooling``: the d-li14 release's forward (plain torch,
-  ``oct_resnet_dli14.release_forward``) on a release-layout copy of a random
-  convdense.OctResNet vs convdense.OctResNet on the converted copy, with the default
+  ``convdense.models.converters.oct_resnet_dli14_reference``) on a release-layout
+  copy of a random convdense.OctResNet vs convdense.OctResNet on the converted
+  copy, with the default
   ``strided_downsample='conv'`` (``layer4.0.conv2`` a stride-2 conv, the release's a
   2x2 average pool + conv) and with ``'avgpool'`` (float32 rounding only, up to ~1e-4
   at stage 4 for these random weights; 0 in float64, also recorded);
@@ -27,7 +28,6 @@ import argparse
 import json
 import os.path as osp
 import platform
-import re
 import sys
 
 import torch
@@ -35,16 +35,9 @@ import torch
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
-from convdense.models import converters  # noqa: E402
-
-
-def load_tool(name):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        f'converter_{name}', osp.join(ROOT, 'tools', 'model_converters', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from convdense.models.converters import (  # noqa: E402
+    acnet_tensorpack, acnet_tensorpack_reference, oct_resnet_dli14, oct_resnet_dli14_reference,
+    res2net as res2net_converter, resnet_to_hetconv, verify_loads)
 
 
 def relative_errors(ours, source):
@@ -69,13 +62,13 @@ def calibrate_norms(model, images):
 
 def res2net(images):
     import timm
-    tool, rows = load_tool('res2net'), {}
+    rows = {}
     for name in ('res2net50_26w_4s', 'res2net50_48w_2s', 'res2next50', 'res2net101_26w_4s'):
         torch.manual_seed(0)
         reference = calibrate_norms(timm.create_model(
             name, pretrained=False, features_only=True, out_indices=(1, 2, 3, 4)), images)
-        state, _, cfg = tool.convert(dict(reference.state_dict()))
-        ours = converters.verify_loads(cfg, state)
+        state, _, cfg = res2net_converter.convert(dict(reference.state_dict()))
+        ours = verify_loads(cfg, state)
         with torch.no_grad():
             rows[name] = relative_errors(ours(images), reference(images))
     return dict(timm=timm.__version__, relative_error_per_stage=rows)
@@ -83,68 +76,38 @@ def res2net(images):
 
 def hetconv(images):
     from mmdet.models.backbones import ResNet
-    tool = load_tool('resnet_to_hetconv')
     torch.manual_seed(0)
     resnet = calibrate_norms(ResNet(depth=50, zero_init_residual=False), images)
     with torch.no_grad():
         source = resnet(images)
     rows = {}
     for part in (1, 2, 4):
-        state, _, cfg = tool.convert(resnet.state_dict(), argparse.Namespace(part=part))
+        state, _, cfg = resnet_to_hetconv.convert(resnet.state_dict(), part=part)
         with torch.no_grad():
-            rows[f'P={part}'] = relative_errors(converters.verify_loads(cfg, state)(images),
-                                                source)
+            rows[f'P={part}'] = relative_errors(verify_loads(cfg, state)(images), source)
     return dict(source='mmdet ResNet-50, random init, BN calibrated on the inputs',
                 relative_error_per_stage=rows)
 
 
-def oct_release_layout(model):
-    """A convdense.OctResNet's weights in the d-li14 release's layout (the inverse
-    of ``oct_resnet_dli14.convert``): octave weights split into their four paths,
-    norms renamed ``convK.bn_h`` / ``bn_l``."""
-    from convdense.models.backbones.oct_resnet import OctaveNorm
-    from convdense.ops.octconv import OctaveConv2d
-    state = {k: v for k, v in model.state_dict().items() if k.split('.')[0] in ('conv1', 'bn1')}
-    for name, module in model.named_modules():
-        if isinstance(module, OctaveConv2d):
-            name = name.replace('downsample.0', 'downsample.0.conv')
-            (out_high, _), (in_high, _) = module.out_split, module.in_split
-            rows = {'h': slice(None, out_high), 'l': slice(out_high, None)}
-            cols = {'h': slice(None, in_high), 'l': slice(in_high, None)}
-            for path in ('h2h', 'h2l', 'l2h', 'l2l'):
-                block = module.weight.detach()[rows[path[2]], cols[path[0]]]
-                if block.numel():
-                    prefix = name if name.endswith('.conv') else f'{name}.conv'
-                    state[f'{prefix}.conv_{path}.weight'] = block.clone()
-        elif isinstance(module, OctaveNorm):
-            prefix = re.sub(r'\.bn(\d)$', r'.conv\1', name).replace('downsample.1',
-                                                                     'downsample.0')
-            for group, part in (('h', module.high), ('l', module.low)):
-                if part is not None:
-                    state.update({f'{prefix}.bn_{group}.{k}': v
-                                  for k, v in part.state_dict().items()})
-    return state
-
-
 def oct_pooling(images):
     from convdense.models.complexity import build_backbone
-    tool = load_tool('oct_resnet_dli14')
     torch.manual_seed(0)
     ours = calibrate_norms(build_backbone(dict(type='convdense.OctResNet', depth=50,
                                                zero_init_residual=False)), images)
-    release = oct_release_layout(ours)
-    state, _, cfg = tool.convert(release)
+    release = oct_resnet_dli14_reference.release_state(ours)
+    state, _, cfg = oct_resnet_dli14.convert(release)
     rows = {}
     with torch.no_grad():
-        reference = tool.release_forward(release, images)
+        reference = oct_resnet_dli14_reference.release_forward(release, images)
         for mode in ('conv', 'avgpool'):
-            converted = converters.verify_loads(dict(cfg, strided_downsample=mode), state)
+            converted = verify_loads(dict(cfg, strided_downsample=mode), state)
             rows[f'strided_downsample={mode}'] = relative_errors(converted(images), reference)
         # float32 rounding alone, amplified by the calibrated random weights: in float64
         # the option's error is exactly 0.
         double = {k: v.double() if v.is_floating_point() else v for k, v in release.items()}
         rows['strided_downsample=avgpool, float64'] = relative_errors(
-            converted.double()(images.double()), tool.release_forward(double, images.double()))
+            converted.double()(images.double()),
+            oct_resnet_dli14_reference.release_forward(double, images.double()))
     return dict(what="release forward (every stride-2 conv is 2x2 avg-pool + conv) vs "
                      "convdense.OctResNet on the converted weights; 'conv' runs "
                      "layer4.0.conv2 (alphas 0) as a stride-2 conv",
@@ -152,26 +115,24 @@ def oct_pooling(images):
 
 
 def acnet(images, gate_spread=0.5):
-    tool = load_tool('acnet_tensorpack')
+    reference = acnet_tensorpack_reference
     params = {k: torch.from_numpy(v) for k, v in
-              tool.synthetic_release(images.shape[-1], gate_spread).items()}
+              reference.synthetic_release(images.shape[-1], gate_spread).items()}
     bgr = images.flip(1)
     with torch.no_grad():
-        release = tool.release_forward(params, bgr)
+        release = reference.release_forward(params, bgr)
         rows = {}
-        scalar_gates = tool.release_forward(params, bgr, same_padding=True,
-                                            per_position_gates=False)
+        scalar_gates = reference.release_forward(params, bgr, same_padding=True,
+                                                 per_position_gates=False)
         for gates in ('prob', 'logit'):
-            state, _, cfg = tool.convert(params, argparse.Namespace(gates=gates))
-            ours = converters.verify_loads(dict(cfg, strided_padding='symmetric'),
-                                           state)(images)
+            state, _, cfg = acnet_tensorpack.convert(params, gates=gates)
+            ours = verify_loads(dict(cfg, strided_padding='symmetric'), state)(images)
             rows[f'gates={gates}'] = dict(
                 total=relative_errors(ours, release),
                 padding_only=relative_errors(ours, scalar_gates) if gates == 'prob' else None,
-                gates_only=relative_errors(ours, tool.release_forward(
+                gates_only=relative_errors(ours, reference.release_forward(
                     params, bgr, same_padding=False, per_position_gates=True)))
-            ours = converters.verify_loads(dict(cfg, strided_padding='tf_same'),
-                                           state)(images)
+            ours = verify_loads(dict(cfg, strided_padding='tf_same'), state)(images)
             rows[f'gates={gates}, strided_padding=tf_same'] = dict(
                 total=relative_errors(ours, release),
                 padding_only=relative_errors(ours, scalar_gates) if gates == 'prob' else None)

@@ -1,4 +1,4 @@
-"""Shared pieces of the checkpoint converters in ``tools/model_converters/``.
+"""What every checkpoint converter shares: reading, renaming, verifying, writing.
 
 A converter reads a released checkpoint, renames and reshapes its tensors into a
 convdense backbone's state dict, drops the classifier head, and proves the result
@@ -7,7 +7,9 @@ mis-shaped key (:func:`verify_loads`) before writing it (:func:`save_converted`)
 The written file is what ``init_cfg=dict(type='Pretrained', checkpoint=DST)``
 loads.
 """
+import pickle
 import re
+import zipfile
 from typing import Callable, Dict, Iterable, List, Sequence, Tuple
 
 import numpy as np
@@ -20,12 +22,24 @@ StateDict = Dict[str, Tensor]
 def read_checkpoint(path: str) -> StateDict:
     """A released checkpoint as a flat ``{name: tensor}`` dict: a ``.npz`` file
     (tensorpack, MXNet exports) or a torch file, unwrapped from ``state_dict`` /
-    ``model`` and with DataParallel's ``module.`` prefix removed."""
+    ``model`` and with DataParallel's ``module.`` prefix removed. A file neither
+    reader can read raises a one-line ``ValueError``."""
     if str(path).endswith('.npz'):
-        with np.load(path) as arrays:
-            return {re.sub(r':0$', '', name): torch.from_numpy(np.array(arrays[name]))
-                    for name in arrays.files}
-    loaded = torch.load(path, map_location='cpu', weights_only=True)
+        try:
+            with np.load(path) as arrays:
+                return {re.sub(r':0$', '', name): torch.from_numpy(np.array(arrays[name]))
+                        for name in arrays.files}
+        except (zipfile.BadZipFile, EOFError, ValueError) as error:
+            raise ValueError(f'not a readable .npz file ({str(error) or "empty"})') from error
+    try:
+        loaded = torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as error:
+        # torch's message is a paragraph; its cause follows 'WeightsUnpickler error:'
+        cause = str(error).partition('WeightsUnpickler error:')[2].strip()
+        cause = re.split(r'\.\s|\n', cause)[0] if cause else 'not a torch file'
+        raise ValueError(f'torch.load(weights_only=True) cannot read it: {cause}') from error
+    except EOFError as error:
+        raise ValueError('empty or truncated file') from error
     for wrapper in ('state_dict', 'model'):
         if isinstance(loaded, dict) and isinstance(loaded.get(wrapper), dict):
             loaded = loaded[wrapper]
@@ -115,28 +129,3 @@ def summary(backbone_cfg: dict, state: StateDict, dropped: Sequence[str], dst: s
     lines.append(f"use: init_cfg=dict(type='Pretrained', checkpoint='{dst}')")
     return '\n'.join(lines)
 
-
-def main(convert: Callable, description: str, argv=None, add_arguments: Callable = None) -> int:
-    """The command line every converter shares: ``SRC DST [options]``.
-
-    ``convert(source_state, args)`` returns ``(state, dropped_keys, backbone_cfg)``;
-    the state is verified against the backbone, then written. A source that does
-    not convert is reported on one line (``error: ...``, exit status 2).
-    """
-    import argparse
-    import sys
-    parser = argparse.ArgumentParser(description=description.strip().split('\n')[0])
-    parser.add_argument('src', help='released checkpoint')
-    parser.add_argument('dst', help='output .pth for init_cfg=dict(type="Pretrained", ...)')
-    if add_arguments is not None:
-        add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        state, dropped, backbone_cfg = convert(read_checkpoint(args.src), args)
-        verify_loads(backbone_cfg, state)
-    except (ValueError, KeyError, OSError, RuntimeError) as error:
-        print(f'error: {args.src}: {error}', file=sys.stderr)
-        return 2
-    save_converted(state, args.dst, backbone_cfg, args.src)
-    print(summary(backbone_cfg, state, dropped, args.dst))
-    return 0
