@@ -232,6 +232,10 @@ def format_summary_table(results):
             record = results['cam']['models'].get(key)
             cells.append(f"{record[POINTING_GAMES[0][0]]['mean']['accuracy']:.3f}" if record else '–')
         lines.append(f'| {row_label(key)} | ' + ' | '.join(cells) + ' |')
+    if game:
+        lines += ['', f"Pointing game: the share of ({game['pairs']} test scene, digit) pairs whose Grad-CAM of "
+                  f"the trained detector (the backbone stages' maps averaged) peaks inside the digit's box grown "
+                  f"by {game['tolerance_px']} px; chance is the grown boxes' mean area fraction."]
     return '\n'.join(lines)
 
 

@@ -176,7 +176,9 @@ def machine_summary(results):
         threads.update(value if isinstance(value, list) else [value])
     loads = [load for r in records for load in _one_minute_loads(r)]
     cores = values('cores', 'cpus')
-    return dict(cpu=(named or cpus or [None])[0], vector_isa=(values('vector_isa') or [None])[0],
+    distinct = sorted(set(named or cpus))  # every CPU model the file's rows ran on
+    isas = sorted(set(values('vector_isa')))
+    return dict(cpu=' / '.join(distinct) or None, vector_isa=' / '.join(isas) or None,
                 cores=cores[0] if cores else None, threads=sorted(threads, key=lambda t: (t == 0, t)) or None,
                 load=(min(loads), max(loads)) if loads else None,
                 date=(values('date') or [None])[0],

@@ -75,6 +75,24 @@ def train_one(key, seed, work_dir, max_iters):
     return record, checkpoints[MODEL]
 
 
+def format_table(results):
+    """Markdown: each shipped model's error on its unseen test scene beside bicubic and
+    JBU (one seed; the seed spread of the same protocol is in docs/joint_upsampling.md)."""
+    units = dict(rmse_px='RMSE (px)', epe_px='EPE (px)')
+    lines = ['| model (`checkpoints/`) | selected on | tested on | metric | bicubic | JBU | PAC (lite) '
+             '| gain over JBU | iterations | train + test |',
+             '|---|---|---|---|---:|---:|---:|---:|---:|---:|']
+    for key in sorted(results, key=lambda k: list(MODELS).index(k)):
+        record = results[key]
+        column = record['test_scene'].capitalize()
+        score = {row['method']: row['test'][column]['mean'] for row in record['rows']}
+        lines.append(f"| {key} (`{osp.basename(record['checkpoint'])}`) | {record['val_scene'].capitalize()} "
+                     f"| {column} | {units[record['metric']]} | {score['bicubic']:.3f} | {score['JBU']:.3f} "
+                     f"| {score[MODEL]:.3f} | {100 * record['gain_over_jbu'][column]:+.1f} % "
+                     f"| {record['iters']} | {record['seconds'] / 60:.0f} min |")
+    return '\n'.join(lines)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--models', nargs='+', default=list(MODELS), choices=list(MODELS))

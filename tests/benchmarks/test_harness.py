@@ -97,3 +97,13 @@ def test_table_of_a_results_file_without_torch(harness):
     done = subprocess.run([sys.executable, '-c', code], cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith('| model | iterations |')
+
+
+def test_machine_line_names_every_cpu_of_a_file_whose_rows_ran_on_several(harness):
+    """A table whose rows ran on two machines says so instead of naming the first."""
+    results = {'models': {
+        'a': dict(machine_before=dict(cpu='AMD EPYC', vector_isa='avx512f', cores=2, load_average=[1.0])),
+        'b': dict(machine_before=dict(cpu='Intel(R) Xeon(R) Processor', vector_isa='avx512f', cores=2,
+                                      load_average=[2.0]))}}
+    line = harness.machine_text(results)
+    assert 'CPU AMD EPYC / Intel(R) Xeon(R) Processor, ISA avx512f, 2 cores' in line
