@@ -117,7 +117,8 @@ class AddSensorHoles:
     Place it after :class:`~convdense.datasets.transforms.MakeLowResolution`. It
     lowers ``low_valid``, refills ``low`` from the nearest known sample (the nets
     never read a hole's value) and records the unknown fraction in
-    ``low_hole_fraction``. The ground truth is untouched.
+    ``low_hole_fraction``. The ground truth is untouched. With a ``seed`` the
+    sample's name gets ``_holes<percent unknown>`` appended.
 
     Args:
         fraction: the unknown fraction, a float or a (min, max) range drawn per
@@ -157,4 +158,6 @@ class AddSensorHoles:
             low = fill_invalid_nearest(np.where(valid[..., None], low, np.float32(np.nan)).astype(low.dtype))
         results['low'], results['low_valid'] = low, valid
         results['low_hole_fraction'] = float(1 - valid.mean())
+        if self.seed is not None:  # a fixed sensor-like copy of a scene: its own name (panels, logs)
+            results['name'] = f'{results.get("name", "sample")}_holes{round(100 * results["low_hole_fraction"])}'
         return results
