@@ -98,11 +98,16 @@ def sensor_holes(values, valid, rng, fraction, kind='depth', edge_share=0.4, ran
         mask.ravel()[chosen] = False
         return chosen.size
 
+    far = np.where(valid, values if kind != 'disparity' else -values, 0)
     edges = far_side_edges(values, valid, kind, edge_jump)
-    distance = ndimage.distance_transform_edt(~edges) if edges.any() else np.full(values.shape, np.inf)
-    dropped = drop(distance + jitter, int(round(add * edge_share)), distance <= edge_width)
-    far = values if kind != 'disparity' else -values
-    far = np.where(valid, far, 0)
+    band = np.zeros(values.shape, bool)
+    distance = np.full(values.shape, np.inf)
+    if edges.any():
+        distance, (rows, cols) = ndimage.distance_transform_edt(~edges, return_indices=True)
+        # widen each edge into its own (far) surface only: no deeper jump to the edge sample
+        span = float(far[valid].max() - far[valid].min())
+        band = (distance <= edge_width) & (far >= far[rows, cols] - edge_jump * span)
+    dropped = drop(distance + jitter, int(round(add * edge_share)), band)
     sign = 1.0 if rng.random() < 0.75 else -1.0  # beyond the range, or too close
     dropped += drop(-sign * far + 1e-6 * jitter, int(round(add * range_share)), valid)
     field = ndimage.gaussian_filter(rng.standard_normal(values.shape), rng.uniform(*blob_sigma), mode='wrap')
