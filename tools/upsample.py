@@ -188,7 +188,8 @@ def main(argv=None):
         valid_t = torch.from_numpy(valid)[None]
     else:
         gt_chw, valid_t = pred, torch.ones(1, *pred.shape[1:], dtype=torch.bool)
-    make_panel(panel, chw(guide)[0], chw(low)[0], {args.method: pred}, gt_chw, valid_t, kind=args.kind,
+    shown_low = low if args.kind == 'flow' else np.where(low_valid[..., None], low, np.float32(np.nan))
+    make_panel(panel, chw(guide)[0], chw(shown_low)[0], {args.method: pred}, gt_chw, valid_t, kind=args.kind,
                unit='' if args.kind == 'depth' else 'px',
                low_value_scale=model.value_scale, title=f'{args.method} x{factor}' + ('' if gt is not None else ' (no ground truth)'))
     print(f'wrote {panel}')

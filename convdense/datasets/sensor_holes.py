@@ -27,7 +27,10 @@ MAX_FRACTION = 0.5
 
 
 def _check_fraction(fraction):
-    low, high = (fraction, fraction) if np.isscalar(fraction) else tuple(fraction)
+    pair = (fraction, fraction) if np.isscalar(fraction) else tuple(fraction)
+    if len(pair) != 2:
+        raise ValueError(f'fraction must be a float or a (min, max) pair, got {fraction!r}')
+    low, high = pair
     if not 0 <= low <= high <= MAX_FRACTION:
         raise ValueError(f'fraction must be in [0, {MAX_FRACTION}] (or a (min, max) range inside it), '
                          f'got {fraction!r}')

@@ -56,7 +56,10 @@ class JointUpsamplingPanelHook(Hook):
             predictions[type(model.net).__name__] = sample['pred'].cpu()
             name = str(sample.get('name') or self._written).replace('/', '_')
             kind = sample.get('kind', 'depth')
-            make_panel(osp.join(runner.work_dir, 'panels', f'{name}.png'), sample['guide'], sample['low'],
+            shown_low = sample['low'].cpu()
+            if low_mask and low_valid is not None and kind != 'flow':  # show the holes the model was told of
+                shown_low = torch.where(low_valid[0], shown_low, torch.tensor(float('nan')))
+            make_panel(osp.join(runner.work_dir, 'panels', f'{name}.png'), sample['guide'], shown_low,
                        predictions, sample['gt'], sample['valid'], kind=kind, unit=_UNITS.get(kind, ''),
                        title=f'{name} x{factor}', low_value_scale=model.value_scale)
             self._written += 1

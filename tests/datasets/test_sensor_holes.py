@@ -111,8 +111,9 @@ def test_transform_is_deterministic_per_seed_and_leaves_the_target_alone():
     a = run(None)[0]['low_valid']
     np.random.seed(5)
     np.testing.assert_array_equal(run(None)[0]['low_valid'], a)
-    with pytest.raises(ValueError, match='fraction'):
-        AddSensorHoles(fraction=0.7)
+    for fraction in (0.7, (0.1, 0.2, 0.3), (0.3, 0.1)):
+        with pytest.raises(ValueError, match='fraction'):
+            AddSensorHoles(fraction=fraction)
     with pytest.raises(TypeError):
         AddSensorHoles(edge_width_px=2)
 

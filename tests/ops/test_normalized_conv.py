@@ -99,3 +99,13 @@ def test_fill_nearest_takes_a_nearest_known_value_and_keeps_gradients():
     assert (x.grad[0][:, ~mask[0, 0]] == 0).all()  # a hole's value never reaches the output
     with pytest.raises(ValueError, match='no valid pixel'):
         fill_nearest(x, torch.zeros_like(mask))
+
+
+def test_normalized_conv_gradients():
+    torch.manual_seed(4)
+    x = torch.randn(1, 2, 5, 5, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(3, 2, 3, 3, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    mask = torch.rand(1, 1, 5, 5) > 0.4
+    assert torch.autograd.gradcheck(lambda *a: normalized_conv2d(*a[:1], mask, *a[1:], padding=1)[0],
+                                    (x, weight, bias))
