@@ -253,6 +253,11 @@ def test_mismatched_guide_is_a_clear_error():
     model = JointUpsampler(dict(type='Bicubic', factor=8))
     with pytest.raises(ValueError, match='x8 needs 32x32'):
         model(dict(guide=torch.rand(1, 3, 30, 32), low=torch.rand(1, 1, 4, 4)))
+    with pytest.raises(ValueError, match=r'mask: expected shape \(1, 1, 4, 4\)'):
+        model(dict(guide=torch.rand(1, 3, 32, 32), low=torch.rand(1, 1, 4, 4),
+                   low_valid=torch.ones(1, 1, 4, 3, dtype=torch.bool)))
+    with pytest.raises(ValueError, match='mask: expected shape'):
+        PacJointUpsampleLite(8)(torch.rand(1, 1, 4, 4), torch.rand(1, 3, 32, 32), torch.ones(1, 4, 4))
 
 
 def test_short_training_lowers_the_loss():

@@ -51,9 +51,10 @@ def check_channels(channels):
     return channels
 
 
-def check_inputs(low, guide, factor, channels=None):
+def check_inputs(low, guide, factor, channels=None, mask=None):
     """One-line ``ValueError``/``TypeError`` unless ``low`` (B, C, h, w) and
-    ``guide`` (B, 3, factor*h, factor*w) are non-empty floating tensors that fit."""
+    ``guide`` (B, 3, factor*h, factor*w) are non-empty floating tensors that fit,
+    and ``mask`` is None or (B, 1, h, w)."""
     for name, tensor in (('low', low), ('guide', guide)):
         if not torch.is_tensor(tensor) or tensor.dim() != 4:
             got = tuple(tensor.shape) if torch.is_tensor(tensor) else type(tensor).__name__
@@ -71,6 +72,10 @@ def check_inputs(low, guide, factor, channels=None):
     if tuple(guide.shape[2:]) != expected:
         raise ValueError(f'guide is {guide.shape[2]}x{guide.shape[3]} but low-res input '
                          f'{low.shape[2]}x{low.shape[3]} x{factor} needs {expected[0]}x{expected[1]}')
+    mask_shape = (low.shape[0], 1) + tuple(low.shape[2:])
+    if mask is not None and (not torch.is_tensor(mask) or tuple(mask.shape) != mask_shape):
+        got = tuple(mask.shape) if torch.is_tensor(mask) else type(mask).__name__
+        raise ValueError(f'mask: expected shape {mask_shape} (the known low-res pixels), got {got}')
 
 
 @MODELS.register_module()
@@ -111,19 +116,16 @@ class JointUpsampler(BaseModel):
         """De-normalised upsampling: ``low`` ``(B, C, h, w)`` in target units -> ``(B, C, H, W)``;
         ``low_valid`` ``(B, 1, h, w)`` bool marks known pixels (None: all known)."""
         self._check_shapes(low, guide)
-        low, low_valid = self._fill_holes(low, low_valid)
+        low, low_valid = self._fill_holes(low, guide, low_valid)
         lo_min, span = low_res_range(low)
         return (self._net((low - lo_min) / span, guide, low_valid) * span + lo_min) * self.value_scale
 
-    def _fill_holes(self, low, low_valid):
+    def _fill_holes(self, low, guide, low_valid):
         """``low`` with unknown pixels filled from the nearest known one, and the mask
         (None when every pixel is known)."""
         if low_valid is None:
             return low, None
-        expected = (low.shape[0], 1) + tuple(low.shape[2:])
-        if not torch.is_tensor(low_valid) or tuple(low_valid.shape) != expected:
-            got = tuple(low_valid.shape) if torch.is_tensor(low_valid) else type(low_valid).__name__
-            raise ValueError(f'low_valid: expected shape {expected} for low {tuple(low.shape)}, got {got}')
+        check_inputs(low, guide, self.factor, mask=low_valid)
         low_valid = low_valid.bool()
         if bool(low_valid.all()):
             return low, None
@@ -138,7 +140,7 @@ class JointUpsampler(BaseModel):
         guide, low = inputs['guide'], inputs['low']
         self._check_shapes(low, guide)
         low_valid = inputs.get('low_valid')
-        low, holes = self._fill_holes(low, low_valid)
+        low, holes = self._fill_holes(low, guide, low_valid)
         lo_min, span = low_res_range(low)
         pred_norm = self._net((low - lo_min) / span, guide, holes)
         if mode == 'loss':

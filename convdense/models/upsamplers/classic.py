@@ -34,7 +34,7 @@ class Bicubic(nn.Module):
         self.mode = mode
 
     def forward(self, low, guide, mask=None):
-        check_inputs(low, guide, self.factor, self.channels)
+        check_inputs(low, guide, self.factor, self.channels, mask)
         if mask is not None:
             return masked_interpolate(low, mask, guide.shape[2:], self.mode)[0]
         return F.interpolate(low, size=guide.shape[2:], mode=self.mode, align_corners=False)
@@ -123,7 +123,7 @@ class JBU(nn.Module):
         return torch.cat([coords * torch.exp(-self.log_sigma_spatial), color], dim=1)
 
     def forward(self, low, guide, mask=None):
-        check_inputs(low, guide, self.factor, self.channels)
+        check_inputs(low, guide, self.factor, self.channels, mask)
         geometry = dict(self.geometry)
         kernel_size = geometry.pop('kernel_size')
         known = None if mask is None or bool(mask.all()) else mask.to(guide.dtype)

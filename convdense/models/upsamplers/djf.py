@@ -60,7 +60,7 @@ class DJF(nn.Module):
             nn.init.zeros_(self.fusion[-1].weight)
 
     def forward(self, low, guide, mask=None):
-        check_inputs(low, guide, self.factor)
+        check_inputs(low, guide, self.factor, mask=mask)
         batch, channels = low.shape[:2]
         single = low.reshape(batch * channels, 1, *low.shape[2:])
         if mask is None:

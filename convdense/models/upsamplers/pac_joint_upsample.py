@@ -126,7 +126,7 @@ class PacJointUpsample(nn.Module):
             nn.init.zeros_(self.branch_fusion[-1].weight)
 
     def forward(self, low, guide, mask=None):
-        check_inputs(low, guide, self.factor)
+        check_inputs(low, guide, self.factor, mask=mask)
         batch, channels, height, width = low.shape
         single = low.reshape(batch * channels, 1, height, width)
         if mask is not None:
