@@ -58,6 +58,10 @@ def format_table(rows, title=''):
 
 def _pretty(metric):
     names = dict(rmse_cm='RMSE (cm)', rmse_px='RMSE (disparity px)', rmse_m='RMSE (m)', epe_px='EPE (px)')
+    for group in ('sensor_like', 'clean'):  # DepthRMSE(sensor_like_holes=...)'s groups
+        for key, name in list(names.items()):
+            if key.startswith('rmse'):
+                names[f'{key}_{group}'] = name.replace('RMSE', f"RMSE {group.replace('_', '-')}")
     return names.get(metric, metric)
 
 

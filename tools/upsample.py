@@ -22,6 +22,10 @@ only, depth x4/x8/x16 and flow x4/x8; see docs/joint_upsampling.md); a missing o
 is an error naming the command that trains it. Otherwise the learned methods need
 ``--checkpoint`` (``make demo`` prints one: PAC lite x8 on disparity and x4 on flow)
 and, unless it is a demo model, ``--config``.
+Unknown low-res samples (0 in a PNG, NaN/inf in float formats: sensor holes) are a
+validity mask: bicubic and JBU give them no weight, and a learned model whose config
+sets ``model.low_mask`` (``*_holes.py``) gets the mask; other learned models see holes
+filled from the nearest known sample. The tool prints how many samples are unknown.
 """
 import argparse
 import os.path as osp
@@ -74,9 +78,9 @@ def build_model(args, factor):
 
     from convdense.registry import MODELS
     init_default_scope('convdense')
-    if args.method in ('jbu', 'bicubic'):
+    if args.method in ('jbu', 'bicubic'):  # unknown low-res samples get no weight (low_mask)
         return MODELS.build(dict(type='JointUpsampler', net=dict(type=NETS[args.method], factor=factor),
-                                 values_scale_with_resolution=args.kind == 'flow'))
+                                 values_scale_with_resolution=args.kind == 'flow', low_mask=True))
     if not args.checkpoint and args.method == 'pac-lite' and not args.config:
         args.config, args.checkpoint = shipped_model(args.kind, factor)
     if not args.checkpoint:
@@ -118,7 +122,8 @@ def shipped_model(kind, factor):
 
 def main(argv=None):
     from convdense.datasets.readers import TARGET_FORMATS, read_rgb, read_target, write_target
-    from convdense.datasets.transforms import crop_to_multiple, fill_invalid_nearest, make_low_resolution
+    from convdense.datasets.transforms import (crop_to_multiple, fill_invalid_nearest, low_res_validity,
+                                               make_low_resolution)
     from convdense.evaluation import depth_rmse, flow_epe_sum
 
     args = parse_args(argv)
@@ -138,9 +143,14 @@ def main(argv=None):
         if not np.isfinite(gt).all(axis=2).any():
             raise launch.ConfigError(f'{args.gt}: no valid pixel')
         low = make_low_resolution(gt, args.factor, args.kind)
+        low_valid = low_res_validity(gt, args.factor, args.kind)
         factor = args.factor
     else:
-        low = fill_invalid_nearest(read_target(args.low, args.kind, args.scale))
+        low = read_target(args.low, args.kind, args.scale)
+        low_valid = np.isfinite(low).all(axis=2)
+        if not low_valid.any():
+            raise launch.ConfigError(f'{args.low}: no known pixel')
+        low = fill_invalid_nearest(low)
         factor = guide.shape[0] // low.shape[0]
         if args.factor and args.factor != factor or factor < 2 or \
                 (low.shape[0] * factor, low.shape[1] * factor) != guide.shape[:2]:
@@ -152,8 +162,14 @@ def main(argv=None):
     def chw(array):
         return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))[None]
 
+    unknown = int((~low_valid).sum())
+    if unknown:
+        use = 'passed to the model as a validity mask' if model.low_mask else \
+            'filled from the nearest known sample (this model was trained without the mask)'
+        print(f'low-res input: {unknown} of {low_valid.size} samples unknown '
+              f'({100 * unknown / low_valid.size:.1f} %), {use}')
     with torch.no_grad():
-        pred = model.upsample(chw(low), chw(guide))[0]
+        pred = model.upsample(chw(low), chw(guide), torch.from_numpy(low_valid)[None, None])[0]
     pred_hwc = pred.numpy().transpose(1, 2, 0)
     too_low, too_high = write_target(args.out, pred_hwc, args.kind, args.scale)
     if too_low or too_high:
@@ -172,7 +188,8 @@ def main(argv=None):
         valid_t = torch.from_numpy(valid)[None]
     else:
         gt_chw, valid_t = pred, torch.ones(1, *pred.shape[1:], dtype=torch.bool)
-    make_panel(panel, chw(guide)[0], chw(low)[0], {args.method: pred}, gt_chw, valid_t, kind=args.kind,
+    shown_low = low if args.kind == 'flow' else np.where(low_valid[..., None], low, np.float32(np.nan))
+    make_panel(panel, chw(guide)[0], chw(shown_low)[0], {args.method: pred}, gt_chw, valid_t, kind=args.kind,
                unit='' if args.kind == 'depth' else 'px',
                low_value_scale=model.value_scale, title=f'{args.method} x{factor}' + ('' if gt is not None else ' (no ground truth)'))
     print(f'wrote {panel}')

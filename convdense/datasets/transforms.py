@@ -3,7 +3,9 @@
 A sample travels through the pipeline as a dict with
     ``guide``  ``(H, W, 3)`` float32 RGB in [0, 1],
     ``target`` ``(H, W, C)`` float32 (C=1 depth/disparity, C=2 flow), NaN = invalid,
-and after :class:`MakeLowResolution` also ``low`` ``(H/f, W/f, C)`` (finite everywhere).
+and after :class:`MakeLowResolution` also ``low`` ``(H/f, W/f, C)`` (finite everywhere:
+unknown samples hold their nearest known sample's value) and ``low_valid`` ``(H/f, W/f)``
+bool (False = the sample is unknown, a sensor hole; see :mod:`.sensor_holes`).
 
 A random window without a valid target pixel is bad luck, not bad data: the
 transform returns ``None`` (OpenMMLab's "skip this sample"; the dataset draws
@@ -15,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..ops.holes import nearest_valid_index
 from ..registry import TRANSFORMS
 from .readers import read_rgb, read_target
 
@@ -31,14 +34,24 @@ def fill_invalid_nearest(image):
     The low-res input must be finite for the networks; nearest-valid filling is
     what a sensor pipeline would hand over and does not invent new values.
     """
-    from scipy import ndimage
     invalid = ~np.isfinite(image).all(axis=2)
     if not invalid.any():
         return image
-    if invalid.all():
-        raise ValueError('low-resolution input has no valid pixel')
-    _, (rows, cols) = ndimage.distance_transform_edt(invalid, return_indices=True)
+    rows, cols = nearest_valid_index(invalid)
     return image[rows, cols]
+
+
+def low_res_validity(target, factor, kind):
+    """``(H/f, W/f)`` bool: which low-res samples of ``target`` are known.
+
+    Depth/disparity: the subsampled pixel is finite. Flow: always True (the flow
+    protocol averages over each block after filling, so no low-res vector is unknown).
+    """
+    _check_divisible(target, factor)
+    if kind == 'flow':
+        return np.ones((target.shape[0] // factor, target.shape[1] // factor), bool)
+    offset = (factor - 1) // 2
+    return np.isfinite(target[offset::factor, offset::factor]).all(axis=2)
 
 
 def subsample_depth(depth, factor):
@@ -209,7 +222,8 @@ class RandomJointFlip:
 
 @TRANSFORMS.register_module()
 class MakeLowResolution:
-    """Crop to a multiple of ``factor`` and make the low-res input ``low`` (see :func:`make_low_resolution`).
+    """Crop to a multiple of ``factor`` and make the low-res input ``low`` (see :func:`make_low_resolution`)
+    and its validity mask ``low_valid`` (:func:`low_res_validity`).
 
     ``factor=None`` takes the sample's ``factor`` (set by the dataset's ``factor`` argument).
     A random crop (:class:`RandomJointCrop`) left without a valid pixel by the
@@ -239,8 +253,9 @@ class MakeLowResolution:
         try:
             if not np.isfinite(results['target']).all(axis=2).any():
                 raise ValueError('target has no valid pixel')
-            results['low'] = make_low_resolution(results['target'], factor,
-                                                 results.get('target_kind', 'depth'))
+            kind = results.get('target_kind', 'depth')
+            results['low'] = make_low_resolution(results['target'], factor, kind)
+            results['low_valid'] = low_res_validity(results['target'], factor, kind)
         except ValueError as exc:
             if 'random_crop' not in results:
                 raise ValueError(f'{name}: {exc}') from None
@@ -262,7 +277,8 @@ class PackJointUpsamplingInputs:
     """Pack to ``dict(inputs=dict(guide, low), data_samples=dict(gt, valid, ...))``.
 
     Tensors: guide ``(3, H, W)``, low ``(C, H/f, W/f)``, gt ``(C, H, W)`` with
-    invalid pixels set to 0, valid ``(1, H, W)`` bool.
+    invalid pixels set to 0, valid ``(1, H, W)`` bool; ``low_valid`` ``(1, H/f, W/f)``
+    bool goes into ``inputs`` when the sample has one.
     """
 
     def __call__(self, results):
@@ -273,7 +289,10 @@ class PackJointUpsamplingInputs:
         def chw(array):
             return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
 
+        inputs = dict(guide=chw(results['guide']), low=chw(results['low']))
+        if 'low_valid' in results:
+            inputs['low_valid'] = torch.from_numpy(np.ascontiguousarray(results['low_valid']))[None]
         return dict(
-            inputs=dict(guide=chw(results['guide']), low=chw(results['low'])),
+            inputs=inputs,
             data_samples=dict(gt=chw(gt), valid=torch.from_numpy(valid)[None],
                               name=results.get('name', ''), kind=results.get('target_kind', 'depth')))

@@ -46,16 +46,20 @@ class JointUpsamplingPanelHook(Hook):
             factor = sample['factor']
             low, guide = sample['low'][None].cpu(), sample['guide'][None].cpu()
             model = getattr(runner.model, 'module', runner.model)
-            rescale = model.values_scale_with_resolution
-            with torch.no_grad():
-                predictions = {
-                    'bicubic': JointUpsampler(Bicubic(factor), rescale).upsample(low, guide)[0],
-                    'JBU': JointUpsampler(JBU(factor), rescale).upsample(low, guide)[0],
-                    type(model.net).__name__: sample['pred'].cpu(),
-                }
+            rescale, low_mask = model.values_scale_with_resolution, getattr(model, 'low_mask', False)
+            low_valid = sample['low_valid'][None].cpu() if 'low_valid' in sample else None
+            predictions = {}
+            with torch.no_grad():  # the baselines get the low-res mask when the model does
+                for name, net in (('bicubic', Bicubic), ('JBU', JBU)):
+                    baseline = JointUpsampler(net(factor), rescale, low_mask=low_mask)
+                    predictions[name] = baseline.upsample(low, guide, low_valid)[0]
+            predictions[type(model.net).__name__] = sample['pred'].cpu()
             name = str(sample.get('name') or self._written).replace('/', '_')
             kind = sample.get('kind', 'depth')
-            make_panel(osp.join(runner.work_dir, 'panels', f'{name}.png'), sample['guide'], sample['low'],
+            shown_low = sample['low'].cpu()
+            if low_mask and low_valid is not None and kind != 'flow':  # show the holes the model was told of
+                shown_low = torch.where(low_valid[0], shown_low, torch.tensor(float('nan')))
+            make_panel(osp.join(runner.work_dir, 'panels', f'{name}.png'), sample['guide'], shown_low,
                        predictions, sample['gt'], sample['valid'], kind=kind, unit=_UNITS.get(kind, ''),
                        title=f'{name} x{factor}', low_value_scale=model.value_scale)
             self._written += 1

@@ -79,22 +79,38 @@ class DepthRMSE(BaseMetric):
             Kinect's frame border is unreliable).
         scale: multiplies the error into the reported unit (100: metres -> cm).
         unit: the reported unit, part of the metric's name (``rmse_cm``).
+        sensor_like_holes: if set (a fraction), images whose low-res input has more
+            unknown samples than this are *sensor-like*, the others *clean*, and each
+            group's mean is reported too (``rmse_cm_sensor_like``, ``rmse_cm_clean``)
+            after the overall ``rmse_cm``.
     """
     default_prefix = None
 
-    def __init__(self, border=6, scale=100.0, unit='cm', **kwargs):
+    def __init__(self, border=6, scale=100.0, unit='cm', sensor_like_holes=None, **kwargs):
         super().__init__(**kwargs)
+        if sensor_like_holes is not None and not 0 <= sensor_like_holes < 1:
+            raise ValueError(f'sensor_like_holes is a fraction in [0, 1), got {sensor_like_holes!r}')
         self.border = border
         self.scale = scale
         self.unit = unit
+        self.sensor_like_holes = sensor_like_holes
 
     def process(self, data_batch, data_samples):
         for sample in data_samples:
             rmse = depth_rmse(sample['pred'].cpu(), sample['gt'].cpu(), sample['valid'].cpu(), self.border)
-            self.results.append(dict(name=sample.get('name', ''), rmse=rmse * self.scale))
+            low_valid = sample.get('low_valid')
+            holes = 0.0 if low_valid is None else 1.0 - float(low_valid.float().mean())
+            self.results.append(dict(name=sample.get('name', ''), rmse=rmse * self.scale, low_holes=holes))
 
     def compute_metrics(self, results):
-        return {f'rmse_{self.unit}': float(np.mean([r['rmse'] for r in results]))}
+        name = f'rmse_{self.unit}'
+        metrics = {name: float(np.mean([r['rmse'] for r in results]))}
+        if self.sensor_like_holes is not None:
+            for group, members in (('sensor_like', [r for r in results if r['low_holes'] > self.sensor_like_holes]),
+                                   ('clean', [r for r in results if r['low_holes'] <= self.sensor_like_holes])):
+                if members:
+                    metrics[f'{name}_{group}'] = float(np.mean([r['rmse'] for r in members]))
+        return metrics
 
 
 @METRICS.register_module()

@@ -70,3 +70,23 @@ def test_flow_epe_rejects_bad_shapes_and_empty_masks():
         flow_epe_sum(torch.zeros(2, 2, 2), torch.zeros(2, 2, 2), torch.zeros(1, 2, 2, dtype=torch.bool))
     with pytest.raises(ValueError, match='shape'):
         depth_rmse(torch.zeros(1, 2, 2), torch.zeros(1, 3, 3), torch.ones(1, 3, 3, dtype=torch.bool))
+
+
+def test_depth_rmse_reports_sensor_like_and_clean_images_apart():
+    gt = [[[0.0, 0.0], [0.0, 0.0]]]
+    valid = [[[True, True], [True, True]]]
+    samples = []
+    for error, unknown in ((1.0, 0), (3.0, 1), (5.0, 2)):  # 0, 25 and 50 % of the low-res input unknown
+        sample = _sample([[[error] * 2] * 2], gt, valid)
+        sample['low_valid'] = torch.tensor([[True, True], [True, True]]).flatten()
+        sample['low_valid'][:unknown] = False
+        samples.append(sample)
+    metric = DepthRMSE(border=0, scale=1.0, unit='px', sensor_like_holes=0.2)
+    metric.process(None, samples)
+    assert metric.compute_metrics(metric.results) == {'rmse_px': 3.0, 'rmse_px_sensor_like': 4.0,
+                                                      'rmse_px_clean': 1.0}
+    plain = DepthRMSE(border=0, scale=1.0, unit='px')  # without the threshold: one number, as before
+    plain.process(None, samples)
+    assert plain.compute_metrics(plain.results) == {'rmse_px': 3.0}
+    with pytest.raises(ValueError, match='sensor_like_holes'):
+        DepthRMSE(sensor_like_holes=1.5)

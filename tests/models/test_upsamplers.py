@@ -78,12 +78,18 @@ def test_guidance_slices_are_resized_as_stated(guide_resize, monkeypatch):
         PacJointUpsample(8, guide_resize='nearest')
 
 
-def _slow_jbu(low, guide, factor, sigma_spatial, sigma_color):
-    """Joint bilateral upsampling by explicit loops over output pixels and low-res samples."""
+def _slow_jbu(low, guide, factor, sigma_spatial, sigma_color, mask=None):
+    """Joint bilateral upsampling by explicit loops over output pixels and low-res samples.
+
+    With ``mask`` ``(h, w)`` bool, unknown samples get no weight, and a pixel without a
+    known sample in its window takes the nearest known sample of its low-res cell."""
     _, _, height, width = guide.shape
     offset = (factor - 1) // 2
     out = torch.zeros(low.shape[1], height, width, dtype=torch.float64)
     g = guide[0].double()
+    if mask is not None:
+        from scipy import ndimage
+        _, (near_y, near_x) = ndimage.distance_transform_edt(~mask.numpy(), return_indices=True)
     for y in range(height):
         for x in range(width):
             num = torch.zeros(low.shape[1], dtype=torch.float64)
@@ -91,12 +97,15 @@ def _slow_jbu(low, guide, factor, sigma_spatial, sigma_color):
             for j in range(low.shape[2]):
                 for i in range(low.shape[3]):
                     sy, sx = factor * j + offset, factor * i + offset
-                    if abs(sy - y) > factor or abs(sx - x) > factor:
+                    if abs(sy - y) > factor or abs(sx - x) > factor or (mask is not None and not mask[j, i]):
                         continue
                     w = math.exp(-((sy - y) ** 2 + (sx - x) ** 2) / (2 * sigma_spatial ** 2)
                                  - float(((g[:, sy, sx] - g[:, y, x]) ** 2).sum()) / (2 * sigma_color ** 2))
                     num += w * low[0, :, j, i].double()
                     den += w
+            if den == 0:
+                cy, cx = y // factor, x // factor
+                num, den = low[0, :, near_y[cy, cx], near_x[cy, cx]].double(), 1.0
             out[:, y, x] = num / den
     return out
 
@@ -108,6 +117,74 @@ def test_jbu_matches_the_bilateral_formula(factor):
     net = JBU(factor, sigma_spatial=1.5, sigma_color=0.3)
     expected = _slow_jbu(low, guide, factor, 1.5, 0.3)
     torch.testing.assert_close(net(low, guide)[0].double(), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_masked_jbu_matches_the_bilateral_formula_over_known_samples():
+    torch.manual_seed(4)
+    low, guide = torch.rand(1, 1, 5, 6), torch.rand(1, 3, 20, 24)
+    mask = torch.rand(5, 6) > 0.3
+    mask[2:, :3] = False  # a hole wider than the window: nearest-known fallback
+    net = JBU(4, sigma_spatial=1.5, sigma_color=0.3)
+    out = net(low, guide, mask[None, None])
+    expected = _slow_jbu(low, guide, 4, 1.5, 0.3, mask)
+    torch.testing.assert_close(out[0].double(), expected, rtol=1e-4, atol=1e-5)
+    for hole_value in (0.0, 1e4):
+        other = torch.where(mask, low, torch.tensor(hole_value))
+        assert torch.equal(net(other, guide, mask[None, None]), out)
+
+
+NETS_WITH_MASKS = [
+    dict(type='PacJointUpsampleLite', factor=8, residual='jbu', learnable_jbu=dict(guide_widths=(16, 16))),
+    dict(type='PacJointUpsampleLite', factor=8),
+    dict(type='PacJointUpsample', factor=4, residual='bilinear'),
+    dict(type='DJF', factor=4), dict(type='DJF', factor=4, residual=True),
+    dict(type='JBU', factor=4), dict(type='Bicubic', factor=8)]
+
+
+@pytest.mark.parametrize('cfg', NETS_WITH_MASKS, ids=lambda c: c['type'] + str(c.get('residual', '')))
+def test_all_known_mask_is_the_unmasked_net_and_hole_values_never_matter(cfg):
+    """Existing checkpoints behave the same (all-known mask), and a hole's value is never read."""
+    from convdense.registry import build_model
+    torch.manual_seed(0)
+    net = build_model(dict(cfg, channels=2) if cfg['type'] == 'PacJointUpsampleLite' else cfg).eval()
+    factor = net.factor
+    low, guide = torch.rand(2, 2, 5, 4), torch.rand(2, 3, 5 * factor, 4 * factor)
+    ones = torch.ones(2, 1, 5, 4, dtype=torch.bool)
+    mask = ones.clone()
+    mask[0, 0, 1:4, :2] = False
+    mask[1, 0, 4, 3] = False
+    with torch.no_grad():
+        assert torch.equal(net(low, guide, ones), net(low, guide))
+        outs = [net(torch.where(mask, low, torch.tensor(v)), guide, mask) for v in (0.0, 1e4)]
+    assert torch.equal(outs[0], outs[1]) and torch.isfinite(outs[0]).all()
+    assert not torch.equal(outs[0], net(low, guide))  # the mask does change what the net computes
+    model = JointUpsampler(net, low_mask=True).eval()
+    with torch.no_grad():
+        assert torch.equal(model.upsample(low, guide, ones), model.upsample(low, guide))
+        assert torch.equal(model(dict(guide=guide, low=low, low_valid=ones)), model(dict(guide=guide, low=low)))
+
+
+def test_normalisation_spans_known_pixels_and_low_mask_decides_what_the_net_sees():
+    torch.manual_seed(0)
+    low, guide = torch.rand(1, 1, 4, 4) + 1, torch.rand(1, 3, 16, 16)
+    mask = torch.ones(1, 1, 4, 4, dtype=torch.bool)
+    mask[..., 0, :2] = False
+    seen = []
+
+    class Spy(torch.nn.Module):
+        factor = 4
+
+        def forward(self, low, guide, mask=None):
+            seen.append((low.clone(), mask))
+            return torch.nn.functional.interpolate(low, scale_factor=4)
+
+    for hole_value in (0.0, 1e4):
+        JointUpsampler(Spy()).upsample(torch.where(mask, low, torch.tensor(hole_value)), guide, mask)
+    (first, no_mask), (second, _) = seen
+    assert no_mask is None and torch.equal(first, second)  # hole values filled before normalising
+    assert first.min() == 0 and first.max() == 1  # min/max of the known samples
+    JointUpsampler(Spy(), low_mask=True).upsample(low, guide, mask)
+    assert torch.equal(seen[-1][1], mask)
 
 
 def test_learnable_jbu_starts_as_jbu_and_learns_its_bandwidths():
@@ -176,6 +253,11 @@ def test_mismatched_guide_is_a_clear_error():
     model = JointUpsampler(dict(type='Bicubic', factor=8))
     with pytest.raises(ValueError, match='x8 needs 32x32'):
         model(dict(guide=torch.rand(1, 3, 30, 32), low=torch.rand(1, 1, 4, 4)))
+    with pytest.raises(ValueError, match=r'mask: expected shape \(1, 1, 4, 4\)'):
+        model(dict(guide=torch.rand(1, 3, 32, 32), low=torch.rand(1, 1, 4, 4),
+                   low_valid=torch.ones(1, 1, 4, 3, dtype=torch.bool)))
+    with pytest.raises(ValueError, match='mask: expected shape'):
+        PacJointUpsampleLite(8)(torch.rand(1, 1, 4, 4), torch.rand(1, 3, 32, 32), torch.ones(1, 4, 4))
 
 
 def test_short_training_lowers_the_loss():

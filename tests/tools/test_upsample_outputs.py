@@ -124,3 +124,33 @@ def test_pac_lite_without_checkpoint_uses_the_shipped_model_for_kind_and_factor(
     bilinear = torch.nn.functional.interpolate(torch.from_numpy(low.transpose(2, 0, 1))[None] * 8, scale_factor=8,
                                                mode='bilinear', align_corners=False)
     assert not np.allclose(expected.numpy(), bilinear.numpy(), atol=1e-2)
+
+
+def test_unknown_low_res_samples_are_a_mask_for_the_baselines(tmp_path, capsys):
+    """0 in a 16-bit PNG is unknown: bicubic and JBU give it no weight, whatever the sample
+    would have held, and the tool says how many samples are unknown."""
+    import imageio.v3 as iio
+    import torch
+    from mmengine.registry import init_default_scope
+
+    from convdense.datasets.readers import read_rgb
+    from convdense.registry import MODELS
+    init_default_scope('convdense')
+    rng = np.random.default_rng(2)
+    depth = (1000 + 2000 * rng.random((8, 8))).astype(np.uint16)
+    depth[2:4, 3:6] = 0
+    iio.imwrite(tmp_path / 'low.png', depth)
+    guide = _guide(tmp_path, 32)
+    for method in ('bicubic', 'jbu'):
+        upsample.main(['--method', method, '--guide', guide, '--low', str(tmp_path / 'low.png'), '--scale', '1000',
+                       '--out', str(tmp_path / f'{method}.npy')])
+        assert 'low-res input: 6 of 64 samples unknown (9.4 %), passed to the model as a validity mask' \
+            in capsys.readouterr().out
+        # the tool's output is the masked baseline's, which a hole's value cannot change
+        net = MODELS.build(dict(type=upsample.NETS[method], factor=4))
+        low = torch.from_numpy(depth / 1000.0).float()[None, None]
+        mask = low > 0
+        guide_t = torch.from_numpy(read_rgb(guide).transpose(2, 0, 1))[None]
+        for hole in (0.0, 50.0):
+            expected = net(torch.where(mask, low, torch.tensor(hole)), guide_t, mask)
+            np.testing.assert_allclose(np.load(tmp_path / f'{method}.npy'), expected[0, 0].numpy(), rtol=1e-5)

@@ -11,10 +11,17 @@ the normalised high-res target::
 Normalisation follows the reference protocol: each target channel is scaled by
 its own low-res input's min/max, so the network sees the same range for a
 room 2 m deep and one 8 m deep, and the prediction is mapped back for the metric.
+
+Unknown low-res pixels (sensor holes) arrive as a validity mask ``low_valid``
+``(B, 1, h, w)`` (True = known). They are always filled from the nearest known
+pixel before anything else, so the normalisation spans known pixels only and a
+hole's value (0, NaN, 1e4) never reaches a net; with ``low_mask=True`` the net
+also gets the mask (``net(low, guide, mask)``) and treats holes as unknown.
 """
 import torch
 from mmengine.model import BaseModel
 
+from ...ops.holes import fill_nearest
 from ...registry import MODELS, build_model
 
 _EPS = 1e-6
@@ -44,9 +51,10 @@ def check_channels(channels):
     return channels
 
 
-def check_inputs(low, guide, factor, channels=None):
+def check_inputs(low, guide, factor, channels=None, mask=None):
     """One-line ``ValueError``/``TypeError`` unless ``low`` (B, C, h, w) and
-    ``guide`` (B, 3, factor*h, factor*w) are non-empty floating tensors that fit."""
+    ``guide`` (B, 3, factor*h, factor*w) are non-empty floating tensors that fit,
+    and ``mask`` is None or (B, 1, h, w)."""
     for name, tensor in (('low', low), ('guide', guide)):
         if not torch.is_tensor(tensor) or tensor.dim() != 4:
             got = tuple(tensor.shape) if torch.is_tensor(tensor) else type(tensor).__name__
@@ -64,6 +72,10 @@ def check_inputs(low, guide, factor, channels=None):
     if tuple(guide.shape[2:]) != expected:
         raise ValueError(f'guide is {guide.shape[2]}x{guide.shape[3]} but low-res input '
                          f'{low.shape[2]}x{low.shape[3]} x{factor} needs {expected[0]}x{expected[1]}')
+    mask_shape = (low.shape[0], 1) + tuple(low.shape[2:])
+    if mask is not None and (not torch.is_tensor(mask) or tuple(mask.shape) != mask_shape):
+        got = tuple(mask.shape) if torch.is_tensor(mask) else type(mask).__name__
+        raise ValueError(f'mask: expected shape {mask_shape} (the known low-res pixels), got {got}')
 
 
 @MODELS.register_module()
@@ -71,7 +83,8 @@ class JointUpsampler(BaseModel):
     """Trains and runs a joint-upsampling ``net`` with mmengine's Runner.
 
     ``forward(inputs, data_samples, mode)``:
-        inputs: ``dict(guide=(B, 3, H, W), low=(B, C, h, w))``
+        inputs: ``dict(guide=(B, 3, H, W), low=(B, C, h, w))``, optionally
+            ``low_valid=(B, 1, h, w)`` bool (False = unknown low-res pixel)
         data_samples: ``dict(gt=(B, C, H, W), valid=(B, 1, H, W) bool, name=[...], kind=[...])``
         mode ``'loss'``: ``dict(loss=...)``, the mean squared error on normalised
             targets over valid pixels only;
@@ -84,26 +97,52 @@ class JointUpsampler(BaseModel):
         values_scale_with_resolution: the target is a displacement in pixels
             (optical flow): the low-res input is in low-res pixels, so the
             prediction is multiplied by ``factor`` to be in high-res pixels.
+        low_mask: hand the net the low-res validity mask, so that it treats
+            unknown pixels as unknown (normalised convolution, masked JBU and
+            interpolation weights). Off, the net sees holes filled from the
+            nearest known pixel and nothing else, as before masks existed.
     """
 
-    def __init__(self, net, values_scale_with_resolution=False, data_preprocessor=None, init_cfg=None):
+    def __init__(self, net, values_scale_with_resolution=False, low_mask=False, data_preprocessor=None,
+                 init_cfg=None):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.net = build_model(net) if isinstance(net, dict) else net
         self.factor = self.net.factor
         self.values_scale_with_resolution = values_scale_with_resolution
         self.value_scale = float(self.factor) if values_scale_with_resolution else 1.0
+        self.low_mask = bool(low_mask)
 
-    def upsample(self, low, guide):
-        """De-normalised upsampling: ``low`` ``(B, C, h, w)`` in target units -> ``(B, C, H, W)``."""
+    def upsample(self, low, guide, low_valid=None):
+        """De-normalised upsampling: ``low`` ``(B, C, h, w)`` in target units -> ``(B, C, H, W)``;
+        ``low_valid`` ``(B, 1, h, w)`` bool marks known pixels (None: all known)."""
         self._check_shapes(low, guide)
+        low, low_valid = self._fill_holes(low, guide, low_valid)
         lo_min, span = low_res_range(low)
-        return (self.net((low - lo_min) / span, guide) * span + lo_min) * self.value_scale
+        return (self._net((low - lo_min) / span, guide, low_valid) * span + lo_min) * self.value_scale
+
+    def _fill_holes(self, low, guide, low_valid):
+        """``low`` with unknown pixels filled from the nearest known one, and the mask
+        (None when every pixel is known)."""
+        if low_valid is None:
+            return low, None
+        check_inputs(low, guide, self.factor, mask=low_valid)
+        low_valid = low_valid.bool()
+        if bool(low_valid.all()):
+            return low, None
+        return fill_nearest(low, low_valid), low_valid
+
+    def _net(self, low, guide, low_valid):
+        if self.low_mask and low_valid is not None:
+            return self.net(low, guide, low_valid)
+        return self.net(low, guide)
 
     def forward(self, inputs, data_samples=None, mode='tensor'):
         guide, low = inputs['guide'], inputs['low']
         self._check_shapes(low, guide)
+        low_valid = inputs.get('low_valid')
+        low, holes = self._fill_holes(low, guide, low_valid)
         lo_min, span = low_res_range(low)
-        pred_norm = self.net((low - lo_min) / span, guide)
+        pred_norm = self._net((low - lo_min) / span, guide, holes)
         if mode == 'loss':
             if data_samples is None:
                 raise ValueError("mode='loss' needs data_samples with gt and valid")
@@ -121,6 +160,8 @@ class JointUpsampler(BaseModel):
             outputs = []
             for i in range(pred.shape[0]):
                 out = dict(pred=pred[i].detach(), low=low[i], guide=guide[i], factor=self.factor)
+                if low_valid is not None:
+                    out['low_valid'] = low_valid[i].bool()
                 for key in ('gt', 'valid'):
                     if key in samples:
                         out[key] = samples[key][i]

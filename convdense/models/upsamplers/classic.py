@@ -1,7 +1,10 @@
 """Non-learned joint-upsampling baselines with the learned nets' interface.
 
-``forward(low (B, C, h, w), guide (B, 3, H, W)) -> (B, C, H, W)``; they have no
-parameters, so they run through the same :class:`JointUpsampler` and metrics.
+``forward(low (B, C, h, w), guide (B, 3, H, W), mask=None) -> (B, C, H, W)``; they
+have no parameters, so they run through the same :class:`JointUpsampler` and metrics.
+``mask`` ``(B, 1, h, w)`` (True = known) keeps unknown low-res samples (sensor holes)
+out: their weights are dropped and the rest renormalised; a pixel left without a
+known sample takes the nearest known one. An all-known mask is the same as none.
 Like the learned nets they take ``channels`` (the target's C): ``None``
 upsamples any number of channels, an int is checked against the input.
 Unknown arguments are errors, as everywhere in a config.
@@ -12,6 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ...ops.holes import fill_nearest, masked_interpolate
 from ...ops.pac import pac_conv_transpose2d, pac_kernel2d
 from ...registry import MODELS
 from .base import check_channels, check_factor, check_inputs
@@ -29,8 +33,10 @@ class Bicubic(nn.Module):
         self.channels = check_channels(channels)
         self.mode = mode
 
-    def forward(self, low, guide):
-        check_inputs(low, guide, self.factor, self.channels)
+    def forward(self, low, guide, mask=None):
+        check_inputs(low, guide, self.factor, self.channels, mask)
+        if mask is not None:
+            return masked_interpolate(low, mask, guide.shape[2:], self.mode)[0]
         return F.interpolate(low, size=guide.shape[2:], mode=self.mode, align_corners=False)
 
 
@@ -116,11 +122,19 @@ class JBU(nn.Module):
             color = color + self.guide_net(guide)
         return torch.cat([coords * torch.exp(-self.log_sigma_spatial), color], dim=1)
 
-    def forward(self, low, guide):
-        check_inputs(low, guide, self.factor, self.channels)
+    def forward(self, low, guide, mask=None):
+        check_inputs(low, guide, self.factor, self.channels, mask)
         geometry = dict(self.geometry)
         kernel_size = geometry.pop('kernel_size')
+        known = None if mask is None or bool(mask.all()) else mask.to(guide.dtype)
         kernel = pac_kernel2d(self.adapting_features(guide), kernel_size, normalize=True, transposed=True,
-                              **geometry)
+                              mask=known, **geometry)
         ones = low.new_ones(1, 1, kernel_size, kernel_size)
-        return pac_conv_transpose2d(low, kernel, ones, shared_filters=True, **geometry)
+        if known is None:
+            return pac_conv_transpose2d(low, kernel, ones, shared_filters=True, **geometry)
+        values = torch.where(mask.bool(), low, torch.zeros((), dtype=low.dtype, device=low.device))
+        out = pac_conv_transpose2d(values, kernel, ones, shared_filters=True, **geometry)
+        # a window without a known sample has an all-zero kernel: take the nearest known sample
+        empty = kernel.sum(dim=(2, 3)) == 0
+        nearest = F.interpolate(fill_nearest(low, mask), size=guide.shape[2:], mode='nearest')
+        return torch.where(empty, nearest, out)

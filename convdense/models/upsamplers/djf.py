@@ -8,6 +8,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ...ops.holes import masked_interpolate
+from ...ops.normalized_conv import conv_stack_over_holes
 from ...registry import MODELS
 from .base import check_inputs
 
@@ -25,10 +27,14 @@ def _cnn(in_channels, widths, kernel_sizes):
 
 @MODELS.register_module()
 class DJF(nn.Module):
-    """DJF upsampler: ``forward(low (B, C, h, w), guide (B, 3, H, W)) -> (B, C, H, W)``.
+    """DJF upsampler: ``forward(low (B, C, h, w), guide (B, 3, H, W), mask=None) -> (B, C, H, W)``.
 
     Multi-channel targets (flow u, v) are filtered as separate single-channel
-    images with shared weights, each with the same guide.
+    images with shared weights, each with the same guide. ``mask`` ``(B, 1, h, w)``
+    (True = known) marks unknown low-res pixels: the bilinear upsampling skips them
+    and the target branch's convs are normalised convolutions over the pixels it
+    reached (:func:`~convdense.ops.normalized_conv.conv_stack_over_holes`); an
+    all-known mask (or none) is the unmasked net bit for bit.
 
     Args:
         factor: upsampling factor (H = factor * h).
@@ -53,13 +59,18 @@ class DJF(nn.Module):
         if residual:
             nn.init.zeros_(self.fusion[-1].weight)
 
-    def forward(self, low, guide):
-        check_inputs(low, guide, self.factor)
+    def forward(self, low, guide, mask=None):
+        check_inputs(low, guide, self.factor, mask=mask)
         batch, channels = low.shape[:2]
-        upsampled = F.interpolate(low.reshape(batch * channels, 1, *low.shape[2:]), size=guide.shape[2:],
-                                  mode='bilinear', align_corners=False)
+        single = low.reshape(batch * channels, 1, *low.shape[2:])
+        if mask is None:
+            upsampled = F.interpolate(single, size=guide.shape[2:], mode='bilinear', align_corners=False)
+        else:
+            upsampled, mask = masked_interpolate(single, mask.bool().repeat_interleave(channels, dim=0),
+                                                 guide.shape[2:], 'bilinear')
         guide_features = self.branch_guide(guide).repeat_interleave(channels, dim=0)
-        fused = self.fusion(torch.cat([self.branch_target(upsampled), guide_features], dim=1))
+        target_features = conv_stack_over_holes(self.branch_target, upsampled, mask)
+        fused = self.fusion(torch.cat([target_features, guide_features], dim=1))
         if self.residual:
             fused = fused + upsampled
         return fused.reshape(batch, channels, *guide.shape[2:])

@@ -15,6 +15,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ...ops.holes import fill_nearest, masked_interpolate
+from ...ops.normalized_conv import conv_stack_over_holes
 from ...ops.pac import PacConvTranspose2d
 from ...registry import MODELS
 from .base import check_inputs
@@ -43,6 +45,14 @@ class PacJointUpsample(nn.Module):
     as in the reference code (``guide_resize='area'``: average pooling instead).
     Channels of a multi-channel target (flow u, v) are upsampled as separate
     single-channel images with shared weights.
+
+    ``mask`` ``(B, 1, h, w)`` (True = known) marks unknown low-res pixels (sensor
+    holes): the target branch's convs become normalised convolutions that skip
+    them (:func:`~convdense.ops.normalized_conv.conv_stack_over_holes`; features
+    no known pixel reaches come from the nearest known value), and the residual
+    base interpolates over known samples only. An all-known mask (or none) gives
+    the unmasked net's output bit for bit, so a net trained without masks loads
+    and runs unchanged.
 
     Args:
         factor: 4, 8, 16 (any power of two >= 2).
@@ -115,11 +125,14 @@ class PacJointUpsample(nn.Module):
         if self.residual:
             nn.init.zeros_(self.branch_fusion[-1].weight)
 
-    def forward(self, low, guide):
-        check_inputs(low, guide, self.factor)
+    def forward(self, low, guide, mask=None):
+        check_inputs(low, guide, self.factor, mask=mask)
         batch, channels, height, width = low.shape
         single = low.reshape(batch * channels, 1, height, width)
-        features = self.branch_target(single)
+        if mask is not None:
+            mask = mask.bool().repeat_interleave(channels, dim=0)
+            single = fill_nearest(single, mask)
+        features = conv_stack_over_holes(self.branch_target, single, mask)
         guide_features = self.branch_guide(guide)
         for i, up_conv in enumerate(self.up_convs):
             adapting = guide_features[:, i * self.kernel_channels:(i + 1) * self.kernel_channels]
@@ -132,10 +145,12 @@ class PacJointUpsample(nn.Module):
             adapting = adapting.repeat_interleave(channels, dim=0)
             features = F.relu(up_conv(features, adapting))
         out = self.branch_fusion(features)
-        if self.residual == 'bilinear':
+        if self.residual == 'bilinear' and mask is not None:
+            out = out + masked_interpolate(single, mask, out.shape[2:], 'bilinear')[0]
+        elif self.residual == 'bilinear':
             out = out + F.interpolate(single, scale_factor=self.factor, mode='bilinear', align_corners=False)
         elif self.residual == 'jbu':
-            out = out + self.jbu(single, guide.repeat_interleave(channels, dim=0))
+            out = out + self.jbu(single, guide.repeat_interleave(channels, dim=0), mask)
         return out.reshape(batch, channels, *out.shape[2:])
 
 
