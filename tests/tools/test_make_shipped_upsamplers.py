@@ -58,3 +58,22 @@ def test_the_committed_checkpoints_are_the_ones_the_results_file_describes():
         path = osp.join(ROOT, record['checkpoint'])
         assert path == osp.join(upsample.SHIPPED_DIR, osp.basename(record['config'])[:-3] + '.pth')
         assert _sha256(path) == record['sha256'], f'{path} is not the model {RESULTS} describes'
+
+
+def test_holes_benchmark_scores_the_shipped_model_as_its_own_results_file_does(tmp_path):
+    """bench_sensor_holes.py's clean column, for the shipped x8 model without the mask,
+    is the score make_shipped_upsamplers.py recorded on the same test region."""
+    if not osp.isfile(RESULTS) or 'depth-x8' not in json.load(open(RESULTS)):
+        pytest.skip('no shipped x8 depth model yet')
+    from tests.helpers.e2e import load_script
+    bench = load_script('benchmarks/bench_sensor_holes.py')
+    out = tmp_path / 'holes.json'
+    assert bench.main(['--iters', '1', '--work-dir', str(tmp_path / 'work'), '--out', str(out)]) == 0
+    results = json.loads(out.read_text())
+    rows = {row['method']: row for row in results['rows']}
+    shipped = json.load(open(RESULTS))['depth-x8']
+    pac = next(r for r in shipped['rows'] if r['method'] == 'PAC (lite)')['test']['Motorcycle']['mean']
+    no_mask = next(v for k, v in rows.items() if k.startswith('shipped') and 'no mask' in k)
+    assert no_mask['rmse_px_clean'] == pytest.approx(pac, rel=1e-5)
+    assert all(row['rmse_px_sensor_like'] > row['rmse_px_clean'] for row in rows.values())
+    assert 'Gain of the holes model over JBU' in bench.format_table(results)
