@@ -217,6 +217,20 @@ def model_stats():
                   machine_independent=True)
 
 
+def shipped_upsamplers():
+    name = 'shipped_upsamplers.json'
+    results = load(name)
+    return framed(name, 'python tools/make_shipped_upsamplers.py',
+                  script('tools/make_shipped_upsamplers.py').format_table(results), results)
+
+
+def sensor_holes():
+    name = 'joint_upsampling_holes.json'
+    results = load(name)
+    return framed(name, results['command'], script('benchmarks/bench_sensor_holes.py').format_table(results),
+                  results)
+
+
 NO_TRIM_COMMAND = ('MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=68719476736 python '
                    'benchmarks/bench_memory.py --models maskrcnn --out benchmarks/results/memory_maskrcnn_no_trim.json')
 #: block name -> (function, results files it reads)
@@ -246,6 +260,8 @@ BLOCKS = {
                                     ['joint_upsampling_procedural.json']),
     'joint-upsampling-flow-procedural': (lambda: joint_upsampling('joint_upsampling_flow_procedural_seed0.json'),
                                          ['joint_upsampling_flow_procedural_seed0.json']),
+    'shipped-upsamplers': (shipped_upsamplers, ['shipped_upsamplers.json']),
+    'sensor-holes': (sensor_holes, ['joint_upsampling_holes.json']),
     'scale-sweep': (scale_sweep, ['scale_sweep.json']),
     'scale-sweep-table3': (scale_sweep_table3, ['scale_sweep.json']),
     'model-stats': (model_stats, ['model_stats.json']),
