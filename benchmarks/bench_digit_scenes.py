@@ -241,18 +241,25 @@ def format_summary_table(results):
 
 def format_val_table(results):
     """Markdown, one table per task: each run's **val** metrics at every validation
-    (``val_metrics``), for choosing a recipe on val; runs with their ``cfg_options``."""
+    (``val_metrics``; a record made before those were kept has its first metric,
+    ``val_history``), for choosing a recipe on val; runs with their ``cfg_options``."""
+    def metrics_by_step(record, task):
+        if record.get('val_metrics'):
+            return dict(map(tuple, record['val_metrics']))
+        first = runs.METRICS[task][0][0]
+        return {step: {first: value} for step, value in record.get('val_history', [])}
+
     lines = []
     for task in (t for t in runs.CONFIG_NAMES if results.get(t, {}).get('models')):
         section = results[task]
         models = sorted(section['models'].items(), key=lambda item: row_order(item[0]))
-        steps = sorted({step for _, record in models for step, _ in record.get('val_metrics', [])})
+        steps = sorted({step for _, record in models for step in metrics_by_step(record, task)})
         titles = ' / '.join(title for _, title, _ in runs.METRICS[task])
         lines += [f"{task}, {section['iters']} iterations, val {titles}:", '',
                   '| run | options | ' + ' | '.join(f'@{step}' for step in steps) + ' |',
                   '|---|---|' + '---|' * len(steps)]
         for key, record in models:
-            by_step = dict(map(tuple, record.get('val_metrics', [])))
+            by_step = metrics_by_step(record, task)
             options = ', '.join(f'{k}={v}' for k, v in record.get('cfg_options', {}).items()) or 'the config'
             cells = [' / '.join(f"{by_step[step][k]:.3f}" if k in by_step.get(step, {}) else '–'
                                 for k, _, _ in runs.METRICS[task]) for step in steps]
