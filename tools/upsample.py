@@ -28,6 +28,7 @@ sets ``model.low_mask`` (``*_holes.py``) gets the mask; other learned models see
 filled from the nearest known sample. The tool prints how many samples are unknown.
 """
 import argparse
+import json
 import os.path as osp
 import sys
 
@@ -45,6 +46,7 @@ DEMO_CONFIGS = {'pac-lite': 'configs/joint_upsampling/pacjointupsample_lite_x8_d
 #: PAC lite models shipped in checkpoints/ for --method pac-lite without --checkpoint:
 #: (kind, factor) -> config in configs/joint_upsampling/; the checkpoint is checkpoints/<config stem>.pth
 SHIPPED_DIR = osp.join(ROOT, 'checkpoints')
+SHIPPED_RESULTS = osp.join(ROOT, 'benchmarks', 'results', 'shipped_upsamplers.json')
 SHIPPED = {('depth', 4): 'pacjointupsample_lite_x4_procedural.py',
            ('depth', 8): 'pacjointupsample_lite_x8_procedural.py',
            ('depth', 16): 'pacjointupsample_lite_x16_procedural.py',
@@ -117,7 +119,29 @@ def shipped_model(kind, factor):
             f'the pac-lite {key[0]} x{factor} model is not trained yet ({osp.relpath(checkpoint, ROOT)} is '
             f'missing): train it with `python tools/train.py {osp.relpath(config, ROOT)} --work-dir '
             f'work_dirs/{osp.splitext(SHIPPED[key])[0]}` and copy its best_*.pth there, or give --checkpoint')
+    standing = shipped_standing(*key)
+    if standing:
+        print(standing)
     return config, checkpoint
+
+
+def shipped_standing(kind, factor, results=SHIPPED_RESULTS):
+    """A ``note:`` line when the shipped model is behind JBU on the real scene it was
+    tested on (from ``benchmarks/results/shipped_upsamplers.json``), else None."""
+    if not osp.isfile(results):
+        return None
+    with open(results) as f:
+        record = json.load(f).get(f'{kind}-x{factor}')
+    if record is None:
+        return None
+    column = record['test_scene'].capitalize()
+    score = {row['method']: row['test'][column]['mean'] for row in record['rows']}
+    if record['gain_over_jbu'][column] >= 0:
+        return None
+    metric = dict(rmse_px='RMSE', epe_px='EPE')[record['metric']]
+    return (f"note: the shipped {kind} x{factor} model is behind JBU on the real scene it was tested on "
+            f"({column}: {metric} {score['PAC (lite)']:.3f} vs {score['JBU']:.3f} px; "
+            f"{osp.relpath(results, ROOT)}); --method jbu may serve you better")
 
 
 def main(argv=None):
