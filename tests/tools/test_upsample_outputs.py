@@ -157,18 +157,20 @@ def test_unknown_low_res_samples_are_a_mask_for_the_baselines(tmp_path, capsys):
 
 
 def test_a_shipped_model_behind_jbu_says_so_from_its_results_file(tmp_path):
-    """The note comes from the results file: behind JBU -> one line naming both scores;
-    ahead or not recorded -> nothing."""
+    """The note comes from the results file: behind a baseline -> one line naming the
+    baselines ahead and the best; ahead of both or not recorded -> nothing."""
     import json
 
     def record(pac, jbu):
-        rows = [dict(method=m, test={'Motorcycle': dict(mean=v)}) for m, v in (('JBU', jbu), ('PAC (lite)', pac))]
+        rows = [dict(method=m, test={'Motorcycle': dict(mean=v)})
+                for m, v in (('bicubic', 0.25), ('JBU', jbu), ('PAC (lite)', pac))]
         return dict(test_scene='motorcycle', metric='epe_px', rows=rows, gain_over_jbu={'Motorcycle': 1 - pac / jbu})
     results = tmp_path / 'shipped.json'
-    results.write_text(json.dumps({'flow-x4': record(0.284, 0.264), 'depth-x8': record(2.9, 3.0)}))
+    results.write_text(json.dumps({'flow-x4': record(0.284, 0.264), 'depth-x8': record(0.2, 0.3)}))
     note = upsample.shipped_standing('flow', 4, str(results))
-    assert note.startswith('note: the shipped flow x4 model is behind JBU') and 'EPE 0.284 vs 0.264' in note
-    assert '\n' not in note
+    assert note.startswith('note: on the real scene it was tested on (Motorcycle) the shipped flow x4 model '
+                           '(EPE 0.284 px) is behind bicubic (0.250) and JBU (0.264)')
+    assert note.endswith('--method bicubic may serve you better') and '\n' not in note
     assert upsample.shipped_standing('depth', 8, str(results)) is None
     assert upsample.shipped_standing('depth', 4, str(results)) is None
     assert upsample.shipped_standing('depth', 4, str(tmp_path / 'none.json')) is None
