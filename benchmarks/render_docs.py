@@ -264,6 +264,7 @@ BLOCKS = {
     'joint-upsampling-flow-procedural': (lambda: joint_upsampling('joint_upsampling_flow_procedural_seed0.json'),
                                          ['joint_upsampling_flow_procedural_seed0.json']),
     'shipped-upsamplers': (shipped_upsamplers, ['shipped_upsamplers.json']),
+    'sensor-holes': (sensor_holes, ['joint_upsampling_holes.json']),
     'scale-sweep': (scale_sweep, ['scale_sweep.json']),
     'scale-sweep-table3': (scale_sweep_table3, ['scale_sweep.json']),
     'model-stats': (model_stats, ['model_stats.json']),

@@ -10,7 +10,7 @@
 #   - val and test each hold the real scene clean and twice with fixed sensor-like holes
 #     (about 15 % and 45 % unknown, seeded), and DepthRMSE reports rmse_px (all three, what
 #     selects the checkpoint), rmse_px_sensor_like and rmse_px_clean.
-# Measured numbers: none yet (train and test with the commands in docs/joint_upsampling.md).
+# Measured: `python benchmarks/bench_sensor_holes.py` -> benchmarks/results/joint_upsampling_holes.json.
 _base_ = ['./pacjointupsample_lite_x8_procedural.py']
 model = dict(low_mask=True)
 holes = dict(type='AddSensorHoles', fraction=(0.0, 0.5))
