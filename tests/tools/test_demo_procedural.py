@@ -109,6 +109,7 @@ def test_results_file_holds_each_finished_protocol_while_the_demo_runs(monkeypat
     panels = tmp_path / 'work' / 'depth' / demo._slug(demo.DEMO_MODEL) / 'seed0' / 'panels'
     panels.mkdir(parents=True)
     monkeypatch.setattr(demo, 'run_protocol', fake_protocol)
+    monkeypatch.setattr(demo, 'shipped_row', lambda task, work_dir: None)  # no evaluation here
     monkeypatch.setattr(demo, 'write_json', recording_write)
     monkeypatch.setattr(demo, 'format_table', lambda block, metric, title: title)
     demo.main(['--tasks', 'depth', '--procedural', '--work-dir', str(tmp_path / 'work')])
