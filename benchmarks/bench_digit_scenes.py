@@ -239,6 +239,23 @@ def format_summary_table(results):
     return '\n'.join(lines)
 
 
+def format_cost_table(results):
+    """Markdown: what each step of each chain cost where it ran: CPU, the 1-minute load
+    before and after (other jobs shared the cores), training and wall-clock minutes."""
+    lines = ['| backbone | step | CPU | load before → after | training | wall (train + test) |',
+             '|---|---|---|---|---:|---:|']
+    for task in (t for t in runs.CONFIG_NAMES if results.get(t, {}).get('models')):
+        for key, record in sorted(results[task]['models'].items(), key=lambda item: row_order(item[0])):
+            before, after = (record.get(k, {}).get('load_average', [None])[0] for k in ('machine_before',
+                                                                                       'machine_after'))
+            load = '–' if before is None else f'{before:.1f} → {after:.1f}'
+            minutes = [f'{record[k] / 60:.0f} min' if record.get(k) is not None else '–'
+                       for k in ('train_seconds', 'wall_seconds')]
+            lines.append(f"| {row_label(key)} | {task} | {_cpu(record) or '–'} | {load} | "
+                         + ' | '.join(minutes) + ' |')
+    return '\n'.join(lines)
+
+
 def format_val_table(results):
     """Markdown, one table per task: each run's **val** metrics at every validation
     (``val_metrics``; a record made before those were kept has its first metric,

@@ -252,6 +252,9 @@ BLOCKS = {
     'digit-scenes': (digit_scenes, ['digit_scenes.json']),
     'digit-scenes-recipe': (digit_scenes_recipe, ['digit_scenes_recipe.json']),
     'digit-scenes-summary': (digit_scenes_summary, ['digit_scenes.json']),
+    'digit-scenes-cost': (lambda: framed('digit_scenes.json', 'make bench-digit-scenes BACKBONE=...',
+                                         script('benchmarks/bench_digit_scenes.py').format_cost_table(
+                                             load('digit_scenes.json'))), ['digit_scenes.json']),
     'digit-scenes-val': (lambda: framed('digit_scenes.json', 'make bench-digit-scenes BACKBONE=...',
                                         script('benchmarks/bench_digit_scenes.py').format_val_table(
                                             load('digit_scenes.json'))), ['digit_scenes.json']),

@@ -231,3 +231,13 @@ def test_the_tested_checkpoint_is_this_runs_best_not_an_earlier_runs(demo, tmp_p
     for path in (old, new):
         path.unlink()
     assert demo.best_or_last_checkpoint(str(tmp_path), 1000) == str(tmp_path / 'iter_1000.pth')
+
+
+def test_cost_table_names_the_cpu_and_load_of_every_step(bench):
+    machine = dict(cpu='AMD EPYC', load_average=[2.5, 2.0, 1.0])
+    results = {'det': {'models': {'r50': dict(machine_before=machine, machine_after=dict(machine, load_average=[4.0]),
+                                              train_seconds=3600, wall_seconds=3690)}},
+               'cls': {'models': {'res2net-50': dict(train_seconds=600)}}}
+    lines = bench.format_cost_table(results).splitlines()
+    assert lines[2] == '| Res2Net-50 26w×4s | cls | – | – | 10 min | – |'   # cls first, unknowns as –
+    assert lines[3] == '| ResNet-50 | det | AMD EPYC | 2.5 → 4.0 | 60 min | 62 min |'
