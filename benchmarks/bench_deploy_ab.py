@@ -97,7 +97,25 @@ def markdown_table(results):
             for name, ms in timed['ms'].items():
                 lines.append(f'| {name} | {ms:.1f} | {timed["ratio"][name]:.3f}x |')
             lines.append('')
+        profile = row.get('profile_ms_per_op_type')
+        if profile:
+            lines += profile_table(key, profile) + ['']
     return '\n'.join(lines)
+
+
+def profile_table(key, profile):
+    """Markdown lines: ONNX Runtime's time per op type (ms per run), one column per export,
+    op types by their largest time."""
+    names = list(profile)
+    ops = sorted({op for ms in profile.values() for op in ms}, key=lambda op: -max(
+        profile[n].get(op, 0.0) for n in names))
+    lines = [f'{key}, onnxruntime profile, ms per run by op type:', '',
+             '| op type | ' + ' | '.join(names) + ' |', '| --- |' + ' --- |' * len(names)]
+    for op in ops:
+        lines.append(f'| {op} | ' + ' | '.join(f'{profile[n][op]:.2f}' if op in profile[n] else '–'
+                                               for n in names) + ' |')
+    lines.append('| total | ' + ' | '.join(f'{sum(profile[n].values()):.2f}' for n in names) + ' |')
+    return lines
 
 
 def timed_row(runners, warmup, repeats):

@@ -247,7 +247,6 @@ BLOCKS = {
     'backbones': (backbones, ['backbones.json']),
     'latency-bound': (latency_bound, ['latency_bound.json']),
     'model-converters': (model_converters, ['model_converters.json']),
-    'backbones-deploy': (lambda: backbones('backbones_deploy.json'), ['backbones_deploy.json']),
     'deploy-ab': (deploy_ab, ['deploy_ab_oct224.json']),
     'digit-scenes': (digit_scenes, ['digit_scenes.json']),
     'digit-scenes-recipe': (digit_scenes_recipe, ['digit_scenes_recipe.json']),
