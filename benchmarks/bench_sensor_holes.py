@@ -27,10 +27,10 @@ import demo  # noqa: E402
 from convdense import launch  # noqa: E402
 from eval_upsampling_baselines import BASELINES, evaluate  # noqa: E402
 from machine_info import machine  # noqa: E402
-from upsample import SHIPPED, SHIPPED_DIR  # noqa: E402
+from upsample import shipped_checkpoint  # noqa: E402
 
 CONFIG = osp.join(demo.CONFIGS, 'pacjointupsample_lite_x8_procedural_holes.py')
-SHIPPED_X8 = osp.join(SHIPPED_DIR, osp.splitext(SHIPPED['depth', 8])[0] + '.pth')
+SHIPPED_X8 = shipped_checkpoint('depth', 8)
 OUT = osp.join(ROOT, 'benchmarks', 'results', 'joint_upsampling_holes.json')
 METRICS = ('rmse_px_clean', 'rmse_px_sensor_like', 'rmse_px')
 

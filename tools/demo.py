@@ -244,8 +244,8 @@ def shipped_row(task, work_dir):
     """The task's shipped model (``checkpoints/``, see ``tools/make_shipped_upsamplers.py``)
     scored on the demo's test split, as a row of the regions table; None when it is not
     there. It has the demo model's architecture, so the demo config evaluates it."""
-    from upsample import SHIPPED, SHIPPED_DIR
-    checkpoint = osp.join(SHIPPED_DIR, osp.splitext(SHIPPED[task['shipped']])[0] + '.pth')
+    from upsample import shipped_checkpoint
+    checkpoint = shipped_checkpoint(*task['shipped'])
     if not osp.isfile(checkpoint):
         return None
     config = osp.join(CONFIGS, next(iter(task['learned'].values())))

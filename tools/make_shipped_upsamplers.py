@@ -32,7 +32,7 @@ import demo  # noqa: E402
 from cli_helpers import locked_merge  # noqa: E402
 from convdense import launch  # noqa: E402
 from machine_info import machine  # noqa: E402
-from upsample import SHIPPED, SHIPPED_DIR  # noqa: E402
+from upsample import SHIPPED, SHIPPED_DIR, shipped_checkpoint  # noqa: E402
 
 RESULTS = osp.join(ROOT, 'benchmarks', 'results', 'shipped_upsamplers.json')
 MODEL = 'PAC (lite)'
@@ -109,7 +109,7 @@ def main(argv=None):
               + ', '.join(f"{row['method']} {next(iter(row['test'].values()))['mean']:.3f}"
                           for row in record['rows'])
               + f"; gain over JBU {100 * record['gain_over_jbu'][record['test_scene'].capitalize()]:+.1f} %")
-        dst = osp.join(args.checkpoints_dir, osp.splitext(osp.basename(record['config']))[0] + '.pth')
+        dst = shipped_checkpoint(*MODELS[key], directory=args.checkpoints_dir)
         command = 'python tools/make_shipped_upsamplers.py --models ' + key + f' --seed {args.seed}' + (
             f' --iters {args.iters}' if args.iters else '')
         record.update(checkpoint=osp.relpath(dst, ROOT) if dst.startswith(ROOT) else dst, command=command,

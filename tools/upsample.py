@@ -104,6 +104,12 @@ def build_model(args, factor):
     return model.eval()
 
 
+def shipped_checkpoint(kind, factor, directory=None):
+    """Where the shipped model for ``kind`` ('depth' or 'flow') at ``factor`` lives:
+    ``checkpoints/<config stem>.pth`` (``directory`` instead of ``checkpoints/``)."""
+    return osp.join(directory or SHIPPED_DIR, osp.splitext(SHIPPED[kind, factor])[0] + '.pth')
+
+
 def shipped_model(kind, factor):
     """(config, checkpoint) of the shipped PAC lite model for ``kind`` at ``factor``, or a
     one-line error saying which factors ship and how to train the missing model."""
@@ -113,7 +119,7 @@ def shipped_model(kind, factor):
         raise launch.ConfigError(f'no shipped pac-lite model for {kind} x{factor} (shipped: x'
                                  + ', x'.join(map(str, factors)) + '); give --config and --checkpoint')
     config = osp.join(ROOT, 'configs', 'joint_upsampling', SHIPPED[key])
-    checkpoint = osp.join(SHIPPED_DIR, osp.splitext(SHIPPED[key])[0] + '.pth')
+    checkpoint = shipped_checkpoint(*key)
     if not osp.isfile(checkpoint):
         raise launch.ConfigError(
             f'the pac-lite {key[0]} x{factor} model is not trained yet ({osp.relpath(checkpoint, ROOT)} is '

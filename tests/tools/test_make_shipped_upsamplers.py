@@ -56,7 +56,7 @@ def test_the_committed_checkpoints_are_the_ones_the_results_file_describes():
         kind, factor = ship.MODELS[key]
         assert record['config'].endswith(upsample.SHIPPED[kind, factor])
         path = osp.join(ROOT, record['checkpoint'])
-        assert path == osp.join(upsample.SHIPPED_DIR, osp.basename(record['config'])[:-3] + '.pth')
+        assert path == upsample.shipped_checkpoint(kind, factor)
         assert _sha256(path) == record['sha256'], f'{path} is not the model {RESULTS} describes'
 
 
