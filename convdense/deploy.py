@@ -10,7 +10,9 @@ octave, HetConv and ACNet convolutions) replaces its training parameters by the
 weights its inference computation uses, held as buffers; with
 ``fuse_norms=True`` (default) each eval-mode batch norm right after such a layer
 is folded into it, as is every plain conv + batch norm pair (mmcv's
-``fuse_conv_bn``, what ONNX Runtime does to ResNet-50 on its own). The model
+``fuse_conv_bn``, what ONNX Runtime does to ResNet-50 on its own) and every pair
+a block names through ``fold_paired_norms()`` (Res2Net's ``convs.i`` / ``bns.i``,
+which are not consecutive children). The model
 computes the same function (the tests compare it with the exact model) and is
 inference-only: ``train(True)`` and backward raise a one-line error, ``eval()``
 is fine. Calling it again does nothing; the deployed model pickles, deep-copies
@@ -66,6 +68,9 @@ def switch_to_deploy(model: nn.Module, fuse_norms: bool = True) -> nn.Module:
             module.switch_to_deploy()
     if fuse_norms:
         fuse_layer_norms(model)
+        for module in model.modules():
+            if hasattr(module, 'fold_paired_norms'):
+                module.fold_paired_norms()
         from mmcv.cnn import fuse_conv_bn
         fuse_conv_bn(model)
     model.requires_grad_(False)  # inference only: outputs need no graph

@@ -208,7 +208,7 @@ def test_deployed_backbone_equals_exact_backbone(name, size):
     model = _backbone(name)
     deployed = copy.deepcopy(model).switch_to_deploy()
     assert is_deployed(deployed) == (name != 'res2net')
-    if name.startswith(('oct', 'hetconv', 'acnet-dataset')):
+    if name.startswith(('oct', 'hetconv', 'acnet-dataset', 'res2net')):
         assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in deployed.modules())
     x = torch.randn(1, 3, *size)
     model64 = copy.deepcopy(model).double()

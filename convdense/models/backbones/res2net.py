@@ -93,6 +93,20 @@ class Res2NetBottleneck(Bottleneck):
         self.add_module(self.norm3_name, norm3)
         self.se = SELayer(planes * self.expansion, ratio=se_ratio) if with_se else None
 
+    def fold_paired_norms(self) -> int:
+        """Fold each split's eval-mode batch norm (``bns.i``) into its conv
+        (``convs.i``), which gains a bias; the norm becomes ``nn.Identity``. Called by
+        :func:`convdense.deploy.switch_to_deploy`: mmcv's ``fuse_conv_bn`` only pairs
+        consecutive children. Returns how many were folded."""
+        from mmcv.cnn.utils.fuse_conv_bn import _fuse_conv_bn
+        folded = 0
+        for i, norm in enumerate(self.bns):
+            if isinstance(norm, nn.modules.batchnorm._BatchNorm) and not norm.training:
+                self.convs[i] = _fuse_conv_bn(self.convs[i], norm)
+                self.bns[i] = nn.Identity()
+                folded += 1
+        return folded
+
     def forward_splits(self, x):
         """The multi-scale 3x3 stage: ``(B, width*scales, H, W)`` -> ``(B, width*scales, H', W')``."""
         splits = torch.split(x, self.width, dim=1)
