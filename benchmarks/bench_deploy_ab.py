@@ -3,12 +3,16 @@ and eager PyTorch, next to ResNet-50, interleaved in one process, with a per-op 
 
     python benchmarks/bench_deploy_ab.py                      # Oct-ResNet-50, 224x224, 1 thread
     python benchmarks/bench_deploy_ab.py --model hetconv-resnet50_p4 --sizes 224x224 800x1216
+    python benchmarks/bench_deploy_ab.py --model res2net50_26w4s --split-padding 16
     python benchmarks/bench_deploy_ab.py --table [RESULTS.json]
 
 Four static-shape exports per size (``tools/deployment/export_onnx.py``): the
 backbone exact and deployed (:func:`convdense.deploy.switch_to_deploy`), ResNet-50
 exact and deployed (batch norms folded; ONNX Runtime folds them into the convs
-itself, so both should time alike). They are timed round-robin in one ORT config
+itself, so both should time alike). ``--split-padding M`` adds a fifth export for
+Res2Net: the deployed model with every split zero-padded to a multiple of ``M``
+channels (the same function; tests whether ORT's blocked kernels win back the
+extra FLOPs, an experiment, not a deploy form). They are timed round-robin in one ORT config
 (``bench_backbones.ORT_CONFIG``) for ``--repeats`` forwards after warm-up; ratios
 are to the faster ResNet-50 export. ``--profile`` adds ONNX Runtime's profiler
 totals per op type for each export (where the time goes). The same four models
@@ -17,6 +21,7 @@ are timed in eager PyTorch (``torch.inference_mode``, round-robin) unless
 ``benchmarks/results/deploy_ab.json`` with the machine's load before and after.
 """
 import argparse
+import copy
 import json
 import os
 import os.path as osp
@@ -53,14 +58,18 @@ def parse_args(argv=None):
     parser.add_argument('--no-eager', action='store_true', help='ONNX Runtime only')
     parser.add_argument('--profile', action='store_true',
                         help='ONNX Runtime profile per op type of each export')
+    parser.add_argument('--split-padding', type=int, metavar='M',
+                        help='Res2Net only: also time the deployed model with its splits '
+                             'zero-padded to a multiple of M channels')
     parser.add_argument('--shared', choices=['yes', 'no', 'unknown'], default='unknown',
                         help='whether other jobs shared the machine (recorded in the JSON)')
     parser.add_argument('--json', default=DEFAULT_JSON)
     return parser.parse_args(argv)
 
 
-def op_type_profile(path, feed, threads, runs=3):
-    """Milliseconds per ONNX op type (summed over nodes, mean over ``runs``)."""
+def profiled_nodes(path, feed, threads, runs=3):
+    """ONNX Runtime's profiler events of every node run in ``runs`` timed runs (after one
+    warm-up run), and ``runs``."""
     import onnxruntime as ort
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
@@ -73,16 +82,46 @@ def op_type_profile(path, feed, threads, runs=3):
     with open(profile) as f:
         events = json.load(f)
     os.remove(profile)
-    totals, seen_runs = defaultdict(float), 0
-    for event in events:
-        if event.get('cat') == 'Session' and event.get('name') == 'model_run':
-            seen_runs += 1
-        if event.get('cat') == 'Node' and event.get('name', '').endswith('_kernel_time') \
-                and seen_runs > 1:  # skip the first run (warm-up)
-            totals[event['args'].get('op_name', '?')] += event['dur'] / 1000.0
-    count = max(seen_runs - 1, 1)
-    return dict(sorted(((op, round(ms / count, 3)) for op, ms in totals.items()),
+    # Each node belongs to the run whose span holds its start; the first run is warm-up.
+    spans = sorted((e['ts'], e['ts'] + e['dur']) for e in events
+                   if e.get('cat') == 'Session' and e.get('name') == 'model_run')
+    timed = spans[1:]
+    nodes = [e for e in events
+             if e.get('cat') == 'Node' and e.get('name', '').endswith('_kernel_time')
+             and any(start <= e['ts'] <= end for start, end in timed)]
+    return nodes, len(timed)
+
+
+def op_type_profile(nodes, runs):
+    """Milliseconds per ONNX op type (summed over nodes, mean over ``runs``)."""
+    totals = defaultdict(float)
+    for event in nodes:
+        totals[event['args'].get('op_name', '?')] += event['dur'] / 1000.0
+    return dict(sorted(((op, round(ms / runs, 3)) for op, ms in totals.items()),
                        key=lambda item: -item[1]))
+
+
+def conv_kernel_profile(nodes, runs):
+    """ONNX Runtime's convolutions by kernel size and kernel (``Conv``: blocked NCHWc
+    layout; ``FusedConv``: plain NCHW): ms per run, GMAC per run and GMAC/s, from the
+    shapes the profiler reports (so channels ORT padded to its block count as work)."""
+    totals = defaultdict(lambda: [0.0, 0.0, 0])
+    for event in nodes:
+        args = event['args']
+        if args.get('op_name') not in ('Conv', 'FusedConv'):
+            continue
+        weight = list(args['input_type_shape'][1].values())[0]
+        output = list(args['output_type_shape'][0].values())[0]
+        macs = 1
+        for extent in output + weight[1:]:
+            macs *= extent
+        entry = totals[f'{weight[2]}x{weight[3]} {args["op_name"]}']
+        entry[0] += event['dur'] / 1000.0
+        entry[1] += macs / 1e9
+        entry[2] += 1
+    return {key: dict(ms=round(ms / runs, 3), gmac=round(gmac / runs, 6),
+                      gmac_per_s=round(gmac / ms * 1000.0, 1), nodes=count // runs)
+            for key, (ms, gmac, count) in sorted(totals.items(), key=lambda item: -item[1][0])}
 
 
 def markdown_table(results):
@@ -100,7 +139,28 @@ def markdown_table(results):
         profile = row.get('profile_ms_per_op_type')
         if profile:
             lines += profile_table(key, profile) + ['']
+            if not results['meta'].get('profile_runs_counted'):
+                lines += ['Written before the profile counted its runs: these ms sum two timed '
+                          'runs divided by three (two thirds of a run); the columns compare '
+                          'as they stand.', '']
+        if row.get('profile_conv_by_kernel'):
+            lines += conv_kernel_table(key, row['profile_conv_by_kernel']) + ['']
     return '\n'.join(lines)
+
+
+def conv_kernel_table(key, profile):
+    """Markdown lines: ONNX Runtime's convolutions by kernel size, ms per run and GMAC/s,
+    one column per export."""
+    names = list(profile)
+    kinds = sorted({k for p in profile.values() for k in p}, key=lambda k: -max(
+        profile[n].get(k, {}).get('ms', 0.0) for n in names))
+    lines = [f'{key}, onnxruntime convolutions by kernel, ms per run (GMAC/s):', '',
+             '| kernel | ' + ' | '.join(names) + ' |', '| --- |' + ' --- |' * len(names)]
+    for kind in kinds:
+        cells = [f'{profile[n][kind]["ms"]:.2f} ({profile[n][kind]["gmac_per_s"]:.0f})'
+                 if kind in profile[n] else '–' for n in names]
+        lines.append(f'| {kind} | ' + ' | '.join(cells) + ' |')
+    return lines
 
 
 def profile_table(key, profile):
@@ -116,6 +176,45 @@ def profile_table(key, profile):
                                                for n in names) + ' |')
     lines.append('| total | ' + ' | '.join(f'{sum(profile[n].values()):.2f}' for n in names) + ' |')
     return lines
+
+
+def pad_res2net_splits(model, multiple):
+    """Zero-pad every split of a deployed Res2Net (groups 1, norms folded) to a multiple of
+    ``multiple`` channels: ``conv1`` gains zero rows, each split conv zero rows and columns,
+    ``conv3`` zero columns, so the function is unchanged. Returns ``model``."""
+    from torch import nn
+
+    from convdense.models.backbones.res2net import Res2NetBottleneck
+
+    def conv_like(conv, weight, bias):
+        new = nn.Conv2d(weight.shape[1], weight.shape[0], conv.kernel_size, conv.stride,
+                        conv.padding, conv.dilation, bias=True)
+        new.weight.data, new.bias.data = weight, bias
+        return new.requires_grad_(False)
+
+    for block in model.modules():
+        if not isinstance(block, Res2NetBottleneck) or block.width % multiple == 0:
+            continue
+        if block.groups != 1 or any(not isinstance(n, nn.Identity) for n in block.bns):
+            raise SystemExit('error: --split-padding needs groups=1 and folded split norms')
+        width, scales = block.width, block.scales
+        padded = -(-width // multiple) * multiple
+        old = [slice(i * width, (i + 1) * width) for i in range(scales)]
+        new = [slice(i * padded, i * padded + width) for i in range(scales)]
+        c1, c3 = block.conv1, block.conv3
+        w1, b1 = c1.weight.new_zeros(scales * padded, *c1.weight.shape[1:]), c1.weight.new_zeros(
+            scales * padded)
+        w3 = c3.weight.new_zeros(c3.out_channels, scales * padded, 1, 1)
+        for o, n in zip(old, new):
+            w1[n], b1[n], w3[:, n] = c1.weight[o], c1.bias[o], c3.weight[:, o]
+        block.conv1, block.conv3 = conv_like(c1, w1, b1), conv_like(c3, w3, c3.bias.clone())
+        for i, conv in enumerate(block.convs):
+            weight = conv.weight.new_zeros(padded, padded, *conv.kernel_size)
+            bias = conv.weight.new_zeros(padded)
+            weight[:width, :width], bias[:width] = conv.weight, conv.bias
+            block.convs[i] = conv_like(conv, weight, bias)
+        block.width = padded
+    return model
 
 
 def timed_row(runners, warmup, repeats):
@@ -139,11 +238,21 @@ def main(argv=None):
         if unavailable:
             raise SystemExit(f'error: cannot build {unavailable}')
         models.update({f'{name}_{form}': model for name, model in built.items()})
+    if args.split_padding:
+        if not args.model.startswith('res2net'):
+            raise SystemExit('error: --split-padding is for a res2net model')
+        padded = pad_res2net_splits(copy.deepcopy(models[f'{args.model}_deploy']), args.split_padding)
+        image = torch.randn(1, 3, 64, 64)
+        with torch.inference_mode():
+            for got, expected in zip(padded(image), models[f'{args.model}_deploy'](image)):
+                torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+        models[f'{args.model}_deploy_splits_padded{args.split_padding}'] = padded
     results = dict(meta=dict(torch=torch.__version__, cpu=cpu_model(), cpus=os.cpu_count(),
-                             threads=args.threads, warmup=args.warmup, repeats=args.repeats,
+                             threads=args.threads, split_padding=args.split_padding,
+                             profile_runs_counted=True, warmup=args.warmup, repeats=args.repeats,
                              machine_shared=args.shared, ort_config=ORT_CONFIG,
                              date=time.strftime('%Y-%m-%d %H:%M:%S'),
-                             method='one process; the four exports timed round-robin '
+                             method='one process; the exports timed round-robin '
                                     '(order rotating each pass), median forward each',
                              machine_before=machine(), load_average_start=load_average()),
                    sizes={})
@@ -164,8 +273,11 @@ def main(argv=None):
                 with torch.inference_mode():
                     row['eager'] = timed_row(runners, args.warmup, args.repeats)
             if args.profile:
-                row['profile_ms_per_op_type'] = {
-                    n: op_type_profile(p, feed, args.threads) for n, p in paths[key].items()}
+                profiles = {n: profiled_nodes(p, feed, args.threads) for n, p in paths[key].items()}
+                row['profile_ms_per_op_type'] = {n: op_type_profile(*nodes)
+                                                 for n, nodes in profiles.items()}
+                row['profile_conv_by_kernel'] = {n: conv_kernel_profile(*nodes)
+                                                 for n, nodes in profiles.items()}
             results['sizes'][key] = row
     results['meta'].update(machine_after=machine(), load_average_end=load_average())
     return write_results(results, args.json, markdown_table(results))

@@ -1,5 +1,6 @@
-"""The deploy A/B benchmark's ONNX Runtime profile sums kernel time per op type;
-timings are its output, never a test's assertion."""
+"""The deploy A/B benchmark's ONNX Runtime profile sums kernel time per op type and
+counts each convolution's work from its shapes; timings are its output, never a
+test's assertion."""
 import copy
 
 import pytest
@@ -20,5 +21,24 @@ def test_op_type_profile_sums_kernel_time_per_op(ab, tmp_path):
     with torch.no_grad():
         torch.onnx.export(copy.deepcopy(model), (torch.randn(1, 3, 16, 16),), path, dynamo=True,
                           input_names=['image'])
-    profile = ab.op_type_profile(path, {'image': torch.randn(1, 3, 16, 16).numpy()}, threads=1)
+    nodes = ab.profiled_nodes(path, {'image': torch.randn(1, 3, 16, 16).numpy()}, threads=1)
+    profile = ab.op_type_profile(*nodes)
     assert 'Conv' in profile and all(ms >= 0 for ms in profile.values())
+
+
+def test_conv_kernel_profile_counts_each_kernel_size_work(ab, tmp_path):
+    """A 3x3 and a 1x1 conv on 16x16 maps, channels a multiple of every ORT block size:
+    the profile's GMAC per kernel size are the layers' multiply-accumulates."""
+    model = nn.Sequential(nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 16, 1)).eval()
+    path = str(tmp_path / 'two.onnx')
+    with torch.no_grad():
+        torch.onnx.export(copy.deepcopy(model), (torch.randn(1, 16, 16, 16),), path, dynamo=True,
+                          input_names=['image'])
+    nodes = ab.profiled_nodes(path, {'image': torch.randn(1, 16, 16, 16).numpy()}, threads=1)
+    profile = ab.conv_kernel_profile(*nodes)
+    by_size = {}
+    for kind, entry in profile.items():
+        size = kind.split()[0]
+        by_size[size] = by_size.get(size, 0.0) + entry['gmac']
+        assert entry['nodes'] == 1 and entry['ms'] >= 0
+    assert by_size == pytest.approx({'3x3': 32 * 16 * 16 * 16 * 9 / 1e9, '1x1': 16 * 16 * 16 * 32 / 1e9}, rel=1e-3)
