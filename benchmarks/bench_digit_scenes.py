@@ -239,18 +239,27 @@ def format_summary_table(results):
     return '\n'.join(lines)
 
 
+def children_cpu_seconds():
+    """CPU seconds (user + system) used so far by this process's finished children: a
+    step's cost that neither other jobs on the cores nor a stopped process inflate."""
+    import resource
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def format_cost_table(results):
     """Markdown: what each step of each chain cost where it ran: CPU, the 1-minute load
-    before and after (other jobs shared the cores), training and wall-clock minutes."""
-    lines = ['| backbone | step | CPU | load before → after | training | wall (train + test) |',
-             '|---|---|---|---|---:|---:|']
+    before and after (other jobs shared the cores), training and wall-clock minutes, and
+    the CPU minutes of the step's process (recorded since they were kept)."""
+    lines = ['| backbone | step | CPU | load before → after | training | wall (train + test) '
+             '| CPU time |', '|---|---|---|---|---:|---:|---:|']
     for task in (t for t in runs.CONFIG_NAMES if results.get(t, {}).get('models')):
         for key, record in sorted(results[task]['models'].items(), key=lambda item: row_order(item[0])):
             before, after = (record.get(k, {}).get('load_average', [None])[0] for k in ('machine_before',
                                                                                        'machine_after'))
             load = '–' if before is None else f'{before:.1f} → {after:.1f}'
             minutes = [f'{record[k] / 60:.0f} min' if record.get(k) is not None else '–'
-                       for k in ('train_seconds', 'wall_seconds')]
+                       for k in ('train_seconds', 'wall_seconds', 'cpu_seconds')]
             lines.append(f"| {row_label(key)} | {task} | {_cpu(record) or '–'} | {load} | "
                          + ' | '.join(minutes) + ' |')
     return '\n'.join(lines)
@@ -513,7 +522,7 @@ def main(argv=None):
                 command += ['--variant', args.variant, '--cfg-options'] + [
                     f'{k}={json.dumps(v) if not isinstance(v, str) else v}' for k, v in args.cfg_options.items()]
             os.makedirs(args.work_dir, exist_ok=True)
-            before, start = machine(), time.time()
+            before, start, cpu_start = machine(), time.time(), children_cpu_seconds()
             if subprocess.run(command).returncode != 0:
                 failed.append(f'{task} {backbone}')
                 continue
@@ -521,7 +530,8 @@ def main(argv=None):
                 record = json.load(f)
             # Each model is merged as soon as it is done: a run cut short keeps what finished.
             record.update(machine_before=before, machine_after=machine(),
-                          wall_seconds=round(time.time() - start))
+                          wall_seconds=round(time.time() - start),
+                          cpu_seconds=round(children_cpu_seconds() - cpu_start))
             results = merge(args.out, task, section, key, record)
             if task == 'det' and args.chain:
                 try:  # a failed CAM step is reported, and the chain goes on to segmentation

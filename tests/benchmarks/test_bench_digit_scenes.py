@@ -236,8 +236,20 @@ def test_the_tested_checkpoint_is_this_runs_best_not_an_earlier_runs(demo, tmp_p
 def test_cost_table_names_the_cpu_and_load_of_every_step(bench):
     machine = dict(cpu='AMD EPYC', load_average=[2.5, 2.0, 1.0])
     results = {'det': {'models': {'r50': dict(machine_before=machine, machine_after=dict(machine, load_average=[4.0]),
-                                              train_seconds=3600, wall_seconds=3690)}},
+                                              train_seconds=3600, wall_seconds=3690,
+                                              cpu_seconds=3300)}},
                'cls': {'models': {'res2net-50': dict(train_seconds=600)}}}
     lines = bench.format_cost_table(results).splitlines()
-    assert lines[2] == '| Res2Net-50 26w×4s | cls | – | – | 10 min | – |'   # cls first, unknowns as –
-    assert lines[3] == '| ResNet-50 | det | AMD EPYC | 2.5 → 4.0 | 60 min | 62 min |'
+    assert lines[2] == '| Res2Net-50 26w×4s | cls | – | – | 10 min | – | – |'   # cls first, unknowns as –
+    assert lines[3] == '| ResNet-50 | det | AMD EPYC | 2.5 → 4.0 | 60 min | 62 min | 55 min |'
+
+
+def test_children_cpu_seconds_counts_a_finished_child_and_not_its_sleep(bench):
+    """A child that spins ~0.3 s of CPU then sleeps 0.5 s adds about 0.3 s, not 0.8 s."""
+    import subprocess
+    import sys
+    before = bench.children_cpu_seconds()
+    subprocess.run([sys.executable, '-c', 'import time\nend = time.process_time() + 0.3\n'
+                    'while time.process_time() < end: pass\ntime.sleep(0.5)'], check=True)
+    spent = bench.children_cpu_seconds() - before
+    assert 0.25 <= spent < 0.75
