@@ -64,6 +64,32 @@ def load_config(path, overrides=None, work_dir=None):
     return cfg
 
 
+def set_schedule(cfg, iters, val_interval=None):
+    """Give ``cfg`` a schedule of ``iters`` iterations with the config's shape: the
+    warm-up is kept (capped at a tenth of the run), later scheduler milestones and
+    ends are scaled; validation (and best-checkpoint saving) every ``val_interval``."""
+    if iters < 1:
+        raise ValueError(f'iters must be positive, got {iters}')
+    old = cfg.train_cfg.max_iters
+    val_interval = val_interval or iters
+    cfg.train_cfg.max_iters = iters
+    cfg.train_cfg.val_interval = val_interval
+    for scheduler in cfg.param_scheduler:
+        if scheduler.get('begin', 0) == 0 and scheduler.get('end', old) < old:  # warm-up
+            scheduler['end'] = max(1, min(scheduler['end'], iters // 10))
+            continue
+        for key in ('begin', 'end'):
+            if scheduler.get(key):
+                scheduler[key] = round(scheduler[key] * iters / old)
+        if 'T_max' in scheduler:
+            scheduler['T_max'] = round(scheduler['T_max'] * iters / old)
+        if 'milestones' in scheduler:
+            scheduler['milestones'] = [round(m * iters / old) for m in scheduler['milestones']]
+    cfg.default_hooks.checkpoint.interval = val_interval
+    cfg.default_hooks.logger.interval = max(1, min(cfg.default_hooks.logger.interval, iters // 10))
+    return cfg
+
+
 def fetch_checkpoints(cfg):
     """Download the remote checkpoints ``cfg`` names (``torchvision://``,
     ``open-mmlab://``, ``http(s)://``) into mmengine's cache before the run, each

@@ -69,32 +69,6 @@ def config_path(task, backbone):
     return osp.join(CONFIG_DIR, CONFIG_NAMES[task].format(backbone) + '.py')
 
 
-def set_schedule(cfg, iters, val_interval=None):
-    """Give ``cfg`` a schedule of ``iters`` iterations with the config's shape: the
-    warm-up is kept (capped at a tenth of the run), later scheduler milestones and
-    ends are scaled; validation (and best-checkpoint saving) every ``val_interval``."""
-    if iters < 1:
-        raise ValueError(f'iters must be positive, got {iters}')
-    old = cfg.train_cfg.max_iters
-    val_interval = val_interval or iters
-    cfg.train_cfg.max_iters = iters
-    cfg.train_cfg.val_interval = val_interval
-    for scheduler in cfg.param_scheduler:
-        if scheduler.get('begin', 0) == 0 and scheduler.get('end', old) < old:  # warm-up
-            scheduler['end'] = max(1, min(scheduler['end'], iters // 10))
-            continue
-        for key in ('begin', 'end'):
-            if scheduler.get(key):
-                scheduler[key] = round(scheduler[key] * iters / old)
-        if 'T_max' in scheduler:
-            scheduler['T_max'] = round(scheduler['T_max'] * iters / old)
-        if 'milestones' in scheduler:
-            scheduler['milestones'] = [round(m * iters / old) for m in scheduler['milestones']]
-    cfg.default_hooks.checkpoint.interval = val_interval
-    cfg.default_hooks.logger.interval = max(1, min(cfg.default_hooks.logger.interval, iters // 10))
-    return cfg
-
-
 def best_or_last_checkpoint(work_dir, iters):
     """The newest ``best_*.pth`` in ``work_dir`` (the one this run saved: a folder may
     keep an earlier run's, and ``iter_300`` sorts after ``iter_1000`` as text), else
@@ -123,7 +97,7 @@ def train_and_test(task, backbone, work_dir, iters, data_root=DATA_ROOT, val_int
         cfg.model.backbone.init_cfg = dict(type='Pretrained', checkpoint=init_checkpoint,
                                            prefix='backbone.')
     _point_at(cfg, data_root)
-    set_schedule(cfg, iters, val_interval)
+    launch.set_schedule(cfg, iters, val_interval)
     terminal = sys.stderr
     hook = ProgressAndTimingHook(f'{task} {BACKBONES[backbone]}', terminal)
     with console_to(osp.join(work_dir, 'console.log') if quiet else None):

@@ -14,6 +14,7 @@ to ``benchmarks/results/shipped_upsamplers.json``, merged as each model finishes
 elsewhere; the record says how many iterations a model had.
 """
 import argparse
+import copy
 import hashlib
 import json
 import os
@@ -57,16 +58,29 @@ def ship(checkpoint, dst, provenance):
         return hashlib.sha256(f.read()).hexdigest()
 
 
+def schedule_overrides(cfg, iters):
+    """Config overrides giving ``cfg`` its own schedule stretched to ``iters`` iterations
+    (milestones scaled, :func:`convdense.launch.set_schedule`), validated and checkpointed
+    five times, so the best-on-val checkpoint is still chosen along the run."""
+    scheduled = launch.set_schedule(copy.deepcopy(cfg), iters, iters // 5 or iters)
+    return {'train_cfg.max_iters': iters, 'train_cfg.val_interval': scheduled.train_cfg.val_interval,
+            'param_scheduler': scheduled.param_scheduler,
+            'default_hooks.checkpoint.interval': scheduled.default_hooks.checkpoint.interval,
+            'default_hooks.logger.interval': scheduled.default_hooks.logger.interval}
+
+
 def train_one(key, seed, work_dir, max_iters):
-    """Train and score one shipped model; returns (its results record, best checkpoint)."""
+    """Train and score one shipped model (``max_iters``: the config's schedule stretched
+    to that many iterations); returns (its results record, best checkpoint)."""
     kind, factor = MODELS[key]
     config_name = SHIPPED[kind, factor]
     cfg = launch.load_config(osp.join(demo.CONFIGS, config_name))
+    overrides = schedule_overrides(cfg, max_iters) if max_iters else {}
     task = demo.TASKS['flow' if kind == 'flow' else 'depth']
     column = cfg.test_scene.capitalize()
     start, before = time.time(), machine()
-    block, checkpoints = demo.run_protocol(task, osp.join(work_dir, key), {}, {cfg.test_scene: column},
-                                           [seed], max_iters, panels=False, learned={MODEL: config_name})
+    block, checkpoints = demo.run_protocol(task, osp.join(work_dir, key), overrides, {cfg.test_scene: column},
+                                           [seed], None, panels=False, learned={MODEL: config_name})
     record = dict(config=f'configs/joint_upsampling/{config_name}', kind=kind, factor=factor, seed=seed,
                   iters=max_iters or cfg.train_cfg.max_iters,
                   val_scene=cfg.val_scene, test_scene=cfg.test_scene, metric=task['metric'],
@@ -101,7 +115,8 @@ def main(argv=None):
     parser.add_argument('--out', default=RESULTS)
     parser.add_argument('--checkpoints-dir', default=SHIPPED_DIR,
                         help='where the weights go (tools/upsample.py reads checkpoints/)')
-    parser.add_argument('--iters', type=int, help='training iterations (default: the config\'s schedule)')
+    parser.add_argument('--iters', type=int, help='training iterations: the config\'s schedule stretched '
+                                                  '(default: as the config has it)')
     args = parser.parse_args(argv)
     for key in args.models:
         record, checkpoint = train_one(key, args.seed, osp.abspath(args.work_dir), args.iters)

@@ -6,6 +6,8 @@ import json
 import pytest
 from mmengine.config import Config
 
+from convdense import launch
+
 from tests.helpers.e2e import REPO, load_script
 
 
@@ -36,14 +38,14 @@ def test_every_backbone_has_a_config_per_task_differing_only_in_the_backbone(dem
 def test_schedule_scales_with_the_run(demo, task):
     cfg = Config.fromfile(demo.config_path(task, 'r50'))
     old = cfg.train_cfg.max_iters
-    demo.set_schedule(cfg, old // 10, val_interval=old // 30)
+    launch.set_schedule(cfg, old // 10, val_interval=old // 30)
     assert cfg.train_cfg.max_iters == old // 10 and cfg.train_cfg.val_interval == old // 30
     warmup, main = cfg.param_scheduler
     assert warmup.end <= old // 100 and main.end == old // 10
     assert all(m <= old // 10 for m in main.get('milestones', [])) and main.get('T_max', 0) <= old // 10
     assert cfg.default_hooks.checkpoint.interval == old // 30
     with pytest.raises(ValueError, match='iters must be positive'):
-        demo.set_schedule(cfg, 0)
+        launch.set_schedule(cfg, 0)
 
 
 def _record(seconds, rss, ap):
