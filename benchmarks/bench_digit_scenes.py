@@ -58,7 +58,7 @@ DEFAULT_ITERS = {'cls': 300, 'det': 1000, 'seg': 1000}
 POINTING_GAMES = (('box15', 'box', 15), ('mask0', 'mask', 0))
 CAM_IMAGES = 40  # test scenes scored by the pointing game
 #: the figure: Grad-CAM of this test scene's first digit, every detector, at this stage
-FIGURE_SCENE, FIGURE_LAYER = '000001.png', 'layer1'
+FIGURE_SCENE, FIGURE_LAYER = '000001.png', 'mean'
 CAM_MAPS = osp.join(ROOT, 'benchmarks', 'results', 'cam_maps')
 FIGURE = osp.join(ROOT, 'docs', 'images', 'cam_digit_scenes.png')
 VALIDATIONS = 3  # validation runs per training (the best checkpoint is tested)
@@ -348,8 +348,11 @@ def save_figure_maps(work_dir, key, checkpoint, data_root, maps_dir=CAM_MAPS):
 
 def write_figure(data_root, maps_dir=CAM_MAPS, out=FIGURE, layer=FIGURE_LAYER):
     """The README figure from the saved maps: the figure scene, then each detector's
-    Grad-CAM at ``layer`` (ResNet-50 first), with pytorch-grad-cam's overlay."""
+    Grad-CAM at ``layer`` (ResNet-50 first; ``'mean'``: the stages' aggregate the pointing
+    game's ``mean`` column scores), with pytorch-grad-cam's overlay."""
     import visualize_cam
+
+    from convdense.visualization.cam import stage_mean
     from PIL import Image
     keys = sorted((n[:-4] for n in os.listdir(maps_dir) if n.endswith('.npy')), key=row_order)
     if not keys:
@@ -359,9 +362,10 @@ def write_figure(data_root, maps_dir=CAM_MAPS, out=FIGURE, layer=FIGURE_LAYER):
     for key in keys:
         with open(osp.join(maps_dir, f'{key}.json')) as f:
             info = json.load(f)
-        cam = np.load(osp.join(maps_dir, f'{key}.npy'))[info['layers'].index(layer)].astype(np.float32)
+        stages = np.load(osp.join(maps_dir, f'{key}.npy')).astype(np.float32)
+        cam = stage_mean(stages) if layer == 'mean' else stages[info['layers'].index(layer)]
         overlays[row_label(key)] = [visualize_cam.overlay(image, cam)]
-        titles[row_label(key)] = [f"digit {info['category']}, {layer}"]
+        titles[row_label(key)] = [f"digit {info['category']}, " + ('mean of stages' if layer == 'mean' else layer)]
     os.makedirs(osp.dirname(out), exist_ok=True)
     visualize_cam.write_grid(out, [(f'test scene {FIGURE_SCENE}', image)], list(overlays), overlays, titles)
     return out

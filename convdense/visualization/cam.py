@@ -461,6 +461,16 @@ def cam_class(method):
     return getattr(pytorch_grad_cam, METHODS[method])
 
 
+def stage_mean(maps):
+    """pytorch-grad-cam's multi-layer aggregate of per-stage maps ``(S, H, W)``, each
+    already scaled to [0, 1]: negatives clipped, the stages averaged, the result scaled
+    to [0, 1] again (``scale_cam_image``) -> ``(H, W)``; what :func:`compute_cams`
+    returns as ``mean``, rebuilt from saved stage maps."""
+    from pytorch_grad_cam.utils.image import scale_cam_image
+    maps = np.maximum(np.asarray(maps, np.float32), 0)
+    return scale_cam_image(maps.mean(axis=0)[None])[0]
+
+
 def compute_cams(model, inputs, data_samples, layer_names, method='gradcam', category=None):
     """CAMs of one preprocessed image for each named layer, on the original image.
 

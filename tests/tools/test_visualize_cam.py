@@ -209,6 +209,9 @@ def test_oct_resnet_classifier_cams_every_stage_without_changing_outputs():
     for name in names:  # stages 1-3 output (high, low) tuples
         cam = result['maps'][name]
         assert cam.shape == (64, 64) and cam.min() >= 0 and 0.5 < cam.max() <= 1  # not flat
+    # the figure rebuilds grad-cam's aggregate from the saved stage maps
+    rebuilt = cams.stage_mean(np.stack([result['maps'][name] for name in names]))
+    np.testing.assert_allclose(rebuilt, result['mean'], atol=1e-5)
 
 
 # --------------------------------------------------------------------------- layers
