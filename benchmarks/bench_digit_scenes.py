@@ -443,7 +443,8 @@ def main(argv=None):
     parser.add_argument('--seed', type=int, default=0,
                         help='seed of det/seg training (0: the configs\' own; the classifier of seed 0 '
                         'initialises every seed)')
-    parser.add_argument('--variant', help='name of a recipe variant given by --cfg-options')
+    parser.add_argument('--variant', help='name of a recipe variant given by --cfg-options and/or '
+                                          '--iters')
     parser.add_argument('--classifier-variant', help='det/seg start from this variant\'s classifier')
     parser.add_argument('--cfg-options', nargs='+', action=launch.DictAction, default={},
                         help='override entries of the trained configs, key=value (with --variant)')
@@ -455,8 +456,10 @@ def main(argv=None):
     parser.add_argument('--one', nargs=2, metavar=('TASK', 'BACKBONE'), help=argparse.SUPPRESS)
     parser.add_argument('--one-out', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if bool(args.variant) != bool(args.cfg_options):
-        parser.error('--variant NAME and --cfg-options go together')
+    if args.cfg_options and not args.variant:
+        parser.error('--cfg-options needs --variant NAME (the record it lands in)')
+    if args.variant and not (args.cfg_options or args.iters):
+        parser.error('--variant NAME needs --cfg-options or --iters (what makes it a variant)')
     if args.chain:
         args.backbones = [args.chain]
         args.tasks = args.tasks or (['det', 'seg'] if args.seed else ['cls', 'det', 'seg'])
@@ -522,8 +525,9 @@ def main(argv=None):
                        '--one-out', one_out, '--seed', str(args.seed)]
             command += ['--from-scratch'] if args.from_scratch else []
             command += ['--classifier-variant', args.classifier_variant] if args.classifier_variant else []
-            if args.variant:
-                command += ['--variant', args.variant, '--cfg-options'] + [
+            command += ['--variant', args.variant] if args.variant else []
+            if args.cfg_options:
+                command += ['--cfg-options'] + [
                     f'{k}={json.dumps(v) if not isinstance(v, str) else v}' for k, v in args.cfg_options.items()]
             os.makedirs(args.work_dir, exist_ok=True)
             before, start, cpu_start = machine(), time.time(), children_cpu_seconds()

@@ -136,9 +136,13 @@ def test_pointing_game_section_merges_beside_the_tasks(bench, tmp_path):
     assert 'cam' not in bench.format_table(merged)  # the task table ignores the section
 
 
-def test_variants_need_their_options(bench):
+def test_variants_need_their_options(bench, capsys):
     with pytest.raises(SystemExit):
         bench.main(['--variant', 'x'])
+    assert '--variant NAME needs --cfg-options or --iters' in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        bench.main(['--cfg-options', 'a=1'])
+    assert '--cfg-options needs --variant NAME' in capsys.readouterr().err
     with pytest.raises(SystemExit):
         bench.main(['--tasks', 'cls', '--seed', '1'])
 
