@@ -89,7 +89,8 @@ def test_pac_lite_without_checkpoint_names_the_command_that_trains_a_missing_mod
                        '--kind', 'flow', '--out', str(tmp_path / 'out.flo')])
     message = str(info.value)
     assert '\n' not in message and 'pac-lite flow x4 model is not trained yet' in message
-    assert 'python tools/train.py configs/joint_upsampling/pacjointupsample_lite_x4_flow_procedural.py' in message
+    assert '`python tools/make_shipped_upsamplers.py --models flow-x4`' in message
+    assert 'configs/joint_upsampling/pacjointupsample_lite_x4_flow_procedural.py' in message
     with pytest.raises(launch.ConfigError, match=r'no shipped pac-lite model for depth x2 \(shipped: x4, x8, x16\)'):
         upsample.shipped_model('depth', 2)
 
