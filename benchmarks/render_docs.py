@@ -224,6 +224,11 @@ def shipped_upsamplers():
                   script('tools/make_shipped_upsamplers.py').format_table(results), results)
 
 
+def upsampler_train_cost():
+    return framed('upsampler_train_cost.json', 'OMP_NUM_THREADS=1 python benchmarks/bench_upsampler_train_cost.py',
+                  script('benchmarks/bench_upsampler_train_cost.py').markdown_table(load('upsampler_train_cost.json')))
+
+
 def sensor_holes():
     name = 'joint_upsampling_holes.json'
     results = load(name)
@@ -267,6 +272,7 @@ BLOCKS = {
                                          ['joint_upsampling_flow_procedural_seed0.json']),
     'shipped-upsamplers': (shipped_upsamplers, ['shipped_upsamplers.json']),
     'sensor-holes': (sensor_holes, ['joint_upsampling_holes.json']),
+    'upsampler-train-cost': (upsampler_train_cost, ['upsampler_train_cost.json']),
     'scale-sweep': (scale_sweep, ['scale_sweep.json']),
     'scale-sweep-table3': (scale_sweep_table3, ['scale_sweep.json']),
     'model-stats': (model_stats, ['model_stats.json']),

@@ -135,9 +135,23 @@ def evaluate_per_scene(config, work_dir, scenes, overrides, panels=False, **kwar
     return metrics
 
 
-def run_protocol(task, work_dir, overrides, scenes, seeds, max_iters, panels, learned=None):
+def evaluate_val(config, work_dir, overrides, checkpoint):
+    """The config's val score for ``checkpoint`` (the first metric, which ``save_best='auto'``
+    selects on), by running the test loop over the val set."""
+    cfg = launch.load_config(config, overrides)
+    val_set = {'test_dataloader.dataset': dict(_delete_=True, **cfg.val_dataloader.dataset),
+               'test_evaluator': cfg.val_evaluator}
+    os.makedirs(work_dir, exist_ok=True)
+    with console_to(osp.join(work_dir, 'console.log')):
+        metrics, _ = evaluate(config, osp.join(work_dir, 'val'), checkpoint=checkpoint, panels=False,
+                              overrides={**overrides, **val_set})
+    return next(iter(metrics.values()))
+
+
+def run_protocol(task, work_dir, overrides, scenes, seeds, max_iters, panels, learned=None, trained=None):
     """Baselines and every learned method (per seed) on one train/val/test protocol;
-    ``learned`` ({method: config}) defaults to the task's.
+    ``learned`` ({method: config}) defaults to the task's. A method in ``trained``
+    ({method: checkpoint}) is not trained: that checkpoint is scored on the val set too.
 
     Returns the protocol's block of ``results.json``: rows, the PAC variant chosen on
     val, the verdict against every other method on test, and the chosen PAC's relative
@@ -156,8 +170,11 @@ def run_protocol(task, work_dir, overrides, scenes, seeds, max_iters, panels, le
         for seed in seeds:
             sub_dir = osp.join(work_dir, _slug(name), f'seed{seed}')
             seeded = {**overrides, 'randomness.seed': seed}
-            checkpoint, val_score = train(config, sub_dir, seeded, max_iters,
-                                          description=f'{osp.basename(work_dir)} {name} seed {seed}')
+            if name in (trained or {}):
+                checkpoint, val_score = trained[name], evaluate_val(config, sub_dir, overrides, trained[name])
+            else:
+                checkpoint, val_score = train(config, sub_dir, seeded, max_iters,
+                                              description=f'{osp.basename(work_dir)} {name} seed {seed}')
             checkpoints.setdefault(name, checkpoint)
             vals.append(val_score)
             tests.append(evaluate_per_scene(config, sub_dir, scenes, overrides, checkpoint=checkpoint,

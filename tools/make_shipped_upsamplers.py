@@ -7,7 +7,10 @@ Each model of ``tools/upsample.py``'s ``SHIPPED`` table (depth x4/x8/x16, flow x
 trained on procedural data only with its config (``*_procedural.py``), its checkpoint
 chosen on the config's val scene (one real Middlebury scene; read as flow for flow) and
 scored on the config's test scene (the other one, never trained or selected on) beside
-bicubic and JBU, with ``tools/demo.py``'s protocol code. The weights (no optimizer state)
+bicubic and JBU, with ``tools/demo.py``'s protocol code. A model in ``COMPOSED`` (x16
+depth: ``JointUpsampleCascade`` of the x4 model twice) is not trained: its checkpoint is
+the shipped weights of its stages, scored the same way (its val score computed, not
+selected on). The weights (no optimizer state)
 go to ``checkpoints/<config stem>.pth`` with their provenance in ``meta``, and the scores
 to ``benchmarks/results/shipped_upsamplers.json``, merged as each model finishes.
 ``--iters N --checkpoints-dir DIR --out FILE`` (the tests) trains a short schedule
@@ -44,6 +47,8 @@ def model_key(kind, factor):
 
 
 MODELS = {model_key(kind, factor): (kind, factor) for kind, factor in SHIPPED}
+#: models made of shipped ones with no training: key -> the shipped model of each cascade stage
+COMPOSED = {'depth-x16': ('depth-x4', 'depth-x4')}
 
 
 def ship(checkpoint, dst, provenance):
@@ -69,9 +74,31 @@ def schedule_overrides(cfg, iters):
             'default_hooks.logger.interval': scheduled.default_hooks.logger.interval}
 
 
-def train_one(key, seed, work_dir, max_iters):
-    """Train and score one shipped model (``max_iters``: the config's schedule stretched
-    to that many iterations); returns (its results record, best checkpoint)."""
+def compose(key, checkpoints_dir, work_dir):
+    """The checkpoint of cascade ``key`` (``COMPOSED``): stage i holds the weights of the
+    shipped model ``COMPOSED[key][i]`` from ``checkpoints_dir``. Returns its path (in
+    ``work_dir``) and, per stage, the source's path and sha256."""
+    state, sources = {}, []
+    for i, source in enumerate(COMPOSED[key]):
+        path = shipped_checkpoint(*MODELS[source], directory=checkpoints_dir)
+        if not osp.isfile(path):
+            raise launch.ConfigError(f'{key} is made of the shipped {source} model, but {path} is missing: '
+                                     f'run --models {source} first')
+        weights = torch.load(path, map_location='cpu', weights_only=False)['state_dict']
+        state.update({f'net.stages.{i}.' + name[len('net.'):]: value for name, value in weights.items()})
+        with open(path, 'rb') as f:
+            sources.append(dict(model=source, checkpoint=osp.relpath(path, ROOT) if path.startswith(ROOT) else path,
+                                sha256=hashlib.sha256(f.read()).hexdigest()))
+    os.makedirs(work_dir, exist_ok=True)
+    dst = osp.join(work_dir, f'{key}_composed.pth')
+    torch.save(dict(state_dict=state), dst)
+    return dst, sources
+
+
+def train_one(key, seed, work_dir, max_iters, checkpoints_dir=SHIPPED_DIR):
+    """Train (``max_iters``: the config's schedule stretched to that many iterations) or,
+    for ``COMPOSED``, assemble, and score one shipped model; returns (its results record,
+    its checkpoint)."""
     kind, factor = MODELS[key]
     config_name = SHIPPED[kind, factor]
     cfg = launch.load_config(osp.join(demo.CONFIGS, config_name))
@@ -79,10 +106,21 @@ def train_one(key, seed, work_dir, max_iters):
     task = demo.TASKS['flow' if kind == 'flow' else 'depth']
     column = cfg.test_scene.capitalize()
     start, before = time.time(), machine()
+    trained, extra = None, {}
+    if key in COMPOSED:
+        checkpoint, sources = compose(key, checkpoints_dir, osp.join(work_dir, key))
+        trained, extra = {MODEL: checkpoint}, dict(composed_from=sources)
+        # the same weights with the stages' sample offsets left as the chain makes them
+        unaligned, sub_dir = {'model.net.align': False}, osp.join(work_dir, key, 'unaligned')
+        config = osp.join(demo.CONFIGS, config_name)
+        extra['unaligned'] = dict(val=demo.evaluate_val(config, sub_dir, unaligned, checkpoint),
+                                  test=demo.evaluate_per_scene(config, sub_dir, {cfg.test_scene: column},
+                                                               unaligned, checkpoint=checkpoint))
     block, checkpoints = demo.run_protocol(task, osp.join(work_dir, key), overrides, {cfg.test_scene: column},
-                                           [seed], None, panels=False, learned={MODEL: config_name})
+                                           [seed], None, panels=False, learned={MODEL: config_name},
+                                           trained=trained)
     record = dict(config=f'configs/joint_upsampling/{config_name}', kind=kind, factor=factor, seed=seed,
-                  iters=max_iters or cfg.train_cfg.max_iters,
+                  iters=0 if trained else max_iters or cfg.train_cfg.max_iters, **extra,
                   val_scene=cfg.val_scene, test_scene=cfg.test_scene, metric=task['metric'],
                   rows=block['rows'], gain_over_jbu=block['gain_over_jbu'],
                   machine_before=before, machine_after=machine(), seconds=round(time.time() - start))
@@ -103,8 +141,48 @@ def format_table(results):
         lines.append(f"| {key} (`{osp.basename(record['checkpoint'])}`) | {record['val_scene'].capitalize()} "
                      f"| {column} | {units[record['metric']]} | {score['bicubic']:.3f} | {score['JBU']:.3f} "
                      f"| {score[MODEL]:.3f} | {100 * record['gain_over_jbu'][column]:+.1f} % "
-                     f"| {record['iters']} | {record['seconds'] / 60:.0f} min |")
+                     f"| {_iterations(record)} | {record['seconds'] / 60:.0f} min |")
+    for key, record in results.items():
+        if 'unaligned' in record:
+            lines.append('')
+            lines.append(_unaligned_note(key, record))
     return '\n'.join(lines)
+
+
+def _unaligned_note(key, record):
+    """What a cascade's ``align`` (undoing the chain's misplacement of the low-res samples)
+    does, on the val scene it is chosen on and on the test scene."""
+    column, val = record['test_scene'].capitalize(), record['val_scene'].capitalize()
+    pac = next(row for row in record['rows'] if row['method'] == MODEL)
+    aligned = (pac['val']['mean'], pac['test'][column]['mean'])
+    off = (record['unaligned']['val'], record['unaligned']['test'][column])
+    kept = 'kept (better on the val scene)' if aligned[0] <= off[0] else 'NOT better on the val scene'
+    return (f'{key} is a cascade whose samples are moved to where the protocol took them (`align`), {kept}: '
+            f'{val} val {aligned[0]:.3f} aligned vs {off[0]:.3f} not; {column} test {aligned[1]:.3f} vs {off[1]:.3f}.')
+
+
+def _iterations(record):
+    """The iterations cell: a composed model's is none, with what it is made of."""
+    if 'composed_from' not in record:
+        return str(record['iters'])
+    return 'none: ' + ' then '.join(source['model'] for source in record['composed_from'])
+
+
+def val_score(record):
+    """The learned model's score on the val scene (lower is better)."""
+    return next(row for row in record['rows'] if row['method'] == MODEL)['val']['mean']
+
+
+def summary(record):
+    """What a results record says about one run, for the record that replaces or keeps it."""
+    return dict(iters=record['iters'], seed=record['seed'], val=val_score(record), command=record['command'],
+                test={row['method']: next(iter(row['test'].values()))['mean'] for row in record['rows']})
+
+
+def replaces(old, new):
+    """Whether run ``new`` replaces the shipped run ``old`` (None: nothing shipped): only
+    when it scores better on the val scene; test scores never decide."""
+    return old is None or val_score(new) < val_score(old)
 
 
 def main(argv=None):
@@ -117,19 +195,37 @@ def main(argv=None):
                         help='where the weights go (tools/upsample.py reads checkpoints/)')
     parser.add_argument('--iters', type=int, help='training iterations: the config\'s schedule stretched '
                                                   '(default: as the config has it)')
+    parser.add_argument('--force', action='store_true',
+                        help='ship the new run even if the shipped one scores better on the val scene')
     args = parser.parse_args(argv)
-    for key in args.models:
-        record, checkpoint = train_one(key, args.seed, osp.abspath(args.work_dir), args.iters)
+    for key in sorted(set(args.models), key=list(MODELS).index):  # a composed model after its stages
+        record, checkpoint = train_one(key, args.seed, osp.abspath(args.work_dir), args.iters,
+                                       args.checkpoints_dir)
         print(f"{key}: {record['metric']} on {record['test_scene']}: "
               + ', '.join(f"{row['method']} {next(iter(row['test'].values()))['mean']:.3f}"
                           for row in record['rows'])
               + f"; gain over JBU {100 * record['gain_over_jbu'][record['test_scene'].capitalize()]:+.1f} %")
         dst = shipped_checkpoint(*MODELS[key], directory=args.checkpoints_dir)
-        command = 'python tools/make_shipped_upsamplers.py --models ' + key + f' --seed {args.seed}' + (
-            f' --iters {args.iters}' if args.iters else '')
+        command = 'python tools/make_shipped_upsamplers.py --models ' + key + ('' if key in COMPOSED else (
+            f' --seed {args.seed}' + (f' --iters {args.iters}' if args.iters else '')))
+        record['command'] = command
+        old = None
+        if osp.isfile(args.out) and key not in COMPOSED and not args.force:
+            with open(args.out) as f:
+                old = json.load(f).get(key)
+        if not (args.force or replaces(old, record)):
+            kept = dict(old, candidates=[*old.get('candidates', []), summary(record)])
+            locked_merge(args.out, lambda results: {**results, key: kept})
+            print(f"kept the shipped {key} model: val {val_score(old):.4f} <= this run's {val_score(record):.4f} "
+                  '(--force ships it anyway)')
+            continue
+        if old is not None:
+            record['replaced'] = summary(old)
         record.update(checkpoint=osp.relpath(dst, ROOT) if dst.startswith(ROOT) else dst, command=command,
                       sha256=ship(checkpoint, dst, dict(config=record['config'], seed=args.seed,
-                                                        command=command, results=osp.relpath(osp.abspath(args.out), ROOT))))
+                                                        command=command, results=osp.relpath(osp.abspath(args.out), ROOT),
+                                                        **({'composed_from': record['composed_from']}
+                                                           if key in COMPOSED else {}))))
         locked_merge(args.out, lambda results: {**results, key: record})
         print(f'shipped: {dst}')
     return 0

@@ -18,8 +18,9 @@ written) are ``value * --scale`` (e.g. 1000 for millimetre depth, 256 for
 KITTI-style disparity); float formats hold the values themselves.
 ``--method pac-lite`` without ``--checkpoint`` uses the shipped model for the kind
 and factor (``checkpoints/<config name>.pth``: PAC lite trained on procedural data
-only, depth x4/x8/x16 and flow x4/x8; see docs/joint_upsampling.md); a missing one
-is an error naming the command that trains it. Otherwise the learned methods need
+only, depth x4/x8 and flow x4/x8, and depth x16 = the x4 depth model applied twice;
+see docs/joint_upsampling.md); a missing one is an error naming the command that
+makes it. Otherwise the learned methods need
 ``--checkpoint`` (``make demo`` prints one: PAC lite x8 on disparity and x4 on flow)
 and, unless it is a demo model, ``--config``.
 Unknown low-res samples (0 in a PNG, NaN/inf in float formats: sensor holes) are a
@@ -44,12 +45,14 @@ NETS = dict(pac='PacJointUpsample', **{'pac-lite': 'PacJointUpsampleLite'}, djf=
 DEMO_CONFIGS = {'pac-lite': 'configs/joint_upsampling/pacjointupsample_lite_x8_demo.py',
                 'djf': 'configs/joint_upsampling/djf_x8_demo.py'}
 #: PAC lite models shipped in checkpoints/ for --method pac-lite without --checkpoint:
-#: (kind, factor) -> config in configs/joint_upsampling/; the checkpoint is checkpoints/<config stem>.pth
+#: (kind, factor) -> config in configs/joint_upsampling/; the checkpoint is checkpoints/<config stem>.pth.
+#: Depth x16 is a cascade of the x4 depth model (tools/make_shipped_upsamplers.py COMPOSED): training
+#: the x16 net itself costs ~two orders of magnitude more per iteration on CPU (docs/joint_upsampling.md)
 SHIPPED_DIR = osp.join(ROOT, 'checkpoints')
 SHIPPED_RESULTS = osp.join(ROOT, 'benchmarks', 'results', 'shipped_upsamplers.json')
 SHIPPED = {('depth', 4): 'pacjointupsample_lite_x4_procedural.py',
            ('depth', 8): 'pacjointupsample_lite_x8_procedural.py',
-           ('depth', 16): 'pacjointupsample_lite_x16_procedural.py',
+           ('depth', 16): 'pacjointupsample_lite_x16_cascade_procedural.py',
            ('flow', 4): 'pacjointupsample_lite_x4_flow_procedural.py',
            ('flow', 8): 'pacjointupsample_lite_x8_flow_procedural.py'}
 FLOW_DEMO_CONFIGS = {'pac-lite': 'configs/joint_upsampling/pacjointupsample_lite_x4_flow_demo.py',
@@ -123,8 +126,8 @@ def shipped_model(kind, factor):
     if not osp.isfile(checkpoint):
         raise launch.ConfigError(
             f'the pac-lite {key[0]} x{factor} model is not trained yet ({osp.relpath(checkpoint, ROOT)} is '
-            f'missing): train it with `python tools/train.py {osp.relpath(config, ROOT)} --work-dir '
-            f'work_dirs/{osp.splitext(SHIPPED[key])[0]}` and copy its best_*.pth there, or give --checkpoint')
+            f'missing): make it with `python tools/make_shipped_upsamplers.py --models {key[0]}-x{factor}` '
+            f'(config {osp.relpath(config, ROOT)}), or give --checkpoint')
     standing = shipped_standing(*key)
     if standing:
         print(standing)

@@ -47,6 +47,35 @@ def test_a_short_run_ships_weights_that_upsample_uses(tmp_path, monkeypatch, cap
     assert last.startswith('RMSE ') and 0 < float(last.split()[1]) < 20
 
 
+def test_the_x16_cascade_ships_the_x4_weights_in_both_stages_without_training(tmp_path, capsys):
+    out, shipped = tmp_path / 'results.json', tmp_path / 'checkpoints'
+    common = ['--work-dir', str(tmp_path / 'work'), '--checkpoints-dir', str(shipped), '--out', str(out)]
+    with pytest.raises(upsample.launch.ConfigError, match='made of the shipped depth-x4 model.*run --models depth-x4'):
+        ship.main(['--models', 'depth-x16'] + common)
+    assert ship.main(['--models', 'depth-x16', 'depth-x4', '--iters', '2'] + common) == 0  # x4 first
+    results = json.loads(out.read_text())
+    record, x4 = results['depth-x16'], shipped / 'pacjointupsample_lite_x4_procedural.pth'
+    assert record['iters'] == 0 and record['command'] == 'python tools/make_shipped_upsamplers.py --models depth-x16'
+    assert [source['sha256'] for source in record['composed_from']] == [_sha256(x4)] * 2
+    saved = torch.load(shipped / 'pacjointupsample_lite_x16_cascade_procedural.pth', weights_only=False)
+    assert set(saved) == {'state_dict', 'meta'} and saved['meta']['composed_from'] == record['composed_from']
+    stage = torch.load(x4, weights_only=False)['state_dict']
+    assert len(saved['state_dict']) == 2 * len(stage)
+    for i in (0, 1):
+        for name, value in stage.items():
+            assert torch.equal(saved['state_dict'][f'net.stages.{i}.' + name[len('net.'):]], value)
+    pac = next(row for row in record['rows'] if row['method'] == 'PAC (lite)')
+    assert set(pac['val']) >= {'mean'} and 'Motorcycle' in pac['test']
+    # the val score of an untrained model is computed as training computes it: the x4 model's
+    # recorded val score (from its training) is what scoring its shipped weights on val gives
+    x4_val = next(row for row in results['depth-x4']['rows'] if row['method'] == 'PAC (lite)')['val']['mean']
+    config = osp.join(ship.demo.CONFIGS, upsample.SHIPPED['depth', 4])
+    assert ship.demo.evaluate_val(config, str(tmp_path / 'val'), {}, str(x4)) == pytest.approx(x4_val, rel=1e-6)
+    assert record['unaligned']['val'] != pytest.approx(pac['val']['mean'])
+    table = ship.format_table(results)
+    assert '| none: depth-x4 then depth-x4 |' in table and 'depth-x16 is a cascade' in table
+
+
 def test_the_committed_checkpoints_are_the_ones_the_results_file_describes():
     if not osp.isfile(RESULTS):
         pytest.skip('no shipped upsampler yet')
@@ -58,6 +87,9 @@ def test_the_committed_checkpoints_are_the_ones_the_results_file_describes():
         path = osp.join(ROOT, record['checkpoint'])
         assert path == upsample.shipped_checkpoint(kind, factor)
         assert _sha256(path) == record['sha256'], f'{path} is not the model {RESULTS} describes'
+        for source in record.get('composed_from', ()):  # a cascade is made of the committed stages
+            assert _sha256(osp.join(ROOT, source['checkpoint'])) == source['sha256'], \
+                f"{path} was made of another {source['model']} than the committed one: rerun --models {key}"
 
 
 def test_holes_benchmark_scores_the_shipped_model_as_its_own_results_file_does(tmp_path):
@@ -77,3 +109,20 @@ def test_holes_benchmark_scores_the_shipped_model_as_its_own_results_file_does(t
     assert no_mask['rmse_px_clean'] == pytest.approx(pac, rel=1e-5)
     assert all(row['rmse_px_sensor_like'] > row['rmse_px_clean'] for row in rows.values())
     assert 'Gain of the holes model over JBU' in bench.format_table(results)
+
+
+def _run(val, iters, test=1.0):
+    return dict(iters=iters, seed=0, command=f'--iters {iters}', rows=[
+        dict(method='JBU', test={'Aloe': dict(mean=2.0)}),
+        dict(method=ship.MODEL, val=dict(mean=val), test={'Aloe': dict(mean=test)})])
+
+
+def test_a_run_replaces_the_shipped_model_only_when_better_on_val():
+    """Selection is on the val scene: a run with the better test score but the worse val
+    score does not replace the shipped one, and what each record says is kept."""
+    shipped = _run(val=0.30, iters=2500, test=0.9)
+    assert ship.replaces(None, shipped)
+    assert not ship.replaces(shipped, _run(val=0.31, iters=500, test=0.1))
+    assert ship.replaces(shipped, _run(val=0.29, iters=5000, test=1.5))
+    assert ship.summary(shipped) == dict(iters=2500, seed=0, val=0.30, command='--iters 2500',
+                                         test={'JBU': 2.0, ship.MODEL: 0.9})

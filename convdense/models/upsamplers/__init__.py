@@ -3,3 +3,4 @@ from .base import JointUpsampler  # noqa: F401
 from .classic import JBU, Bicubic  # noqa: F401
 from .djf import DJF  # noqa: F401
 from .pac_joint_upsample import PacJointUpsample, PacJointUpsampleLite  # noqa: F401
+from .cascade import JointUpsampleCascade  # noqa: F401
