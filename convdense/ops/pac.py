@@ -189,6 +189,31 @@ def pac_conv_transpose2d(input, kernel, weight, bias=None, stride=1, padding=0,
                                     dilation, shared_filters, chunk_elements)
 
 
+class _DisjointSlices(torch.autograd.Function):
+    """``[tensor[index] for index in indices]`` for disjoint ``indices``, with one
+    gradient buffer: autograd's own slicing gives each slice's backward a zero-filled
+    gradient the size of ``tensor``, which for the ``s * s`` phases of a stride-``s``
+    PAC transposed conv (256 at x16, over a kernel of 33 x 33 taps per output pixel) is
+    most of the training time. Forward copies the slices (as many elements as
+    ``tensor`` in all)."""
+
+    @staticmethod
+    def forward(ctx, tensor, indices):
+        ctx.indices, ctx.shape = indices, tensor.shape
+        return tuple(tensor[index].clone() for index in indices)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        present = [piece for piece in grads if piece is not None]
+        if not present:
+            return None, None
+        grad = present[0].new_zeros(ctx.shape)
+        for index, piece in zip(ctx.indices, grads):
+            if piece is not None:
+                grad[index] += piece
+        return grad, None
+
+
 def _pac_transpose_by_phases(input, kernel, flipped, bias, out_size, stride, padding, dilation,
                              shared_filters, chunk_elements):
     """A strided PAC transposed conv as ``sh * sw`` stride-1 PACs over the input itself,
@@ -203,18 +228,21 @@ def _pac_transpose_by_phases(input, kernel, flipped, bias, out_size, stride, pad
     out_channels = flipped.shape[0] if not shared_filters else input.shape[1]
     out = input.new_zeros(input.shape[0], out_channels, *out_size,
                           dtype=_engine_dtype(input, kernel, flipped))
-    for ry, rows in enumerate(axes[0]):
-        for rx, columns in enumerate(axes[1]):
-            if rows is None or columns is None:
-                continue  # every tap of this phase lands on an inserted zero or padding
-            phase_input = F.pad(input, (*columns['pad'], *rows['pad']))
-            phase_kernel = kernel[:, :, rows['taps'], columns['taps'],
-                                  ry::stride[0], rx::stride[1]]
-            phase_weight = flipped[:, :, rows['taps'], columns['taps']]
-            out[:, :, ry::stride[0], rx::stride[1]] = _pac_core(
-                phase_input, phase_kernel, phase_weight, None,
-                (rows['outputs'], columns['outputs']), (1, 1),
-                (rows['dilation'], columns['dilation']), shared_filters, chunk_elements)
+    phases = [(ry, rx, rows, columns) for ry, rows in enumerate(axes[0])
+              for rx, columns in enumerate(axes[1])
+              if rows is not None and columns is not None]  # others only meet zeros or padding
+    kernel_slices = [(slice(None), slice(None), rows['taps'], columns['taps'],
+                      slice(ry, None, stride[0]), slice(rx, None, stride[1]))
+                     for ry, rx, rows, columns in phases]
+    phase_kernels = (_DisjointSlices.apply(kernel, kernel_slices) if kernel.requires_grad
+                     else [kernel[index] for index in kernel_slices])
+    for (ry, rx, rows, columns), phase_kernel in zip(phases, phase_kernels):
+        phase_input = F.pad(input, (*columns['pad'], *rows['pad']))
+        phase_weight = flipped[:, :, rows['taps'], columns['taps']]
+        out[:, :, ry::stride[0], rx::stride[1]] = _pac_core(
+            phase_input, phase_kernel, phase_weight, None,
+            (rows['outputs'], columns['outputs']), (1, 1),
+            (rows['dilation'], columns['dilation']), shared_filters, chunk_elements)
     if bias is not None:
         out = out + bias.to(out.dtype).view(1, -1, 1, 1)
     return out
