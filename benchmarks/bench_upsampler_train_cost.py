@@ -1,5 +1,5 @@
 """Training cost of the PAC (lite) joint upsamplers per factor on CPU, and where the x16
-net's goes: why x16 depth ships as the x4 model applied twice, not as a trained x16 net.
+net's goes (what decides whether x16 is trained or composed from x4).
 
     OMP_NUM_THREADS=1 python benchmarks/bench_upsampler_train_cost.py [--factors 4 8 16]
                                                                       [--iters 3] [--out FILE]
