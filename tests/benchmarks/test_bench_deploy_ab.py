@@ -15,14 +15,17 @@ def ab():
     return load_script('benchmarks/bench_deploy_ab.py')
 
 
+def _profiled(ab, model, channels, path):
+    """ONNX Runtime's profiled nodes of ``model`` exported for a ``(1, channels, 16, 16)`` image."""
+    with torch.no_grad():
+        torch.onnx.export(copy.deepcopy(model), (torch.randn(1, channels, 16, 16),), path, dynamo=True,
+                          input_names=['image'])
+    return ab.profiled_nodes(path, {'image': torch.randn(1, channels, 16, 16).numpy()}, threads=1)
+
+
 def test_op_type_profile_sums_kernel_time_per_op(ab, tmp_path):
     model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU()).eval()
-    path = str(tmp_path / 'tiny.onnx')
-    with torch.no_grad():
-        torch.onnx.export(copy.deepcopy(model), (torch.randn(1, 3, 16, 16),), path, dynamo=True,
-                          input_names=['image'])
-    nodes = ab.profiled_nodes(path, {'image': torch.randn(1, 3, 16, 16).numpy()}, threads=1)
-    profile = ab.op_type_profile(*nodes)
+    profile = ab.op_type_profile(*_profiled(ab, model, 3, str(tmp_path / 'tiny.onnx')))
     assert 'Conv' in profile and all(ms >= 0 for ms in profile.values())
 
 
@@ -30,12 +33,7 @@ def test_conv_kernel_profile_counts_each_kernel_size_work(ab, tmp_path):
     """A 3x3 and a 1x1 conv on 16x16 maps, channels a multiple of every ORT block size:
     the profile's GMAC per kernel size are the layers' multiply-accumulates."""
     model = nn.Sequential(nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 16, 1)).eval()
-    path = str(tmp_path / 'two.onnx')
-    with torch.no_grad():
-        torch.onnx.export(copy.deepcopy(model), (torch.randn(1, 16, 16, 16),), path, dynamo=True,
-                          input_names=['image'])
-    nodes = ab.profiled_nodes(path, {'image': torch.randn(1, 16, 16, 16).numpy()}, threads=1)
-    profile = ab.conv_kernel_profile(*nodes)
+    profile = ab.conv_kernel_profile(*_profiled(ab, model, 16, str(tmp_path / 'two.onnx')))
     by_size = {}
     for kind, entry in profile.items():
         size = kind.split()[0]
