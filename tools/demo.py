@@ -101,11 +101,13 @@ def train(config, work_dir, overrides, max_iters=None, description=None):
     cfg.custom_hooks = []  # panels are written once, by the final evaluation
     os.makedirs(work_dir, exist_ok=True)
     progress = ProgressAndTimingHook(description or osp.basename(work_dir), sys.stderr)
+    started = time.time()
     with console_to(osp.join(work_dir, 'console.log')):
         runner = launch.build_runner(cfg)
         runner.register_hook(progress)
         runner.train()
-    best = sorted(glob.glob(osp.join(work_dir, 'best_*.pth')))
+    # this run's best: a best file an earlier run left in the same folder is older
+    best = sorted(p for p in glob.glob(osp.join(work_dir, 'best_*.pth')) if osp.getmtime(p) >= started)
     if len(best) != 1:
         raise RuntimeError(f'training finished but {work_dir} holds {len(best)} best-on-val checkpoints')
     return best[0], float(runner.message_hub.get_info('best_score'))

@@ -116,7 +116,9 @@ def train_one(key, seed, work_dir, max_iters, checkpoints_dir=SHIPPED_DIR):
         extra['unaligned'] = dict(val=demo.evaluate_val(config, sub_dir, unaligned, checkpoint),
                                   test=demo.evaluate_per_scene(config, sub_dir, {cfg.test_scene: column},
                                                                unaligned, checkpoint=checkpoint))
-    block, checkpoints = demo.run_protocol(task, osp.join(work_dir, key), overrides, {cfg.test_scene: column},
+    # each schedule trains in a folder of its own: a best-on-val file of another run must not mix in
+    run_dir = osp.join(work_dir, key, f'{max_iters or cfg.train_cfg.max_iters}it')
+    block, checkpoints = demo.run_protocol(task, run_dir, overrides, {cfg.test_scene: column},
                                            [seed], None, panels=False, learned={MODEL: config_name},
                                            trained=trained)
     record = dict(config=f'configs/joint_upsampling/{config_name}', kind=kind, factor=factor, seed=seed,

@@ -74,6 +74,14 @@ def test_the_x16_cascade_ships_the_x4_weights_in_both_stages_without_training(tm
     assert record['unaligned']['val'] != pytest.approx(pac['val']['mean'])
     table = ship.format_table(results)
     assert '| none: depth-x4 then depth-x4 |' in table and 'depth-x16 is a cascade' in table
+    # the same run again, in the same folder: it trains (the earlier best-on-val file is not
+    # taken for its own) and, no better on val, leaves the shipped model as it was
+    capsys.readouterr()
+    assert ship.main(['--models', 'depth-x4', '--iters', '2'] + common) == 0
+    assert 'kept the shipped depth-x4 model' in capsys.readouterr().out
+    again = json.loads(out.read_text())['depth-x4']
+    assert again['sha256'] == _sha256(x4) == results['depth-x4']['sha256']
+    assert [c['val'] for c in again['candidates']] == [pytest.approx(x4_val)]
 
 
 def test_the_committed_checkpoints_are_the_ones_the_results_file_describes():
