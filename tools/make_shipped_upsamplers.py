@@ -144,11 +144,27 @@ def format_table(results):
                      f"| {column} | {units[record['metric']]} | {score['bicubic']:.3f} | {score['JBU']:.3f} "
                      f"| {score[MODEL]:.3f} | {100 * record['gain_over_jbu'][column]:+.1f} % "
                      f"| {_iterations(record)} | {record['seconds'] / 60:.0f} min |")
-    for key, record in results.items():
-        if 'unaligned' in record:
-            lines.append('')
-            lines.append(_unaligned_note(key, record))
+    notes = [_unaligned_note(key, record) for key, record in results.items() if 'unaligned' in record]
+    notes += [_selection_note(key, record) for key, record in results.items()
+              if 'replaced' in record or record.get('candidates')]
+    for note in notes:
+        lines += ['', note]
     return '\n'.join(lines)
+
+
+def _selection_note(key, record):
+    """How the shipped run was chosen over the runs it replaced or kept out: their
+    iterations and val scores (the test scores never decided)."""
+    val = record['val_scene'].capitalize()
+    shipped = f"{key}: the {record['iters']}-iteration run ships ({val} val {val_score(record):.3f})"
+    others = []
+    if 'replaced' in record:
+        others.append(f"it replaced the {record['replaced']['iters']}-iteration run "
+                      f"(val {record['replaced']['val']:.3f})")
+    if record.get('candidates'):
+        others.append('kept out: ' + ', '.join(f"{c['iters']}-iteration seed {c['seed']} (val {c['val']:.3f})"
+                                               for c in record['candidates']))
+    return shipped + '; ' + '; '.join(others) + '.'
 
 
 def _unaligned_note(key, record):
