@@ -2,4 +2,5 @@
 scope (imported lazily by the registry)."""
 from .amp import CpuAmpOptimWrapper  # noqa: F401
 from .deploy_hook import DeployHook  # noqa: F401
+from .finite_loss_hook import StopOnNonFiniteLoss  # noqa: F401
 from .hooks import JointUpsamplingPanelHook  # noqa: F401

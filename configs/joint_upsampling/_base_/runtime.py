@@ -21,6 +21,8 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=50_000, max_keep_ckpts=2,
                     save_last=True),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # a diverged run stops with one line instead of training on NaN
+    finite_loss=dict(type='StopOnNonFiniteLoss'),
 )
 custom_hooks = [dict(type='JointUpsamplingPanelHook', max_panels=4)]
 env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork'),
