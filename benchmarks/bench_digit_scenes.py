@@ -464,7 +464,7 @@ def main(argv=None):
         args.backbones = [args.chain]
         args.tasks = args.tasks or (['det', 'seg'] if args.seed else ['cls', 'det', 'seg'])
     args.tasks = args.tasks or ['cls', 'det']
-    if args.seed and 'cls' in args.tasks:
+    if args.seed and 'cls' in args.tasks and not args.one:  # a child gets its one task in --one
         parser.error('--seed is for det/seg: every seed starts from the seed-0 classifier')
     if args.add_val_history:
         with open(args.out) as f:

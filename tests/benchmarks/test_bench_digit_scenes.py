@@ -147,6 +147,17 @@ def test_variants_need_their_options(bench, capsys):
         bench.main(['--tasks', 'cls', '--seed', '1'])
 
 
+def test_a_seed_child_process_runs_its_one_task(bench, tmp_path, monkeypatch):
+    """The chain's child for a second seed (``--one seg r50 --seed 1``, no --tasks) trains
+    its task, not refused as if it were asked for a seeded classifier."""
+    calls = []
+    monkeypatch.setattr(bench, 'run_one', lambda task, backbone, *args: calls.append((task, backbone, args[-2]))
+                        or {'test': {}})
+    out = tmp_path / 'one.json'
+    bench.main(['--one', 'seg', 'r50', '--seed', '1', '--iters', '2', '--one-out', str(out)])
+    assert calls == [('seg', 'r50', 1)] and out.exists()
+
+
 def test_demo_prints_what_a_model_that_learnt_nothing_scores(demo, tmp_path):
     """The trivial row: the most frequent digit for top-1, and for mIoU what mmseg's
     own IoUMetric gives an all-background prediction on the same label maps."""
