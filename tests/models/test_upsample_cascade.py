@@ -8,6 +8,17 @@ from convdense.models.upsamplers import JointUpsampler, PacJointUpsampleLite
 from convdense.models.upsamplers.cascade import JointUpsampleCascade, protocol_shift
 from convdense.registry import MODELS
 
+
+
+@pytest.fixture(autouse=True)
+def convdense_scope():
+    """Build in the convdense scope whatever scope an earlier test in this process left
+    (a registry builds nested configs in the current default scope)."""
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('convdense'):
+        yield
+
+
 LITE = dict(type='PacJointUpsampleLite', factor=4, residual='jbu', learnable_jbu=dict(guide_widths=(16, 16)))
 
 
