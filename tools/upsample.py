@@ -46,8 +46,8 @@ DEMO_CONFIGS = {'pac-lite': 'configs/joint_upsampling/pacjointupsample_lite_x8_d
                 'djf': 'configs/joint_upsampling/djf_x8_demo.py'}
 #: PAC lite models shipped in checkpoints/ for --method pac-lite without --checkpoint:
 #: (kind, factor) -> config in configs/joint_upsampling/; the checkpoint is checkpoints/<config stem>.pth.
-#: Depth x16 is a cascade of the x4 depth model (tools/make_shipped_upsamplers.py COMPOSED): training
-#: the x16 net itself costs ~two orders of magnitude more per iteration on CPU (docs/joint_upsampling.md)
+#: Depth x16 is a cascade of the x4 depth model (tools/make_shipped_upsamplers.py COMPOSED); no x16
+#: net is trained yet (its training cost per factor: docs/joint_upsampling.md)
 SHIPPED_DIR = osp.join(ROOT, 'checkpoints')
 SHIPPED_RESULTS = osp.join(ROOT, 'benchmarks', 'results', 'shipped_upsamplers.json')
 SHIPPED = {('depth', 4): 'pacjointupsample_lite_x4_procedural.py',

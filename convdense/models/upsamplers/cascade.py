@@ -5,6 +5,8 @@ small one (PAC lite's learnable JBU base has a (2f+1)^2 window: 1089 taps per ou
 pixel at x16 against 81 at x4), so a trained small-factor net applied twice gives a
 large-factor model with no training at that factor.
 """
+import math
+
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -70,9 +72,7 @@ class JointUpsampleCascade(nn.Module):
             raise ValueError('stages: give at least one joint-upsampling net')
         self.stages = nn.ModuleList(build_model(stage) if isinstance(stage, dict) else stage for stage in stages)
         factors = [stage.factor for stage in self.stages]
-        product = 1
-        for stage_factor in factors:
-            product *= stage_factor
+        product = math.prod(factors)
         if product != factor:
             raise ValueError(f"stage factors {' x '.join(map(str, factors))} = {product}, not the cascade's "
                              f'factor {factor}')
