@@ -15,6 +15,13 @@ go to ``checkpoints/<config stem>.pth`` with their provenance in ``meta``, and t
 to ``benchmarks/results/shipped_upsamplers.json``, merged as each model finishes.
 ``--iters N --checkpoints-dir DIR --out FILE`` (the tests) trains a short schedule
 elsewhere; the record says how many iterations a model had.
+
+Every run is also kept in the record's ``seed_runs``; runs of the shipped schedule with
+other ``--seed`` values are judged together (:func:`seed_study`): the mean and range over
+seeds, and whether PAC is ahead of each other method by the goal margin and beyond the
+seed spread. ``--with-djf`` trains DJF beside PAC on the same schedule and seed (never
+shipped); for the shipped run's own seed and schedule the shipped PAC weights are scored,
+not trained again.
 """
 import argparse
 import copy
@@ -38,6 +45,8 @@ from convdense import launch  # noqa: E402
 from machine_info import machine  # noqa: E402
 from upsample import SHIPPED, SHIPPED_DIR, shipped_checkpoint  # noqa: E402
 
+from convdense.evaluation.upsampling_verdict import GOAL_GAIN_OVER_JBU, judge, merge_rows  # noqa: E402
+
 RESULTS = osp.join(ROOT, 'benchmarks', 'results', 'shipped_upsamplers.json')
 MODEL = 'PAC (lite)'
 
@@ -49,6 +58,11 @@ def model_key(kind, factor):
 MODELS = {model_key(kind, factor): (kind, factor) for kind, factor in SHIPPED}
 #: models made of shipped ones with no training: key -> the shipped model of each cascade stage
 COMPOSED = {'depth-x16': ('depth-x4', 'depth-x4')}
+#: the DJF config trained beside a model with --with-djf (same data, schedule and seed)
+DJF_CONFIGS = {'flow-x4': 'djf_x4_flow_procedural.py', 'flow-x8': 'djf_x8_flow_procedural.py',
+               'depth-x8': 'djf_x8_procedural.py'}
+#: the methods PAC must beat by the goal margin, per kind (the flow goal includes DJF and bicubic)
+GOAL_OVER = {'flow': ('bicubic', 'JBU', 'DJF'), 'depth': ('JBU',)}
 
 
 def ship(checkpoint, dst, provenance):
@@ -95,10 +109,11 @@ def compose(key, checkpoints_dir, work_dir):
     return dst, sources
 
 
-def train_one(key, seed, work_dir, max_iters, checkpoints_dir=SHIPPED_DIR):
+def train_one(key, seed, work_dir, max_iters, checkpoints_dir=SHIPPED_DIR, with_djf=False, reuse=None):
     """Train (``max_iters``: the config's schedule stretched to that many iterations) or,
     for ``COMPOSED``, assemble, and score one shipped model; returns (its results record,
-    its checkpoint)."""
+    its checkpoint). ``with_djf`` trains DJF beside it; ``reuse`` (a checkpoint) is scored
+    as the PAC model instead of training one."""
     kind, factor = MODELS[key]
     config_name = SHIPPED[kind, factor]
     cfg = launch.load_config(osp.join(demo.CONFIGS, config_name))
@@ -106,7 +121,13 @@ def train_one(key, seed, work_dir, max_iters, checkpoints_dir=SHIPPED_DIR):
     task = demo.TASKS['flow' if kind == 'flow' else 'depth']
     column = cfg.test_scene.capitalize()
     start, before = time.time(), machine()
-    trained, extra = None, {}
+    trained, extra = ({MODEL: reuse} if reuse else None), {}
+    learned = {MODEL: config_name}
+    if with_djf:
+        if key not in DJF_CONFIGS:
+            raise launch.ConfigError(f'--with-djf: no DJF config for {key} (there is one for '
+                                     f'{", ".join(DJF_CONFIGS)})')
+        learned['DJF'] = DJF_CONFIGS[key]
     if key in COMPOSED:
         checkpoint, sources = compose(key, checkpoints_dir, osp.join(work_dir, key))
         trained, extra = {MODEL: checkpoint}, dict(composed_from=sources)
@@ -119,14 +140,78 @@ def train_one(key, seed, work_dir, max_iters, checkpoints_dir=SHIPPED_DIR):
     # each schedule trains in a folder of its own: a best-on-val file of another run must not mix in
     run_dir = osp.join(work_dir, key, f'{max_iters or cfg.train_cfg.max_iters}it')
     block, checkpoints = demo.run_protocol(task, run_dir, overrides, {cfg.test_scene: column},
-                                           [seed], None, panels=False, learned={MODEL: config_name},
-                                           trained=trained)
+                                           [seed], None, panels=False, learned=learned, trained=trained)
     record = dict(config=f'configs/joint_upsampling/{config_name}', kind=kind, factor=factor, seed=seed,
-                  iters=0 if trained else max_iters or cfg.train_cfg.max_iters, **extra,
+                  iters=0 if key in COMPOSED else max_iters or cfg.train_cfg.max_iters, **extra,
                   val_scene=cfg.val_scene, test_scene=cfg.test_scene, metric=task['metric'],
                   rows=block['rows'], gain_over_jbu=block['gain_over_jbu'],
                   machine_before=before, machine_after=machine(), seconds=round(time.time() - start))
     return record, checkpoints[MODEL]
+
+
+def seed_runs(record):
+    """Every run kept for the seed study of a model ({seed, iters, rows}); a record written
+    before runs were kept holds only its shipped run."""
+    return record.get('seed_runs') or [dict(seed=record['seed'], iters=record['iters'], rows=record['rows'])]
+
+
+def add_seed_run(runs, run):
+    """``runs`` with ``run`` in the place of an earlier run of the same seed and schedule."""
+    kept = [r for r in runs if (r['seed'], r['iters']) != (run['seed'], run['iters'])]
+    return sorted(kept + [run], key=lambda r: (r['iters'], r['seed']))
+
+
+def seed_study(record):
+    """The shipped schedule's runs over seeds, judged together on the methods every run
+    has (:func:`judge`: ahead only beyond either seed spread): the relative gain of PAC's
+    mean over each other method's on the test scene, and whether it is ahead of each of
+    ``GOAL_OVER[kind]`` by ``GOAL_GAIN_OVER_JBU`` and beyond the spread. None with fewer
+    than two seeds."""
+    runs = [run for run in seed_runs(record) if run['iters'] == record['iters']]
+    if len(runs) < 2:
+        return None
+    methods = [row['method'] for row in runs[0]['rows']
+               if all(any(r['method'] == row['method'] for r in run['rows']) for run in runs)]
+    block = judge(merge_rows([[next(r for r in run['rows'] if r['method'] == m) for m in methods]
+                              for run in runs]))
+    column = record['test_scene'].capitalize()
+    rows = {row['method']: row['test'][column] for row in block['rows']}
+    gain = {m: 1 - rows[MODEL]['mean'] / rows[m]['mean'] for m in methods if m != MODEL}
+    required = [m for m in GOAL_OVER[record['kind']] if m in gain]
+    return dict(seeds=[run['seed'] for run in runs], iters=record['iters'], column=column, scores=rows,
+                gain=gain, ahead={m: block['verdict'][m][column] for m in gain}, goal=GOAL_GAIN_OVER_JBU,
+                goal_over=required, goal_met=all(gain[m] >= GOAL_GAIN_OVER_JBU and block['verdict'][m][column]
+                                                 for m in required))
+
+
+def format_seed_table(results):
+    """Markdown: each model's shipped schedule over seeds on its test scene (mean and
+    range), PAC's gain over each method, and whether the goal is met beyond the spread."""
+    studies = {key: seed_study(results[key]) for key in sorted(results, key=lambda k: list(MODELS).index(k))}
+    studies = {key: study for key, study in studies.items() if study}
+    if not studies:
+        return ''
+    lines = ['| model | seeds | iterations | tested on | bicubic | JBU | DJF | PAC (lite) | PAC gain over '
+             'bicubic / JBU / DJF | goal met |', '|---|---|---:|---|---:|---:|---:|---:|---|---|']
+    for key, study in studies.items():
+        cells = [_seed_cell(study['scores'].get(m)) for m in ('bicubic', 'JBU', 'DJF', MODEL)]
+        gains = ' / '.join('–' if m not in study['gain'] else
+                           f"{100 * study['gain'][m]:+.1f} %" + ('' if study['ahead'][m] else ' (within spread)')
+                           for m in ('bicubic', 'JBU', 'DJF'))
+        goal = f"{'yes' if study['goal_met'] else 'no'} (≥ {100 * study['goal']:.0f} % over " \
+               f"{', '.join(study['goal_over'])})"
+        lines.append(f"| {key} | {', '.join(map(str, study['seeds']))} | {study['iters']} | {study['column']} | "
+                     + ' | '.join(cells) + f' | {gains} | {goal} |')
+    return '\n'.join(lines)
+
+
+def _seed_cell(summary):
+    """'0.194 [0.190-0.199]' (mean [min-max] over seeds); a baseline is one number."""
+    if summary is None:
+        return '–'
+    if summary['spread'] == 0:
+        return f"{summary['mean']:.3f}"
+    return f"{summary['mean']:.3f} [{summary['min']:.3f}–{summary['max']:.3f}]"
 
 
 def format_table(results):
@@ -149,6 +234,10 @@ def format_table(results):
               if 'replaced' in record or record.get('candidates')]
     for note in notes:
         lines += ['', note]
+    seeds = format_seed_table(results)
+    if seeds:
+        lines += ['', 'Over seeds (the shipped schedule trained again with other `--seed` values; '
+                  '"within spread": the gap is smaller than either seed range):', '', seeds]
     return '\n'.join(lines)
 
 
@@ -203,6 +292,19 @@ def replaces(old, new):
     return old is None or val_score(new) < val_score(old)
 
 
+def _read(path):
+    if not osp.isfile(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+def _config_iters(key):
+    """The iterations of a model's config as it is (no --iters)."""
+    kind, factor = MODELS[key]
+    return launch.load_config(osp.join(demo.CONFIGS, SHIPPED[kind, factor])).train_cfg.max_iters
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--models', nargs='+', default=list(MODELS), choices=list(MODELS))
@@ -213,32 +315,49 @@ def main(argv=None):
                         help='where the weights go (tools/upsample.py reads checkpoints/)')
     parser.add_argument('--iters', type=int, help='training iterations: the config\'s schedule stretched '
                                                   '(default: as the config has it)')
+    parser.add_argument('--with-djf', action='store_true',
+                        help='train DJF beside PAC on the same schedule and seed (compared, never shipped)')
     parser.add_argument('--force', action='store_true',
                         help='ship the new run even if the shipped one scores better on the val scene')
     args = parser.parse_args(argv)
     for key in sorted(set(args.models), key=list(MODELS).index):  # a composed model after its stages
+        shipped = _read(args.out).get(key)
+        dst = shipped_checkpoint(*MODELS[key], directory=args.checkpoints_dir)
+        # the shipped run's own seed and schedule: its weights are scored, not trained again
+        same_run = (shipped is not None and key not in COMPOSED and osp.isfile(dst) and not args.force
+                    and (shipped['seed'], shipped['iters']) == (args.seed, args.iters or _config_iters(key)))
         record, checkpoint = train_one(key, args.seed, osp.abspath(args.work_dir), args.iters,
-                                       args.checkpoints_dir)
+                                       args.checkpoints_dir, with_djf=args.with_djf,
+                                       reuse=dst if same_run else None)
         print(f"{key}: {record['metric']} on {record['test_scene']}: "
               + ', '.join(f"{row['method']} {next(iter(row['test'].values()))['mean']:.3f}"
                           for row in record['rows'])
               + f"; gain over JBU {100 * record['gain_over_jbu'][record['test_scene'].capitalize()]:+.1f} %")
-        dst = shipped_checkpoint(*MODELS[key], directory=args.checkpoints_dir)
         command = 'python tools/make_shipped_upsamplers.py --models ' + key + ('' if key in COMPOSED else (
-            f' --seed {args.seed}' + (f' --iters {args.iters}' if args.iters else '')))
+            f' --seed {args.seed}' + (f' --iters {args.iters}' if args.iters else ''))) \
+            + (' --with-djf' if args.with_djf else '')
         record['command'] = command
-        old = None
-        if osp.isfile(args.out) and key not in COMPOSED and not args.force:
-            with open(args.out) as f:
-                old = json.load(f).get(key)
+        run = dict(seed=args.seed, iters=record['iters'], rows=record['rows'], seconds=record['seconds'],
+                   command=command)
+        old = None if (key in COMPOSED or args.force) else shipped
+        if same_run:
+            kept = dict(shipped, seed_runs=add_seed_run(seed_runs(shipped), run))
+            locked_merge(args.out, lambda results: {**results, key: kept})
+            print(f'scored the shipped {key} model again beside the methods trained with it')
+            continue
         if not (args.force or replaces(old, record)):
-            kept = dict(old, candidates=[*old.get('candidates', []), summary(record)])
+            kept = dict(old, candidates=[*old.get('candidates', []), summary(record)],
+                        seed_runs=add_seed_run(seed_runs(old), run))
             locked_merge(args.out, lambda results: {**results, key: kept})
             print(f"kept the shipped {key} model: val {val_score(old):.4f} <= this run's {val_score(record):.4f} "
                   '(--force ships it anyway)')
             continue
         if old is not None:
             record['replaced'] = summary(old)
+            # the runs it was chosen over stay on record: kept-out ones and the one before it
+            record['candidates'] = [*old.get('candidates', []), *([old['replaced']] if 'replaced' in old else [])]
+        if shipped is not None and key not in COMPOSED:
+            record['seed_runs'] = add_seed_run(seed_runs(shipped), run)
         record.update(checkpoint=osp.relpath(dst, ROOT) if dst.startswith(ROOT) else dst, command=command,
                       sha256=ship(checkpoint, dst, dict(config=record['config'], seed=args.seed,
                                                         command=command, results=osp.relpath(osp.abspath(args.out), ROOT),

@@ -136,3 +136,64 @@ def test_a_run_replaces_the_shipped_model_only_when_better_on_val():
     assert ship.replaces(shipped, _run(val=0.29, iters=5000, test=1.5))
     assert ship.summary(shipped) == dict(iters=2500, seed=0, val=0.30, command='--iters 2500',
                                          test={'JBU': 2.0, ship.MODEL: 0.9})
+
+
+def _seed_run(seed, pac, djf, iters=2500):
+    def row(method, value, learned=True):
+        test = {'Motorcycle': dict(mean=value, min=value, max=value, spread=0.0, seeds=[value])}
+        return dict(method=method, params=1 if learned else 0, learned=learned, test=test,
+                    **({'val': dict(mean=value, min=value, max=value, spread=0.0, seeds=[value])} if learned else {}))
+    return dict(seed=seed, iters=iters, rows=[row('bicubic', 0.30, False), row('JBU', 0.25, False),
+                                              row(ship.MODEL, pac), *([row('DJF', djf)] if djf else [])])
+
+
+def test_the_seed_study_judges_the_shipped_schedule_over_seeds_beyond_the_spread():
+    """Runs of the shipped schedule over seeds are judged together: PAC's mean against each
+    method's, ahead only beyond the seed ranges, the goal over every method the kind names;
+    runs of another schedule and methods some run lacks are left out."""
+    record = dict(kind='flow', iters=2500, seed=0, test_scene='motorcycle',
+                  seed_runs=[_seed_run(0, 0.20, 0.24), _seed_run(1, 0.21, 0.23), _seed_run(2, 0.22, 0.26),
+                             _seed_run(0, 0.10, None, iters=500)])
+    study = ship.seed_study(record)
+    assert study['seeds'] == [0, 1, 2] and study['scores'][ship.MODEL]['mean'] == pytest.approx(0.21)
+    assert study['gain']['JBU'] == pytest.approx(1 - 0.21 / 0.25)
+    assert study['gain']['DJF'] == pytest.approx(1 - 0.21 / 0.2433333, rel=1e-5)
+    # the gap to DJF (0.243 - 0.21 = 0.033) exceeds both ranges (DJF 0.03, PAC 0.02)
+    assert study['ahead'] == {'bicubic': True, 'JBU': True, 'DJF': True}
+    assert study['goal_over'] == ['bicubic', 'JBU', 'DJF'] and study['goal_met']
+    record['seed_runs'][1] = _seed_run(1, 0.25, 0.23)           # a bad PAC seed widens its range
+    study = ship.seed_study(record)
+    assert not study['ahead']['DJF'] and not study['goal_met']
+    assert '(within spread)' in ship.format_seed_table({'flow-x4': record})
+    record['seed_runs'][2] = _seed_run(2, 0.21, None)           # a run without DJF: DJF is left out
+    study = ship.seed_study(record)
+    assert 'DJF' not in study['gain'] and study['goal_over'] == ['bicubic', 'JBU']
+    assert ship.seed_study(dict(record, seed_runs=record['seed_runs'][:1])) is None
+    runs = ship.add_seed_run(record['seed_runs'], _seed_run(1, 0.5, None))
+    assert [(run['iters'], run['seed']) for run in runs] == [(500, 0), (2500, 0), (2500, 1), (2500, 2)]
+    assert runs[2]['rows'][2]['test']['Motorcycle']['mean'] == 0.5
+
+
+def test_other_seeds_and_djf_join_the_shipped_run_without_retraining_it(tmp_path, capsys):
+    """--with-djf on the shipped run's seed and schedule scores the shipped weights (the
+    same PAC numbers) and trains DJF beside them; another seed's run joins the seed study
+    and ships only if it is better on val."""
+    out, shipped = tmp_path / 'results.json', tmp_path / 'checkpoints'
+    common = ['--models', 'flow-x4', '--iters', '2', '--work-dir', str(tmp_path / 'work'),
+              '--checkpoints-dir', str(shipped), '--out', str(out)]
+    assert ship.main(common) == 0
+    first = json.loads(out.read_text())['flow-x4']
+    assert ship.main(common + ['--with-djf']) == 0
+    assert 'scored the shipped flow-x4 model again' in capsys.readouterr().out
+    again = json.loads(out.read_text())['flow-x4']
+    assert again['sha256'] == first['sha256'] and 'candidates' not in again
+    [run] = again['seed_runs']
+    assert [row['method'] for row in run['rows']] == ['bicubic', 'JBU', ship.MODEL, 'DJF']
+    pac = next(row for row in run['rows'] if row['method'] == ship.MODEL)
+    assert pac['val']['mean'] == pytest.approx(ship.val_score(first), rel=1e-6)
+    assert run['command'].endswith('--seed 0 --iters 2 --with-djf')
+    assert ship.main(common + ['--with-djf', '--seed', '1']) == 0
+    results = json.loads(out.read_text())
+    study = ship.seed_study(results['flow-x4'])
+    assert study['seeds'] == [0, 1] and set(study['gain']) == {'bicubic', 'JBU', 'DJF'}
+    assert 'Over seeds' in ship.format_table(results)
