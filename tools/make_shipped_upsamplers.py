@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 import os.path as osp
+import shutil
 import sys
 import time
 
@@ -305,6 +306,38 @@ def _config_iters(key):
     return launch.load_config(osp.join(demo.CONFIGS, SHIPPED[kind, factor])).train_cfg.max_iters
 
 
+def settle(old, key, record, checkpoint, dst, args, reused, say=print):
+    """The results record of ``key`` after a run (``record``, its ``checkpoint``) against the
+    one on file (``old``): the run joins ``seed_runs``; it ships (weights written to ``dst``)
+    only when it was trained and is better on the val scene, or with ``--force``."""
+    run = dict(seed=record['seed'], iters=record['iters'], rows=record['rows'], seconds=record['seconds'],
+               command=record['command'])
+    if key in COMPOSED or old is None:
+        runs = None
+    else:
+        runs = add_seed_run(seed_runs(old), run)
+    if reused:
+        say(f'scored the shipped {key} model again beside the methods trained with it')
+        return dict(old, seed_runs=runs)
+    if old is not None and key not in COMPOSED and not args.force and not replaces(old, record):
+        say(f"kept the shipped {key} model: val {val_score(old):.4f} <= this run's {val_score(record):.4f} "
+            '(--force ships it anyway)')
+        return dict(old, candidates=[*old.get('candidates', []), summary(record)], seed_runs=runs)
+    if old is not None and key not in COMPOSED:
+        record['replaced'] = summary(old)
+        # the runs it was chosen over stay on record: kept-out ones and the one before it
+        record['candidates'] = [*old.get('candidates', []), *([old['replaced']] if 'replaced' in old else [])]
+        record['seed_runs'] = runs
+    record.update(checkpoint=osp.relpath(dst, ROOT) if dst.startswith(ROOT) else dst,
+                  sha256=ship(checkpoint, dst, dict(config=record['config'], seed=record['seed'],
+                                                    command=record['command'],
+                                                    results=osp.relpath(osp.abspath(args.out), ROOT),
+                                                    **({'composed_from': record['composed_from']}
+                                                       if key in COMPOSED else {}))))
+    say(f'shipped: {dst}')
+    return record
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--models', nargs='+', default=list(MODELS), choices=list(MODELS))
@@ -323,48 +356,28 @@ def main(argv=None):
     for key in sorted(set(args.models), key=list(MODELS).index):  # a composed model after its stages
         shipped = _read(args.out).get(key)
         dst = shipped_checkpoint(*MODELS[key], directory=args.checkpoints_dir)
-        # the shipped run's own seed and schedule: its weights are scored, not trained again
-        same_run = (shipped is not None and key not in COMPOSED and osp.isfile(dst) and not args.force
-                    and (shipped['seed'], shipped['iters']) == (args.seed, args.iters or _config_iters(key)))
+        reuse = None
+        if (args.with_djf and shipped is not None and key not in COMPOSED and osp.isfile(dst) and not args.force
+                and (shipped['seed'], shipped['iters']) == (args.seed, args.iters or _config_iters(key))):
+            # DJF beside the shipped run's own seed and schedule: the shipped weights are scored,
+            # not trained again (a copy: a run beside this one may ship other weights meanwhile)
+            reuse = osp.join(osp.abspath(args.work_dir), key, 'shipped_weights.pth')
+            os.makedirs(osp.dirname(reuse), exist_ok=True)
+            shutil.copyfile(dst, reuse)
         record, checkpoint = train_one(key, args.seed, osp.abspath(args.work_dir), args.iters,
-                                       args.checkpoints_dir, with_djf=args.with_djf,
-                                       reuse=dst if same_run else None)
+                                       args.checkpoints_dir, with_djf=args.with_djf, reuse=reuse)
         print(f"{key}: {record['metric']} on {record['test_scene']}: "
               + ', '.join(f"{row['method']} {next(iter(row['test'].values()))['mean']:.3f}"
                           for row in record['rows'])
               + f"; gain over JBU {100 * record['gain_over_jbu'][record['test_scene'].capitalize()]:+.1f} %")
-        command = 'python tools/make_shipped_upsamplers.py --models ' + key + ('' if key in COMPOSED else (
-            f' --seed {args.seed}' + (f' --iters {args.iters}' if args.iters else ''))) \
+        record['command'] = 'python tools/make_shipped_upsamplers.py --models ' + key + (
+            '' if key in COMPOSED else f' --seed {args.seed}' + (f' --iters {args.iters}' if args.iters else '')) \
             + (' --with-djf' if args.with_djf else '')
-        record['command'] = command
-        run = dict(seed=args.seed, iters=record['iters'], rows=record['rows'], seconds=record['seconds'],
-                   command=command)
-        old = None if (key in COMPOSED or args.force) else shipped
-        if same_run:
-            kept = dict(shipped, seed_runs=add_seed_run(seed_runs(shipped), run))
-            locked_merge(args.out, lambda results: {**results, key: kept})
-            print(f'scored the shipped {key} model again beside the methods trained with it')
-            continue
-        if not (args.force or replaces(old, record)):
-            kept = dict(old, candidates=[*old.get('candidates', []), summary(record)],
-                        seed_runs=add_seed_run(seed_runs(old), run))
-            locked_merge(args.out, lambda results: {**results, key: kept})
-            print(f"kept the shipped {key} model: val {val_score(old):.4f} <= this run's {val_score(record):.4f} "
-                  '(--force ships it anyway)')
-            continue
-        if old is not None:
-            record['replaced'] = summary(old)
-            # the runs it was chosen over stay on record: kept-out ones and the one before it
-            record['candidates'] = [*old.get('candidates', []), *([old['replaced']] if 'replaced' in old else [])]
-        if shipped is not None and key not in COMPOSED:
-            record['seed_runs'] = add_seed_run(seed_runs(shipped), run)
-        record.update(checkpoint=osp.relpath(dst, ROOT) if dst.startswith(ROOT) else dst, command=command,
-                      sha256=ship(checkpoint, dst, dict(config=record['config'], seed=args.seed,
-                                                        command=command, results=osp.relpath(osp.abspath(args.out), ROOT),
-                                                        **({'composed_from': record['composed_from']}
-                                                           if key in COMPOSED else {}))))
-        locked_merge(args.out, lambda results: {**results, key: record})
-        print(f'shipped: {dst}')
+        messages = []
+        # decided under the results file's lock, against the record as it is then
+        locked_merge(args.out, lambda results: {**results, key: settle(
+            results.get(key), key, record, checkpoint, dst, args, reused=reuse is not None, say=messages.append)})
+        print(messages[-1])
     return 0
 
 

@@ -179,13 +179,13 @@ def test_other_seeds_and_djf_join_the_shipped_run_without_retraining_it(tmp_path
     same PAC numbers) and trains DJF beside them; another seed's run joins the seed study
     and ships only if it is better on val."""
     out, shipped = tmp_path / 'results.json', tmp_path / 'checkpoints'
-    common = ['--models', 'flow-x4', '--iters', '2', '--work-dir', str(tmp_path / 'work'),
+    common = ['--models', 'depth-x8', '--iters', '2', '--work-dir', str(tmp_path / 'work'),
               '--checkpoints-dir', str(shipped), '--out', str(out)]
     assert ship.main(common) == 0
-    first = json.loads(out.read_text())['flow-x4']
+    first = json.loads(out.read_text())['depth-x8']
     assert ship.main(common + ['--with-djf']) == 0
-    assert 'scored the shipped flow-x4 model again' in capsys.readouterr().out
-    again = json.loads(out.read_text())['flow-x4']
+    assert 'scored the shipped depth-x8 model again' in capsys.readouterr().out
+    again = json.loads(out.read_text())['depth-x8']
     assert again['sha256'] == first['sha256'] and 'candidates' not in again
     [run] = again['seed_runs']
     assert [row['method'] for row in run['rows']] == ['bicubic', 'JBU', ship.MODEL, 'DJF']
@@ -194,6 +194,6 @@ def test_other_seeds_and_djf_join_the_shipped_run_without_retraining_it(tmp_path
     assert run['command'].endswith('--seed 0 --iters 2 --with-djf')
     assert ship.main(common + ['--with-djf', '--seed', '1']) == 0
     results = json.loads(out.read_text())
-    study = ship.seed_study(results['flow-x4'])
+    study = ship.seed_study(results['depth-x8'])
     assert study['seeds'] == [0, 1] and set(study['gain']) == {'bicubic', 'JBU', 'DJF'}
     assert 'Over seeds' in ship.format_table(results)
