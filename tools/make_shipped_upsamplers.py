@@ -25,6 +25,7 @@ not trained again.
 """
 import argparse
 import copy
+import glob
 import hashlib
 import json
 import os
@@ -89,32 +90,50 @@ def schedule_overrides(cfg, iters):
             'default_hooks.logger.interval': scheduled.default_hooks.logger.interval}
 
 
-def compose(key, checkpoints_dir, work_dir):
-    """The checkpoint of cascade ``key`` (``COMPOSED``): stage i holds the weights of the
-    shipped model ``COMPOSED[key][i]`` from ``checkpoints_dir``. Returns its path (in
+def stage_weights(source, seed, checkpoints_dir, work_dir, results):
+    """The weights a cascade stage takes from model ``source``: the shipped file when the
+    shipped run has ``seed``, else that seed's run of the shipped schedule (its best-on-val
+    file in ``work_dir``, which ``--seed`` runs leave there). Returns (path, shipped?)."""
+    shipped = results.get(source)
+    if shipped is None or shipped['seed'] == seed:
+        path = shipped_checkpoint(*MODELS[source], directory=checkpoints_dir)
+        if not osp.isfile(path):
+            raise launch.ConfigError(f'the cascade is made of the shipped {source} model, but {path} is missing: '
+                                     f'run --models {source} first')
+        return path, True
+    best = sorted(glob.glob(osp.join(work_dir, source, f"{shipped['iters']}it", demo._slug(MODEL), f'seed{seed}',
+                                     'best_*.pth')), key=osp.getmtime)
+    if not best:
+        raise launch.ConfigError(f"no seed-{seed} run of {source}'s shipped schedule in {work_dir}: run --models "
+                                 f"{source} --seed {seed}" + (f" --iters {shipped['iters']}" if shipped['iters'] else ''))
+    return best[-1], False
+
+
+def compose(key, checkpoints_dir, work_dir, seed=0, results=None):
+    """The checkpoint of cascade ``key`` (``COMPOSED``): stage i holds the weights of model
+    ``COMPOSED[key][i]`` (:func:`stage_weights` of ``seed``). Returns its path (in
     ``work_dir``) and, per stage, the source's path and sha256."""
     state, sources = {}, []
     for i, source in enumerate(COMPOSED[key]):
-        path = shipped_checkpoint(*MODELS[source], directory=checkpoints_dir)
-        if not osp.isfile(path):
-            raise launch.ConfigError(f'{key} is made of the shipped {source} model, but {path} is missing: '
-                                     f'run --models {source} first')
+        path, shipped = stage_weights(source, seed, checkpoints_dir, osp.dirname(work_dir), results or {})
         weights = torch.load(path, map_location='cpu', weights_only=False)['state_dict']
         state.update({f'net.stages.{i}.' + name[len('net.'):]: value for name, value in weights.items()})
         with open(path, 'rb') as f:
             sources.append(dict(model=source, checkpoint=osp.relpath(path, ROOT) if path.startswith(ROOT) else path,
-                                sha256=hashlib.sha256(f.read()).hexdigest()))
+                                sha256=hashlib.sha256(f.read()).hexdigest(), shipped=shipped))
     os.makedirs(work_dir, exist_ok=True)
-    dst = osp.join(work_dir, f'{key}_composed.pth')
+    dst = osp.join(work_dir, f'{key}_seed{seed}_composed.pth')
     torch.save(dict(state_dict=state), dst)
     return dst, sources
 
 
-def train_one(key, seed, work_dir, max_iters, checkpoints_dir=SHIPPED_DIR, with_djf=False, reuse=None):
+def train_one(key, seed, work_dir, max_iters, checkpoints_dir=SHIPPED_DIR, with_djf=False, reuse=None,
+              results=None):
     """Train (``max_iters``: the config's schedule stretched to that many iterations) or,
     for ``COMPOSED``, assemble, and score one shipped model; returns (its results record,
     its checkpoint). ``with_djf`` trains DJF beside it; ``reuse`` (a checkpoint) is scored
-    as the PAC model instead of training one."""
+    as the PAC model instead of training one; ``results`` (the results file's contents)
+    say which runs a cascade's stages are."""
     kind, factor = MODELS[key]
     config_name = SHIPPED[kind, factor]
     cfg = launch.load_config(osp.join(demo.CONFIGS, config_name))
@@ -130,7 +149,7 @@ def train_one(key, seed, work_dir, max_iters, checkpoints_dir=SHIPPED_DIR, with_
                                      f'{", ".join(DJF_CONFIGS)})')
         learned['DJF'] = DJF_CONFIGS[key]
     if key in COMPOSED:
-        checkpoint, sources = compose(key, checkpoints_dir, osp.join(work_dir, key))
+        checkpoint, sources = compose(key, checkpoints_dir, osp.join(work_dir, key), seed, results)
         trained, extra = {MODEL: checkpoint}, dict(composed_from=sources)
         # the same weights with the stages' sample offsets left as the chain makes them
         unaligned, sub_dir = {'model.net.align': False}, osp.join(work_dir, key, 'unaligned')
@@ -312,10 +331,13 @@ def settle(old, key, record, checkpoint, dst, args, reused, say=print):
     only when it was trained and is better on the val scene, or with ``--force``."""
     run = dict(seed=record['seed'], iters=record['iters'], rows=record['rows'], seconds=record['seconds'],
                command=record['command'])
-    if key in COMPOSED or old is None:
-        runs = None
-    else:
-        runs = add_seed_run(seed_runs(old), run)
+    runs = None if old is None else add_seed_run(seed_runs(old), run)
+    if key in COMPOSED and not all(source.get('shipped') for source in record['composed_from']):
+        if old is None:
+            raise launch.ConfigError(f'ship {key} of the shipped stages first (--models {key}); '
+                                     'a cascade of other seeds only joins its seed runs')
+        say(f'{key} of the seed-{record["seed"]} stages scored (the shipped cascade is made of the shipped stages)')
+        return dict(old, seed_runs=runs)
     if reused:
         say(f'scored the shipped {key} model again beside the methods trained with it')
         return dict(old, seed_runs=runs)
@@ -323,7 +345,9 @@ def settle(old, key, record, checkpoint, dst, args, reused, say=print):
         say(f"kept the shipped {key} model: val {val_score(old):.4f} <= this run's {val_score(record):.4f} "
             '(--force ships it anyway)')
         return dict(old, candidates=[*old.get('candidates', []), summary(record)], seed_runs=runs)
-    if old is not None and key not in COMPOSED:
+    if old is not None and key in COMPOSED:
+        record['seed_runs'] = runs
+    elif old is not None:
         record['replaced'] = summary(old)
         # the runs it was chosen over stay on record: kept-out ones and the one before it
         record['candidates'] = [*old.get('candidates', []), *([old['replaced']] if 'replaced' in old else [])]
@@ -341,7 +365,7 @@ def settle(old, key, record, checkpoint, dst, args, reused, say=print):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--models', nargs='+', default=list(MODELS), choices=list(MODELS))
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--seed', type=int, help='default 0; for a cascade, the seed of its shipped stages')
     parser.add_argument('--work-dir', default=osp.join(ROOT, 'work_dirs', 'shipped_upsamplers'))
     parser.add_argument('--out', default=RESULTS)
     parser.add_argument('--checkpoints-dir', default=SHIPPED_DIR,
@@ -354,24 +378,29 @@ def main(argv=None):
                         help='ship the new run even if the shipped one scores better on the val scene')
     args = parser.parse_args(argv)
     for key in sorted(set(args.models), key=list(MODELS).index):  # a composed model after its stages
-        shipped = _read(args.out).get(key)
+        results = _read(args.out)
+        shipped, seed = results.get(key), args.seed or 0
+        if key in COMPOSED and args.seed is None:  # the cascade of the shipped stages
+            seed = results.get(COMPOSED[key][0], {}).get('seed', 0)
         dst = shipped_checkpoint(*MODELS[key], directory=args.checkpoints_dir)
         reuse = None
         if (args.with_djf and shipped is not None and key not in COMPOSED and osp.isfile(dst) and not args.force
-                and (shipped['seed'], shipped['iters']) == (args.seed, args.iters or _config_iters(key))):
+                and (shipped['seed'], shipped['iters']) == (seed, args.iters or _config_iters(key))):
             # DJF beside the shipped run's own seed and schedule: the shipped weights are scored,
             # not trained again (a copy: a run beside this one may ship other weights meanwhile)
             reuse = osp.join(osp.abspath(args.work_dir), key, 'shipped_weights.pth')
             os.makedirs(osp.dirname(reuse), exist_ok=True)
             shutil.copyfile(dst, reuse)
-        record, checkpoint = train_one(key, args.seed, osp.abspath(args.work_dir), args.iters,
-                                       args.checkpoints_dir, with_djf=args.with_djf, reuse=reuse)
+        record, checkpoint = train_one(key, seed, osp.abspath(args.work_dir), args.iters,
+                                       args.checkpoints_dir, with_djf=args.with_djf, reuse=reuse,
+                                       results=results)
         print(f"{key}: {record['metric']} on {record['test_scene']}: "
               + ', '.join(f"{row['method']} {next(iter(row['test'].values()))['mean']:.3f}"
                           for row in record['rows'])
               + f"; gain over JBU {100 * record['gain_over_jbu'][record['test_scene'].capitalize()]:+.1f} %")
         record['command'] = 'python tools/make_shipped_upsamplers.py --models ' + key + (
-            '' if key in COMPOSED else f' --seed {args.seed}' + (f' --iters {args.iters}' if args.iters else '')) \
+            (f' --seed {args.seed}' if args.seed is not None else '') if key in COMPOSED
+            else f' --seed {seed}' + (f' --iters {args.iters}' if args.iters else '')) \
             + (' --with-djf' if args.with_djf else '')
         messages = []
         # decided under the results file's lock, against the record as it is then

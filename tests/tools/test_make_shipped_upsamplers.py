@@ -84,6 +84,20 @@ def test_the_x16_cascade_ships_the_x4_weights_in_both_stages_without_training(tm
     assert [c['val'] for c in again['candidates']] == [pytest.approx(x4_val)]
     assert f'depth-x4: the 2-iteration run ships (Aloe val {x4_val:.3f}); kept out: 2-iteration seed 0' \
         in ship.format_table(json.loads(out.read_text()))
+    # a cascade of another seed's stages joins the seed study and never ships: the shipped
+    # cascade stays made of the shipped stages
+    assert ship.main(['--models', 'depth-x4', '--iters', '2', '--seed', '1'] + common) == 0
+    other = 1 - json.loads(out.read_text())['depth-x4']['seed']
+    shipped_x16 = json.loads(out.read_text())['depth-x16']
+    capsys.readouterr()
+    assert ship.main(['--models', 'depth-x16', '--seed', str(other)] + common) == 0
+    assert f'of the seed-{other} stages scored' in capsys.readouterr().out
+    x16 = json.loads(out.read_text())['depth-x16']
+    assert x16['sha256'] == shipped_x16['sha256'] and x16['composed_from'] == shipped_x16['composed_from']
+    seeds = sorted(run['seed'] for run in x16['seed_runs'])
+    assert other in seeds and (seeds != [0, 1] or ship.seed_study(x16)['seeds'] == [0, 1])
+    with pytest.raises(upsample.launch.ConfigError, match='no seed-2 run of depth-x4'):
+        ship.main(['--models', 'depth-x16', '--seed', '2'] + common)
 
 
 def test_the_committed_checkpoints_are_the_ones_the_results_file_describes():
