@@ -234,9 +234,10 @@ def _seed_cell(summary):
     return f"{summary['mean']:.3f} [{summary['min']:.3f}–{summary['max']:.3f}]"
 
 
-def format_table(results):
+def format_table(results, notes=True):
     """Markdown: each shipped model's error on its unseen test scene beside bicubic and
-    JBU (one seed; the seed spread of the same protocol is in docs/joint_upsampling.md)."""
+    JBU, then (``notes``) how a cascade is aligned and how each run was chosen, then the
+    shipped schedules over seeds (:func:`format_seed_table`)."""
     units = dict(rmse_px='RMSE (px)', epe_px='EPE (px)')
     lines = ['| model (`checkpoints/`) | selected on | tested on | metric | bicubic | JBU | PAC (lite) '
              '| gain over JBU | iterations | train + test |',
@@ -249,11 +250,12 @@ def format_table(results):
                      f"| {column} | {units[record['metric']]} | {score['bicubic']:.3f} | {score['JBU']:.3f} "
                      f"| {score[MODEL]:.3f} | {100 * record['gain_over_jbu'][column]:+.1f} % "
                      f"| {_iterations(record)} | {record['seconds'] / 60:.0f} min |")
-    notes = [_unaligned_note(key, record) for key, record in results.items() if 'unaligned' in record]
-    notes += [_selection_note(key, record) for key, record in results.items()
-              if 'replaced' in record or record.get('candidates')]
-    for note in notes:
-        lines += ['', note]
+    if notes:
+        notes = [_unaligned_note(key, record) for key, record in results.items() if 'unaligned' in record]
+        notes += [_selection_note(key, record) for key, record in results.items()
+                  if 'replaced' in record or record.get('candidates')]
+        for note in notes:
+            lines += ['', note]
     seeds = format_seed_table(results)
     if seeds:
         lines += ['', 'Over seeds (the shipped schedule trained again with other `--seed` values; '
