@@ -267,10 +267,10 @@ def _selection_note(key, record):
     """How the shipped run was chosen over the runs it replaced or kept out: their
     iterations and val scores (the test scores never decided)."""
     val = record['val_scene'].capitalize()
-    shipped = f"{key}: the {record['iters']}-iteration run ships ({val} val {val_score(record):.3f})"
+    shipped = f"{key}: the {record['iters']}-iteration run of seed {record['seed']} ships ({val} val {val_score(record):.3f})"
     others = []
     if 'replaced' in record:
-        others.append(f"it replaced the {record['replaced']['iters']}-iteration run "
+        others.append(f"it replaced the {record['replaced']['iters']}-iteration run of seed {record['replaced']['seed']} "
                       f"(val {record['replaced']['val']:.3f})")
     if record.get('candidates'):
         others.append('kept out: ' + ', '.join(f"{c['iters']}-iteration seed {c['seed']} (val {c['val']:.3f})"

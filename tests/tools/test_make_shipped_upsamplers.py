@@ -82,7 +82,7 @@ def test_the_x16_cascade_ships_the_x4_weights_in_both_stages_without_training(tm
     again = json.loads(out.read_text())['depth-x4']
     assert again['sha256'] == _sha256(x4) == results['depth-x4']['sha256']
     assert [c['val'] for c in again['candidates']] == [pytest.approx(x4_val)]
-    assert f'depth-x4: the 2-iteration run ships (Aloe val {x4_val:.3f}); kept out: 2-iteration seed 0' \
+    assert f'depth-x4: the 2-iteration run of seed 0 ships (Aloe val {x4_val:.3f}); kept out: 2-iteration seed 0' \
         in ship.format_table(json.loads(out.read_text()))
     # a cascade of another seed's stages joins the seed study and never ships: the shipped
     # cascade stays made of the shipped stages
