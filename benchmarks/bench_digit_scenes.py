@@ -34,6 +34,7 @@ import argparse
 import json
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
 import time
@@ -232,11 +233,37 @@ def format_summary_table(results):
             record = results['cam']['models'].get(key)
             cells.append(f"{record[POINTING_GAMES[0][0]]['mean']['accuracy']:.3f}" if record else '–')
         lines.append(f'| {row_label(key)} | ' + ' | '.join(cells) + ' |')
+    spread = seed_spread_note(results, columns)
+    if spread:
+        lines += ['', spread]
     if game:
         lines += ['', f"Pointing game: the share of ({game['pairs']} test scene, digit) pairs whose Grad-CAM of "
                   f"the trained detector (the backbone stages' maps averaged) peaks inside the digit's box grown "
                   f"by {game['tolerance_px']} px; chance is the grown boxes' mean area fraction."]
     return '\n'.join(lines)
+
+
+def seed_spread_note(results, columns, baseline='r50'):
+    """One line: the range of ``baseline``'s seeds on each (task, metric, title) column
+    it has two or more seeds of, and which other backbones fall outside it (inside is a
+    tie); '' when no column has two seeds."""
+    spans, outside = [], []
+    for task, metric, title in columns:
+        models = results.get(task, {}).get('models', {})
+        seeds = [r['test'][metric] for k, r in models.items()
+                 if k == baseline or re.fullmatch(rf'{re.escape(baseline)}:seed\d+', k)]
+        if len(seeds) < 2:
+            continue
+        low, high = min(seeds), max(seeds)
+        spans.append(f'{title} {low:.3f}–{high:.3f}')
+        for key in sorted((k for k in models if ':' not in k and k != baseline), key=row_order):
+            value = models[key]['test'][metric]
+            if not low <= value <= high:
+                outside.append(f"{row_label(key)} {title} {value:.3f} ({'above' if value > high else 'below'})")
+    if not spans:
+        return ''
+    return (f"{row_label(baseline)}'s seeds span " + ', '.join(spans) + '; a backbone inside that range ties with '
+            'it. Outside it: ' + ('; '.join(outside) if outside else 'none') + '.')
 
 
 def children_cpu_seconds():

@@ -270,3 +270,20 @@ def test_children_cpu_seconds_counts_a_finished_child_and_not_its_sleep(bench):
                     'while time.process_time() < end: pass\ntime.sleep(0.5)'], check=True)
     spent = bench.children_cpu_seconds() - before
     assert 0.25 <= spent < 0.75
+
+
+def test_seed_spread_note_names_the_backbones_outside_resnet50s_seed_range(bench):
+    """Ties are judged against ResNet-50's own seed range: a backbone inside it ties, one
+    outside is named with its side; a variant row is not judged, and one seed gives no note."""
+    def det(value):
+        return dict(test={'coco/bbox_mAP': value})
+    columns = [('det', 'coco/bbox_mAP', 'bbox AP')]
+    results = {'det': {'models': {'r50': det(0.30), 'r50:seed1': det(0.32), 'res2net-50': det(0.31),
+                                  'oct-resnet-50': det(0.29), 'hetconv-resnet-50': det(0.33),
+                                  'r50:head4x256': det(0.10)}}}
+    note = bench.seed_spread_note(results, columns)
+    assert note.startswith("ResNet-50's seeds span bbox AP 0.300–0.320;")
+    assert 'Oct-ResNet-50 α=0.5 bbox AP 0.290 (below)' in note and 'HetConv-ResNet-50 P=4 bbox AP 0.330 (above)' in note
+    assert 'Res2Net' not in note and '0.100' not in note
+    del results['det']['models']['r50:seed1']
+    assert bench.seed_spread_note(results, columns) == ''
