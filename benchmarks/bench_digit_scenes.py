@@ -368,9 +368,15 @@ def save_figure_maps(work_dir, key, checkpoint, data_root, maps_dir=CAM_MAPS):
         layers = [layer.replace('backbone.', '') for layer in json.load(f)['models'][0]['layers']]
     maps = np.load(osp.join(out_dir, key, osp.splitext(FIGURE_SCENE)[0] + '.npy'))
     os.makedirs(maps_dir, exist_ok=True)
-    np.save(osp.join(maps_dir, f'{key}.npy'), maps.astype(np.float16))
-    with open(osp.join(maps_dir, f'{key}.json'), 'w') as f:
-        json.dump(dict(scene=FIGURE_SCENE, category=category, layers=layers), f)
+    np.save(osp.join(maps_dir, f'{maps_stem(key)}.npy'), maps.astype(np.float16))
+    with open(osp.join(maps_dir, f'{maps_stem(key)}.json'), 'w') as f:
+        json.dump(dict(key=key, scene=FIGURE_SCENE, category=category, layers=layers), f)
+
+
+def maps_stem(key):
+    """File name stem of record ``key``'s saved maps: 'r50:seed1' -> 'r50_seed1' (no ':'
+    in the repository's file names, which some file systems refuse)."""
+    return key.replace(':', '_')
 
 
 def write_figure(data_root, maps_dir=CAM_MAPS, out=FIGURE, layer=FIGURE_LAYER):
@@ -381,15 +387,20 @@ def write_figure(data_root, maps_dir=CAM_MAPS, out=FIGURE, layer=FIGURE_LAYER):
 
     from convdense.visualization.cam import stage_mean
     from PIL import Image
-    keys = sorted((n[:-4] for n in os.listdir(maps_dir) if n.endswith('.npy')), key=row_order)
+    saved = {}
+    for name in (n for n in os.listdir(maps_dir) if n.endswith('.json')):
+        with open(osp.join(maps_dir, name)) as f:
+            info = json.load(f)
+        saved[info.get('key', name[:-5])] = (osp.join(maps_dir, name[:-5] + '.npy'), info)
+    # one panel per backbone: its seed-0, unvaried run (other seeds' maps are kept, not drawn)
+    keys = sorted((key for key in saved if ':' not in key), key=row_order)
     if not keys:
         raise FileNotFoundError(f'no saved CAM maps in {maps_dir}: run a --chain first')
     image = np.asarray(Image.open(osp.join(data_root, 'images', 'test', FIGURE_SCENE)).convert('RGB'))
     overlays, titles = {}, {}
     for key in keys:
-        with open(osp.join(maps_dir, f'{key}.json')) as f:
-            info = json.load(f)
-        stages = np.load(osp.join(maps_dir, f'{key}.npy')).astype(np.float32)
+        path, info = saved[key]
+        stages = np.load(path).astype(np.float32)
         cam = stage_mean(stages) if layer == 'mean' else stages[info['layers'].index(layer)]
         overlays[row_label(key)] = [visualize_cam.overlay(image, cam)]
         titles[row_label(key)] = [f"digit {info['category']}, " + ('mean of stages' if layer == 'mean' else layer)]

@@ -209,6 +209,12 @@ def test_cam_figure_is_drawn_from_the_saved_maps(bench, tmp_path):
     out = bench.write_figure(root, str(maps), str(tmp_path / 'figure.png'))
     width, height = Image.open(out).size
     assert width > 2.5 * height  # the scene and two detectors side by side
+    # another seed's maps are kept under a file name without ':' and not drawn
+    assert bench.maps_stem('r50:seed1') == 'r50_seed1'
+    np.save(maps / 'r50_seed1.npy', np.zeros((4, 128, 128), np.float16))
+    (maps / 'r50_seed1.json').write_text(json.dumps(dict(key='r50:seed1', scene=bench.FIGURE_SCENE,
+                                                         category=category, layers=['layer1'])))
+    assert Image.open(bench.write_figure(root, str(maps), str(tmp_path / 'figure2.png'))).size == (width, height)
 
 
 def test_val_table_lists_every_run_at_every_validation(bench):
