@@ -220,7 +220,8 @@ def format_seed_table(results):
                            for m in ('bicubic', 'JBU', 'DJF'))
         goal = f"{'yes' if study['goal_met'] else 'no'} (≥ {100 * study['goal']:.0f} % over " \
                f"{', '.join(study['goal_over'])})"
-        lines.append(f"| {key} | {', '.join(map(str, study['seeds']))} | {study['iters']} | {study['column']} | "
+        iters = study['iters'] if key not in COMPOSED else 'none (cascade)'
+        lines.append(f"| {key} | {', '.join(map(str, study['seeds']))} | {iters} | {study['column']} | "
                      + ' | '.join(cells) + f' | {gains} | {goal} |')
     return '\n'.join(lines)
 
@@ -267,14 +268,15 @@ def _selection_note(key, record):
     """How the shipped run was chosen over the runs it replaced or kept out: their
     iterations and val scores (the test scores never decided)."""
     val = record['val_scene'].capitalize()
-    shipped = f"{key}: the {record['iters']}-iteration run of seed {record['seed']} ships ({val} val {val_score(record):.3f})"
+    def run(summary):
+        return (f"the cascade of seed {summary['seed']}" if key in COMPOSED
+                else f"the {summary['iters']}-iteration run of seed {summary['seed']}")
+    shipped = f"{key}: {run(record)} ships ({val} val {val_score(record):.3f})"
     others = []
     if 'replaced' in record:
-        others.append(f"it replaced the {record['replaced']['iters']}-iteration run of seed {record['replaced']['seed']} "
-                      f"(val {record['replaced']['val']:.3f})")
+        others.append(f"it replaced {run(record['replaced'])} (val {record['replaced']['val']:.3f})")
     if record.get('candidates'):
-        others.append('kept out: ' + ', '.join(f"{c['iters']}-iteration seed {c['seed']} (val {c['val']:.3f})"
-                                               for c in record['candidates']))
+        others.append('kept out: ' + ', '.join(f"{run(c)} (val {c['val']:.3f})" for c in record['candidates']))
     return shipped + '; ' + '; '.join(others) + '.'
 
 
@@ -330,26 +332,22 @@ def _config_iters(key):
 def settle(old, key, record, checkpoint, dst, args, reused, say=print):
     """The results record of ``key`` after a run (``record``, its ``checkpoint``) against the
     one on file (``old``): the run joins ``seed_runs``; it ships (weights written to ``dst``)
-    only when it was trained and is better on the val scene, or with ``--force``."""
+    when it is better on the val scene, with ``--force``, or, for a cascade, when the shipped
+    one is made of stage weights that are no longer the shipped ones."""
     run = dict(seed=record['seed'], iters=record['iters'], rows=record['rows'], seconds=record['seconds'],
                command=record['command'])
     runs = None if old is None else add_seed_run(seed_runs(old), run)
-    if key in COMPOSED and not all(source.get('shipped') for source in record['composed_from']):
-        if old is None:
-            raise launch.ConfigError(f'ship {key} of the shipped stages first (--models {key}); '
-                                     'a cascade of other seeds only joins its seed runs')
-        say(f'{key} of the seed-{record["seed"]} stages scored (the shipped cascade is made of the shipped stages)')
-        return dict(old, seed_runs=runs)
     if reused:
         say(f'scored the shipped {key} model again beside the methods trained with it')
         return dict(old, seed_runs=runs)
-    if old is not None and key not in COMPOSED and not args.force and not replaces(old, record):
+    if old is None and key in COMPOSED and not all(source['shipped'] for source in record['composed_from']):
+        raise launch.ConfigError(f'ship {key} of the shipped stages first (--models {key})')
+    stale = key in COMPOSED and old is not None and stale_cascade(old, args.checkpoints_dir)
+    if old is not None and not (args.force or stale or replaces(old, record)):
         say(f"kept the shipped {key} model: val {val_score(old):.4f} <= this run's {val_score(record):.4f} "
             '(--force ships it anyway)')
         return dict(old, candidates=[*old.get('candidates', []), summary(record)], seed_runs=runs)
-    if old is not None and key in COMPOSED:
-        record['seed_runs'] = runs
-    elif old is not None:
+    if old is not None:
         record['replaced'] = summary(old)
         # the runs it was chosen over stay on record: kept-out ones and the one before it
         record['candidates'] = [*old.get('candidates', []), *([old['replaced']] if 'replaced' in old else [])]
@@ -360,14 +358,29 @@ def settle(old, key, record, checkpoint, dst, args, reused, say=print):
                                                     results=osp.relpath(osp.abspath(args.out), ROOT),
                                                     **({'composed_from': record['composed_from']}
                                                        if key in COMPOSED else {}))))
-    say(f'shipped: {dst}')
+    say(f'shipped: {dst}' + (' (the shipped cascade\'s stages had changed)' if stale else ''))
     return record
+
+
+def stale_cascade(record, checkpoints_dir):
+    """Whether the cascade ``record`` says it is made of shipped stage weights that are no
+    longer the shipped files (a stage model was shipped again since)."""
+    for source in record['composed_from']:
+        if source.get('shipped', True):
+            path = shipped_checkpoint(*MODELS[source['model']], directory=checkpoints_dir)
+            if not osp.isfile(path):
+                return True
+            with open(path, 'rb') as f:
+                if hashlib.sha256(f.read()).hexdigest() != source['sha256']:
+                    return True
+    return False
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--models', nargs='+', default=list(MODELS), choices=list(MODELS))
-    parser.add_argument('--seed', type=int, help='default 0; for a cascade, the seed of its shipped stages')
+    parser.add_argument('--seed', type=int, help='default 0; for a cascade, the seed of its stages\' runs '
+                                                 '(default: the shipped stages)')
     parser.add_argument('--work-dir', default=osp.join(ROOT, 'work_dirs', 'shipped_upsamplers'))
     parser.add_argument('--out', default=RESULTS)
     parser.add_argument('--checkpoints-dir', default=SHIPPED_DIR,

@@ -82,19 +82,26 @@ def test_the_x16_cascade_ships_the_x4_weights_in_both_stages_without_training(tm
     again = json.loads(out.read_text())['depth-x4']
     assert again['sha256'] == _sha256(x4) == results['depth-x4']['sha256']
     assert [c['val'] for c in again['candidates']] == [pytest.approx(x4_val)]
-    assert f'depth-x4: the 2-iteration run of seed 0 ships (Aloe val {x4_val:.3f}); kept out: 2-iteration seed 0' \
+    assert f'depth-x4: the 2-iteration run of seed 0 ships (Aloe val {x4_val:.3f}); kept out: the 2-iteration run of seed 0' \
         in ship.format_table(json.loads(out.read_text()))
-    # a cascade of another seed's stages joins the seed study and never ships: the shipped
-    # cascade stays made of the shipped stages
+    # a cascade of another seed's stages joins the seed study; it ships only if it is better
+    # on its own val scene (or the shipped cascade's stages are no longer the shipped ones)
     assert ship.main(['--models', 'depth-x4', '--iters', '2', '--seed', '1'] + common) == 0
     other = 1 - json.loads(out.read_text())['depth-x4']['seed']
     shipped_x16 = json.loads(out.read_text())['depth-x16']
+    stale = ship.stale_cascade(shipped_x16, str(shipped))
     capsys.readouterr()
     assert ship.main(['--models', 'depth-x16', '--seed', str(other)] + common) == 0
-    assert f'of the seed-{other} stages scored' in capsys.readouterr().out
-    x16 = json.loads(out.read_text())['depth-x16']
-    assert x16['sha256'] == shipped_x16['sha256'] and x16['composed_from'] == shipped_x16['composed_from']
-    seeds = sorted(run['seed'] for run in x16['seed_runs'])
+    printed, x16 = capsys.readouterr().out, json.loads(out.read_text())['depth-x16']
+    run = next(r for r in x16['seed_runs'] if r['seed'] == other)
+    val = next(row for row in run['rows'] if row['method'] == ship.MODEL)['val']['mean']
+    if stale or val < ship.val_score(shipped_x16):
+        assert 'shipped:' in printed and x16['seed'] == other and x16['replaced']['seed'] == shipped_x16['seed']
+        assert [source['shipped'] for source in x16['composed_from']] == [False, False]
+        assert ship.val_score(x16) == pytest.approx(val) and not ship.stale_cascade(x16, str(shipped))
+    else:
+        assert 'kept the shipped depth-x16 model' in printed and x16['sha256'] == shipped_x16['sha256']
+    seeds = sorted(r['seed'] for r in x16['seed_runs'])
     assert other in seeds and (seeds != [0, 1] or ship.seed_study(x16)['seeds'] == [0, 1])
     with pytest.raises(upsample.launch.ConfigError, match='no seed-2 run of depth-x4'):
         ship.main(['--models', 'depth-x16', '--seed', '2'] + common)
@@ -111,9 +118,13 @@ def test_the_committed_checkpoints_are_the_ones_the_results_file_describes():
         path = osp.join(ROOT, record['checkpoint'])
         assert path == upsample.shipped_checkpoint(kind, factor)
         assert _sha256(path) == record['sha256'], f'{path} is not the model {RESULTS} describes'
-        for source in record.get('composed_from', ()):  # a cascade is made of the committed stages
-            assert _sha256(osp.join(ROOT, source['checkpoint'])) == source['sha256'], \
-                f"{path} was made of another {source['model']} than the committed one: rerun --models {key}"
+        for source in record.get('composed_from', ()):  # stages said to be shipped are the committed ones
+            if source.get('shipped', True):
+                assert _sha256(osp.join(ROOT, source['checkpoint'])) == source['sha256'], \
+                    f"{path} was made of another {source['model']} than the committed one: rerun --models {key}"
+        if 'composed_from' in record:
+            meta = torch.load(path, weights_only=False)['meta']
+            assert meta['composed_from'] == record['composed_from']
 
 
 def test_holes_benchmark_scores_the_shipped_model_as_its_own_results_file_does(tmp_path):
