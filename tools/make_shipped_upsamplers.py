@@ -8,9 +8,9 @@ trained on procedural data only with its config (``*_procedural.py``), its check
 chosen on the config's val scene (one real Middlebury scene; read as flow for flow) and
 scored on the config's test scene (the other one, never trained or selected on) beside
 bicubic and JBU, with ``tools/demo.py``'s protocol code. A model in ``COMPOSED`` (x16
-depth: ``JointUpsampleCascade`` of the x4 model twice) is not trained: its checkpoint is
-the shipped weights of its stages, scored the same way (its val score computed, not
-selected on). The weights (no optimizer state)
+depth: ``JointUpsampleCascade`` of an x4 model twice) is not trained: its checkpoint is
+the weights of its stages (the shipped x4 model's, or with ``--seed N`` seed N's x4 run),
+scored the same way and chosen on its own val score. The weights (no optimizer state)
 go to ``checkpoints/<config stem>.pth`` with their provenance in ``meta``, and the scores
 to ``benchmarks/results/shipped_upsamplers.json``, merged as each model finishes.
 ``--iters N --checkpoints-dir DIR --out FILE`` (the tests) trains a short schedule

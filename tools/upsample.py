@@ -18,7 +18,7 @@ written) are ``value * --scale`` (e.g. 1000 for millimetre depth, 256 for
 KITTI-style disparity); float formats hold the values themselves.
 ``--method pac-lite`` without ``--checkpoint`` uses the shipped model for the kind
 and factor (``checkpoints/<config name>.pth``: PAC lite trained on procedural data
-only, depth x4/x8 and flow x4/x8, and depth x16 = the x4 depth model applied twice;
+only, depth x4/x8 and flow x4/x8, and depth x16 = an x4 depth model applied twice;
 see docs/joint_upsampling.md); a missing one is an error naming the command that
 makes it. Otherwise the learned methods need
 ``--checkpoint`` (``make demo`` prints one: PAC lite x8 on disparity and x4 on flow)
@@ -46,7 +46,7 @@ DEMO_CONFIGS = {'pac-lite': 'configs/joint_upsampling/pacjointupsample_lite_x8_d
                 'djf': 'configs/joint_upsampling/djf_x8_demo.py'}
 #: PAC lite models shipped in checkpoints/ for --method pac-lite without --checkpoint:
 #: (kind, factor) -> config in configs/joint_upsampling/; the checkpoint is checkpoints/<config stem>.pth.
-#: Depth x16 is a cascade of the x4 depth model (tools/make_shipped_upsamplers.py COMPOSED); no x16
+#: Depth x16 is a cascade of an x4 depth model (tools/make_shipped_upsamplers.py COMPOSED); no x16
 #: net is trained yet (its training cost per factor: docs/joint_upsampling.md)
 SHIPPED_DIR = osp.join(ROOT, 'checkpoints')
 SHIPPED_RESULTS = osp.join(ROOT, 'benchmarks', 'results', 'shipped_upsamplers.json')
