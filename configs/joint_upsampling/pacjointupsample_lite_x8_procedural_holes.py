@@ -12,7 +12,10 @@
 #     selects the checkpoint), rmse_px_sensor_like and rmse_px_clean.
 # Measured: `python benchmarks/bench_sensor_holes.py` -> benchmarks/results/joint_upsampling_holes.json.
 _base_ = ['./pacjointupsample_lite_x8_procedural.py']
-model = dict(low_mask=True)
+# The loss measures each crop's error in the larger of its input's and its ground truth's range
+# (loss_span): with the input's range alone, a crop whose holes hide one side of a depth edge
+# weighed hundreds of times more than its batch and took training to NaN (docs/joint_upsampling.md).
+model = dict(low_mask=True, loss_span='input_or_target')
 holes = dict(type='AddSensorHoles', fraction=(0.0, 0.5))
 train_pipeline = [
     dict(type='LoadJointUpsamplingSample'),

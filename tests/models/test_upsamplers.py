@@ -249,6 +249,38 @@ def test_loss_ignores_invalid_pixels_and_rejects_empty_masks():
         model(inputs, dict(gt=gt, valid=torch.zeros_like(valid)), mode='loss')
 
 
+def test_loss_span_bounds_a_crop_whose_input_range_collapsed():
+    """'input_or_target' measures each sample's error in the larger of its input's and its
+    ground truth's range: a sample whose low-res range is near zero while its ground truth
+    spans an edge no longer dominates the batch; a sample whose ground truth stays within
+    the input's range is scored exactly as the reference protocol scores it; inference is
+    unchanged."""
+    torch.manual_seed(0)
+    reference = JointUpsampler(dict(type='DJF', factor=4))
+    robust = JointUpsampler(dict(type='DJF', factor=4), loss_span='input_or_target')
+    robust.load_state_dict(reference.state_dict())
+    guide = torch.rand(2, 3, 16, 16)
+    low = torch.stack([torch.rand(1, 4, 4) * 10, 5 + 1e-3 * torch.rand(1, 4, 4)])  # sample 1: flat input
+    gt = torch.nn.functional.interpolate(low, size=(16, 16), mode='nearest')
+    gt[1, :, :, 8:] += 40.0                                         # ... under an edge it cannot see
+    valid = torch.ones(2, 1, 16, 16, dtype=torch.bool)
+    inputs = dict(guide=guide, low=low)
+
+    def loss(model, i):
+        return model(dict(guide=guide[i:i + 1], low=low[i:i + 1]), dict(gt=gt[i:i + 1], valid=valid[i:i + 1]),
+                     mode='loss')['loss'].item()
+    # the reference loss of the flat sample is its error in units of ~1e-3: enormous
+    assert loss(reference, 1) > 1e6 * loss(reference, 0)
+    # in units of the ground truth's own range it is of order one
+    assert loss(robust, 1) < 1.0
+    # the ordinary sample: the ground truth (nearest-upsampled input) is within the input's range
+    assert loss(robust, 0) == pytest.approx(loss(reference, 0), rel=1e-6)
+    with torch.no_grad():
+        torch.testing.assert_close(robust(inputs), reference(inputs))
+    with pytest.raises(ValueError, match='loss_span must be one of'):
+        JointUpsampler(dict(type='DJF', factor=4), loss_span='target')
+
+
 def test_mismatched_guide_is_a_clear_error():
     model = JointUpsampler(dict(type='Bicubic', factor=8))
     with pytest.raises(ValueError, match='x8 needs 32x32'):

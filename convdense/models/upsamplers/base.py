@@ -37,6 +37,15 @@ def low_res_range(low):
     return lo_min, torch.where(span > _EPS, span, torch.ones_like(span))
 
 
+def _valid_range(values, valid):
+    """Per-sample, per-channel max - min of ``values`` ``(B, C, H, W)`` over ``valid``
+    (0 where a sample has no valid pixel), ``(B, C, 1, 1)``."""
+    known = valid.bool()
+    high = torch.where(known, values, torch.full_like(values, -torch.inf)).amax(dim=(2, 3), keepdim=True)
+    low = torch.where(known, values, torch.full_like(values, torch.inf)).amin(dim=(2, 3), keepdim=True)
+    return torch.where(torch.isfinite(high - low), high - low, torch.zeros_like(high))
+
+
 def check_factor(factor):
     """``factor`` if it is an int >= 1, else a ``ValueError``."""
     if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
@@ -101,16 +110,27 @@ class JointUpsampler(BaseModel):
             unknown pixels as unknown (normalised convolution, masked JBU and
             interpolation weights). Off, the net sees holes filled from the
             nearest known pixel and nothing else, as before masks existed.
+        loss_span: ``'input'`` (the reference protocol): the loss compares targets
+            normalised by the low-res input's range. ``'input_or_target'``: per sample
+            and channel, by the larger of that range and the ground truth's, so a crop
+            whose holes hide one side of an edge (input range near zero, ground truth
+            spanning the edge) cannot weigh hundreds of times more than the rest of its
+            batch. The loss only: inference is the same under both.
     """
 
-    def __init__(self, net, values_scale_with_resolution=False, low_mask=False, data_preprocessor=None,
-                 init_cfg=None):
+    LOSS_SPANS = ('input', 'input_or_target')
+
+    def __init__(self, net, values_scale_with_resolution=False, low_mask=False, loss_span='input',
+                 data_preprocessor=None, init_cfg=None):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.net = build_model(net) if isinstance(net, dict) else net
         self.factor = self.net.factor
         self.values_scale_with_resolution = values_scale_with_resolution
         self.value_scale = float(self.factor) if values_scale_with_resolution else 1.0
         self.low_mask = bool(low_mask)
+        if loss_span not in self.LOSS_SPANS:
+            raise ValueError(f'loss_span must be one of {self.LOSS_SPANS}, got {loss_span!r}')
+        self.loss_span = loss_span
 
     def upsample(self, low, guide, low_valid=None):
         """De-normalised upsampling: ``low`` ``(B, C, h, w)`` in target units -> ``(B, C, H, W)``;
@@ -150,7 +170,10 @@ class JointUpsampler(BaseModel):
             valid = data_samples['valid'].to(pred_norm.dtype).expand_as(pred_norm)
             if not valid.any():
                 raise ValueError('batch has no valid ground-truth pixel')
-            loss = ((pred_norm - gt_norm).pow(2) * valid).sum() / valid.sum()
+            diff = pred_norm - gt_norm
+            if self.loss_span == 'input_or_target':
+                diff = diff * (span / torch.maximum(span, _valid_range(gt_norm * span, valid)))
+            loss = (diff.pow(2) * valid).sum() / valid.sum()
             return dict(loss=loss)
         pred = (pred_norm * span + lo_min) * self.value_scale
         if mode == 'tensor':
