@@ -59,6 +59,16 @@ def _decay(sq_dist, family, alpha, lam):
     return (alpha + sq_dist).pow(-lam)
 
 
+def _nearest_valid_sq_dist(sq_dist, valid_taps):
+    """Per window, the smallest squared distance among its valid taps (0 for a window
+    with none), detached. A normalised Gaussian kernel is unchanged by dividing every tap
+    by ``exp(-d_min / 2)``, but with it the nearest valid tap is exactly 1: a window whose
+    valid taps all lie far away in guide space no longer underflows to a total near 0,
+    whose ``K / total`` had a finite value and an infinite gradient (NaN in training)."""
+    far = torch.where(valid_taps > 0, sq_dist, torch.full_like(sq_dist, torch.inf)).amin(dim=2, keepdim=True)
+    return torch.where(torch.isfinite(far), far, torch.zeros_like(far)).detach()
+
+
 class _TapSqDistances(torch.autograd.Function):
     """``||f_i - f_j||^2`` for every tap of every window, storing only the guide.
 
@@ -219,9 +229,12 @@ def pac_kernel2d(guide, kernel_size, stride=1, padding=0, dilation=1, kernel_typ
     else:
         sq_dist = _TapSqDistances.apply(padded, centre, kernel_size, out_size, tap_stride,
                                         dilation, channel_wise)
-        valid_taps = [_tap_view(valid, ty, tx, out_size, tap_stride, dilation)
-                      for ty in range(kh) for tx in range(kw)]
-        kernel = _decay(sq_dist, family, alpha, lam) * torch.stack(valid_taps, dim=2)
+        valid_taps = torch.stack([_tap_view(valid, ty, tx, out_size, tap_stride, dilation)
+                                  for ty in range(kh) for tx in range(kw)], dim=2)
+        if normalize and family == 'gaussian':
+            # (an invalid tap may be nearer than every valid one: clamped, it stays finite)
+            sq_dist = (sq_dist - _nearest_valid_sq_dist(sq_dist, valid_taps)).clamp_min(0)
+        kernel = _decay(sq_dist, family, alpha, lam) * valid_taps
     kernel = kernel.view(kernel.shape[0], kernel.shape[1], kh, kw, *out_size)
     if normalize:
         total = kernel.sum(dim=(2, 3), keepdim=True)

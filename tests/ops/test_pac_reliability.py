@@ -67,3 +67,24 @@ def test_learnable_alpha_at_or_below_zero_keeps_the_kernel_finite(alpha):
 def test_non_positive_float_alpha_is_a_value_error():
     with pytest.raises(ValueError, match='alpha > 0'):
         pac_kernel2d(torch.randn(1, 3, 5, 5), 3, padding=1, kernel_type='inv_1_1', inv_alpha=0.0)
+
+
+def test_normalised_masked_kernel_has_finite_gradients_when_valid_taps_are_far_in_guide_space():
+    """A window whose valid taps all lie far from its centre in guide space: the float32
+    Gaussian of each underflows towards 0, and ``K / total`` had a finite value but an
+    infinite gradient (the NaN that stopped sensor-holes training). Normalised, the kernel
+    is the float64 reference, with finite gradients."""
+    from convdense.ops.pac_kernel import pac_kernel2d
+    guide = torch.zeros(1, 1, 5, 5)
+    guide[0, 0, 2, 2] = 13.5                      # the centre, 13.5 away from every other pixel
+    mask = torch.ones(1, 1, 5, 5)
+    mask[0, 0, 2, 2] = 0                          # the centre's own sample is unknown
+    guide32 = guide.clone().requires_grad_(True)
+    kernel = pac_kernel2d(guide32, 3, padding=1, normalize=True, mask=mask)
+    (kernel[..., 2, 2] * torch.arange(9.).view(1, 1, 3, 3)).sum().backward()
+    assert torch.isfinite(guide32.grad).all()
+    g = guide.double()
+    taps = torch.nn.functional.pad(g, (1, 1, 1, 1), mode='replicate')[0, 0, 2:5, 2:5]
+    valid = torch.nn.functional.pad(mask.double(), (1, 1, 1, 1))[0, 0, 2:5, 2:5]
+    reference = torch.exp(-0.5 * (taps - g[0, 0, 2, 2]) ** 2) * valid
+    torch.testing.assert_close(kernel[0, 0, :, :, 2, 2].double(), reference / reference.sum(), rtol=1e-5, atol=1e-7)
