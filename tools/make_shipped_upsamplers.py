@@ -200,7 +200,8 @@ def seed_study(record):
     required = [m for m in GOAL_OVER[record['kind']] if m in gain]
     return dict(seeds=[run['seed'] for run in runs], iters=record['iters'], column=column, scores=rows,
                 gain=gain, ahead={m: block['verdict'][m][column] for m in gain}, goal=GOAL_GAIN_OVER_JBU,
-                goal_over=required, goal_met=all(gain[m] >= GOAL_GAIN_OVER_JBU and block['verdict'][m][column]
+                goal_over=required, not_measured=[m for m in GOAL_OVER[record['kind']] if m not in gain],
+                goal_met=all(gain[m] >= GOAL_GAIN_OVER_JBU and block['verdict'][m][column]
                                                  for m in required))
 
 
@@ -218,8 +219,9 @@ def format_seed_table(results):
         gains = ' / '.join('–' if m not in study['gain'] else
                            f"{100 * study['gain'][m]:+.1f} %" + ('' if study['ahead'][m] else ' (within spread)')
                            for m in ('bicubic', 'JBU', 'DJF'))
+        unmeasured = ''.join(f'; {m} not measured' for m in study['not_measured'])
         goal = f"{'yes' if study['goal_met'] else 'no'} (≥ {100 * study['goal']:.0f} % over " \
-               f"{', '.join(study['goal_over'])})"
+               f"{', '.join(study['goal_over'])}{unmeasured})"
         iters = study['iters'] if key not in COMPOSED else 'none (cascade)'
         lines.append(f"| {key} | {', '.join(map(str, study['seeds']))} | {iters} | {study['column']} | "
                      + ' | '.join(cells) + f' | {gains} | {goal} |')

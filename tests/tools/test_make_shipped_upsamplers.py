@@ -192,7 +192,8 @@ def test_the_seed_study_judges_the_shipped_schedule_over_seeds_beyond_the_spread
     assert '(within spread)' in ship.format_seed_table({'flow-x4': record})
     record['seed_runs'][2] = _seed_run(2, 0.21, None)           # a run without DJF: DJF is left out
     study = ship.seed_study(record)
-    assert 'DJF' not in study['gain'] and study['goal_over'] == ['bicubic', 'JBU']
+    assert 'DJF' not in study['gain'] and study['goal_over'] == ['bicubic', 'JBU'] and study['not_measured'] == ['DJF']
+    assert '; DJF not measured)' in ship.format_seed_table({'flow-x4': record})
     assert ship.seed_study(dict(record, seed_runs=record['seed_runs'][:1])) is None
     runs = ship.add_seed_run(record['seed_runs'], _seed_run(1, 0.5, None))
     assert [(run['iters'], run['seed']) for run in runs] == [(500, 0), (2500, 0), (2500, 1), (2500, 2)]
