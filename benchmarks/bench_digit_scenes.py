@@ -164,6 +164,10 @@ def merge(path, task, section, backbone, record):
     def update(results):
         old = results.get(task)
         same = old is not None and all(old.get(k) == section[k] for k in SCHEDULE_KEYS)
+        if old is not None and not same and ':' in backbone and set(old['models']) - {backbone}:
+            theirs = ', '.join(f'{k}={old.get(k)}' for k in SCHEDULE_KEYS)
+            raise SystemExit(f'error: {path} holds {task} runs of another schedule ({theirs}); a variant '
+                             f'with its own schedule goes to its own --out file')
         merged = dict(old if same else section, models=dict(old['models'] if same else {}))
         merged['models'][backbone] = record
         add_ratios(merged['models'])

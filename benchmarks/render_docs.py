@@ -258,6 +258,12 @@ BLOCKS = {
     'digit-scenes': (digit_scenes, ['digit_scenes.json']),
     'digit-scenes-recipe': (digit_scenes_recipe, ['digit_scenes_recipe.json']),
     'digit-scenes-summary': (digit_scenes_summary, ['digit_scenes.json']),
+    'digit-scenes-recipe-cls600': (lambda: framed(
+        'digit_scenes_recipe_cls600.json', 'python benchmarks/bench_digit_scenes.py --tasks cls --backbones r50 '
+        '--variant batch16-iters600 --iters 600 --cfg-options train_dataloader.batch_size=16 '
+        '--out benchmarks/results/digit_scenes_recipe_cls600.json',
+        script('benchmarks/bench_digit_scenes.py').format_val_table(load('digit_scenes_recipe_cls600.json'))),
+        ['digit_scenes_recipe_cls600.json']),
     'digit-scenes-cost': (lambda: framed('digit_scenes.json', 'make bench-digit-scenes BACKBONE=...',
                                          script('benchmarks/bench_digit_scenes.py').format_cost_table(
                                              load('digit_scenes.json'))), ['digit_scenes.json']),

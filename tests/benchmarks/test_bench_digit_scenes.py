@@ -106,6 +106,10 @@ def test_seeds_and_variants_get_their_own_rows_and_folders(bench, tmp_path):
     rows = bench.format_table(merged).splitlines()[2:]
     assert [row.split(' | ')[0] for row in rows] == [
         '| ResNet-50', '| ResNet-50 (seed1)', '| HetConv-ResNet-50 P=4']
+    # a variant of another schedule never replaces the runs in the file: it needs its own file
+    with pytest.raises(SystemExit, match='another schedule .*iters=100.* its own --out'):
+        bench.merge(path, 'det', dict(det, iters=200), 'r50:longer', _record(2.0, 1000.0, 0.6))
+    assert set(json.load(open(path))['det']['models']) == {'r50', 'r50:seed1', 'hetconv-resnet-50'}
 
 
 def _pointing_report(region, tolerance, accuracy):
