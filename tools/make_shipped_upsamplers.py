@@ -20,8 +20,9 @@ Every run is also kept in the record's ``seed_runs``; runs of the shipped schedu
 other ``--seed`` values are judged together (:func:`seed_study`): the mean and range over
 seeds, and whether PAC is ahead of each other method by the goal margin and beyond the
 seed spread. ``--with-djf`` trains DJF beside PAC on the same schedule and seed (never
-shipped); for the shipped run's own seed and schedule the shipped PAC weights are scored,
-not trained again.
+shipped); on the shipped run's own seed and schedule it scores the shipped PAC weights
+beside DJF instead of training them again (without it, that run is trained again: a
+reproduction, kept out unless better on val).
 """
 import argparse
 import copy
@@ -58,7 +59,7 @@ def model_key(kind, factor):
 
 
 MODELS = {model_key(kind, factor): (kind, factor) for kind, factor in SHIPPED}
-#: models made of shipped ones with no training: key -> the shipped model of each cascade stage
+#: models made of others with no training: key -> the model each cascade stage takes its weights from
 COMPOSED = {'depth-x16': ('depth-x4', 'depth-x4')}
 #: the DJF config trained beside a model with --with-djf (same data, schedule and seed)
 DJF_CONFIGS = {'flow-x4': 'djf_x4_flow_procedural.py', 'flow-x8': 'djf_x8_flow_procedural.py',
@@ -75,7 +76,11 @@ def ship(checkpoint, dst, provenance):
     tmp = f'{dst}.tmp'
     torch.save(dict(state_dict=state, meta=provenance), tmp)
     os.replace(tmp, dst)
-    with open(dst, 'rb') as f:
+    return file_sha256(dst)
+
+
+def file_sha256(path):
+    with open(path, 'rb') as f:
         return hashlib.sha256(f.read()).hexdigest()
 
 
@@ -118,9 +123,8 @@ def compose(key, checkpoints_dir, work_dir, seed=0, results=None):
         path, shipped = stage_weights(source, seed, checkpoints_dir, osp.dirname(work_dir), results or {})
         weights = torch.load(path, map_location='cpu', weights_only=False)['state_dict']
         state.update({f'net.stages.{i}.' + name[len('net.'):]: value for name, value in weights.items()})
-        with open(path, 'rb') as f:
-            sources.append(dict(model=source, checkpoint=osp.relpath(path, ROOT) if path.startswith(ROOT) else path,
-                                sha256=hashlib.sha256(f.read()).hexdigest(), shipped=shipped))
+        sources.append(dict(model=source, checkpoint=osp.relpath(path, ROOT) if path.startswith(ROOT) else path,
+                            sha256=file_sha256(path), shipped=shipped))
     os.makedirs(work_dir, exist_ok=True)
     dst = osp.join(work_dir, f'{key}_seed{seed}_composed.pth')
     torch.save(dict(state_dict=state), dst)
@@ -201,8 +205,7 @@ def seed_study(record):
     return dict(seeds=[run['seed'] for run in runs], iters=record['iters'], column=column, scores=rows,
                 gain=gain, ahead={m: block['verdict'][m][column] for m in gain}, goal=GOAL_GAIN_OVER_JBU,
                 goal_over=required, not_measured=[m for m in GOAL_OVER[record['kind']] if m not in gain],
-                goal_met=all(gain[m] >= GOAL_GAIN_OVER_JBU and block['verdict'][m][column]
-                                                 for m in required))
+                goal_met=all(gain[m] >= GOAL_GAIN_OVER_JBU and block['verdict'][m][column] for m in required))
 
 
 def format_seed_table(results):
@@ -370,11 +373,8 @@ def stale_cascade(record, checkpoints_dir):
     for source in record['composed_from']:
         if source.get('shipped', True):
             path = shipped_checkpoint(*MODELS[source['model']], directory=checkpoints_dir)
-            if not osp.isfile(path):
+            if not osp.isfile(path) or file_sha256(path) != source['sha256']:
                 return True
-            with open(path, 'rb') as f:
-                if hashlib.sha256(f.read()).hexdigest() != source['sha256']:
-                    return True
     return False
 
 
