@@ -224,17 +224,16 @@ def pac_kernel2d(guide, kernel_size, stride=1, padding=0, dilation=1, kernel_typ
     if recording_graph():  # a graph of fixed size whatever the window (see pac_export)
         sq_dist = tap_sq_distances(padded, centre, kernel_size, out_size, tap_stride, dilation,
                                    channel_wise)
-        kernel = _decay(sq_dist, family, alpha, lam) * unfold_taps(
-            valid, kernel_size, out_size, tap_stride, dilation)
+        valid_taps = unfold_taps(valid, kernel_size, out_size, tap_stride, dilation)
     else:
         sq_dist = _TapSqDistances.apply(padded, centre, kernel_size, out_size, tap_stride,
                                         dilation, channel_wise)
         valid_taps = torch.stack([_tap_view(valid, ty, tx, out_size, tap_stride, dilation)
                                   for ty in range(kh) for tx in range(kw)], dim=2)
-        if normalize and family == 'gaussian':
-            # (an invalid tap may be nearer than every valid one: clamped, it stays finite)
-            sq_dist = (sq_dist - _nearest_valid_sq_dist(sq_dist, valid_taps)).clamp_min(0)
-        kernel = _decay(sq_dist, family, alpha, lam) * valid_taps
+    if normalize and family == 'gaussian':
+        # (an invalid tap may be nearer than every valid one: clamped, it stays finite)
+        sq_dist = (sq_dist - _nearest_valid_sq_dist(sq_dist, valid_taps)).clamp_min(0)
+    kernel = _decay(sq_dist, family, alpha, lam) * valid_taps
     kernel = kernel.view(kernel.shape[0], kernel.shape[1], kh, kw, *out_size)
     if normalize:
         total = kernel.sum(dim=(2, 3), keepdim=True)

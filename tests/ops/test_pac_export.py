@@ -58,6 +58,22 @@ def test_unfolded_kernel_equals_the_tap_loop(options):
     assert_close(*both_paths(lambda: pac_kernel2d(guide, **options)))
 
 
+def test_unfolded_kernel_normalises_windows_whose_valid_taps_are_all_far_in_guide_space():
+    """A masked window whose known taps all lie 20 away in guide space: each float32
+    Gaussian underflows to 0, so only a kernel taken relative to the window's nearest
+    known tap gives the float64 answer (here uniform over the 8 known taps) on both paths."""
+    guide = torch.zeros(1, 1, 5, 5)
+    guide[0, 0, 2, 2] = 20.0
+    mask = torch.ones(1, 1, 5, 5)
+    mask[0, 0, 2, 2] = 0
+    expected, got = both_paths(lambda: pac_kernel2d(guide, 3, padding=1, normalize=True,
+                                                    mask=mask))
+    reference = torch.full((3, 3), 1 / 8)
+    reference[1, 1] = 0
+    torch.testing.assert_close(got[0, 0, :, :, 2, 2], reference)
+    assert_close(expected, got)
+
+
 @pytest.mark.parametrize('stride, padding, dilation', [(1, 1, 1), (2, 2, 2), (1, 'same', 1)])
 @pytest.mark.parametrize('channel_wise', [False, True])
 def test_unfolded_conv_and_pool_equal_the_tiled_engine(stride, padding, dilation, channel_wise):
