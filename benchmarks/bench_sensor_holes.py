@@ -3,17 +3,19 @@ on sensor-like inputs, and stay ahead on clean ones?
 
     python benchmarks/bench_sensor_holes.py [--seed 0] [--iters N] [--out RESULTS.json]
 
-Trains ``pacjointupsample_lite_x8_procedural_holes.py`` (procedural scenes with sensor-like
-holes added to the low-res input, the validity mask through the net; checkpoint chosen on
-the config's val scene) and scores on its test scene, clean and with two fixed sensor-like
-hole patterns (``rmse_px_clean`` / ``rmse_px_sensor_like``): bicubic and JBU given the same
-mask, the holes model, and the shipped x8 model (trained without holes) both with the mask
-and without it (holes filled from the nearest known sample, as before masks existed).
-Writes ``benchmarks/results/joint_upsampling_holes.json`` with the machine and command.
+Per seed: trains ``pacjointupsample_lite_x8_procedural_holes.py`` (procedural scenes with
+sensor-like holes added to the low-res input, the validity mask through the net; checkpoint
+chosen on the config's val scene) and scores on its test scene, clean and with two fixed
+sensor-like hole patterns (``rmse_px_clean`` / ``rmse_px_sensor_like``): bicubic and JBU
+given the same mask, JBU given nearest-filled holes, the holes model, and the same seed's
+x8 procedural model trained without holes (the shipping run's, see
+``tools/make_shipped_upsamplers.py --seed``) with the mask and without it (holes filled
+from the nearest known sample, as it was trained). Each seed's run is merged into
+``benchmarks/results/joint_upsampling_holes.json`` (machine and command with it); the
+table is over every seed run of the same schedule, judged as the other upsampler tables
+are (ahead only beyond the seed spread).
 """
 import argparse
-import json
-import os
 import os.path as osp
 import sys
 import time
@@ -24,30 +26,113 @@ sys.path.insert(0, osp.join(ROOT, 'tools'))
 sys.path.insert(0, osp.join(ROOT, 'benchmarks'))
 
 import demo  # noqa: E402
+import make_shipped_upsamplers as shipping  # noqa: E402
+from cli_helpers import locked_merge  # noqa: E402
 from convdense import launch  # noqa: E402
+from convdense.evaluation.upsampling_verdict import GOAL_GAIN_OVER_JBU, ahead, summarise  # noqa: E402
 from eval_upsampling_baselines import BASELINES, evaluate  # noqa: E402
 from machine_info import machine  # noqa: E402
-from upsample import shipped_checkpoint  # noqa: E402
+from upsample import SHIPPED_DIR  # noqa: E402
 
 CONFIG = osp.join(demo.CONFIGS, 'pacjointupsample_lite_x8_procedural_holes.py')
-SHIPPED_X8 = shipped_checkpoint('depth', 8)
 OUT = osp.join(ROOT, 'benchmarks', 'results', 'joint_upsampling_holes.json')
 METRICS = ('rmse_px_clean', 'rmse_px_sensor_like', 'rmse_px')
+NO_MASK = {'model.low_mask': False}
+HOLES_MODEL = 'PAC (lite), trained with holes (mask)'
+WITHOUT_HOLES = 'PAC (lite) x8, trained without holes'
+#: the two ways a learned model meets holes, each judged against the goal
+APPROACHES = {'mask': HOLES_MODEL, 'nearest fill': f'{WITHOUT_HOLES} (no mask: holes nearest-filled)'}
+
+
+def procedural_x8_checkpoint(seed, work_dir=osp.join(ROOT, 'work_dirs', 'shipped_upsamplers')):
+    """The x8 procedural depth model of ``seed``: the shipped file for the shipped seed,
+    else that seed's shipping run in ``work_dir`` (a one-line error naming the command)."""
+    return shipping.stage_weights('depth-x8', seed, SHIPPED_DIR, work_dir, shipping.read_results(shipping.RESULTS))[0]
+
+
+def seed_runs(results):
+    """Every seed run of the results file (a file written before runs were kept is one run)."""
+    return results.get('runs') or ([dict(seed=results['seed'], iters=results['iters'], rows=results['rows'])]
+                                   if 'rows' in results else [])
+
+
+def merged_rows(runs):
+    """One row per method over ``runs`` (same methods in each): every metric a seed summary."""
+    methods = [row['method'] for row in runs[0]['rows']]
+    missing = [m for run in runs for m in methods if m not in {r['method'] for r in run['rows']}]
+    if missing:
+        raise ValueError(f'cannot merge seed runs with different methods: {sorted(set(missing))}')
+    return [dict(method=m, **{metric: summarise([next(r[metric] for r in run['rows'] if r['method'] == m)
+                                                 for run in runs]) for metric in METRICS})
+            for m in methods]
+
+
+def goal(rows):
+    """Per approach (``APPROACHES``): its gain over the better JBU (mask or nearest fill) per
+    column, and the goal: on clean inputs >= 3 % ahead beyond the seed spread, on sensor-like
+    inputs no seed worse than that JBU."""
+    by_method = {row['method']: row for row in rows}
+    jbus = [row for row in rows if row['method'].startswith('JBU')]
+    verdicts = {}
+    for approach, method in APPROACHES.items():
+        if method not in by_method:
+            continue
+        model, best_jbu = by_method[method], {m: min((j[m] for j in jbus), key=lambda s: s['mean']) for m in METRICS}
+        gain = {m: 1 - model[m]['mean'] / best_jbu[m]['mean'] for m in METRICS}
+        clean = gain['rmse_px_clean'] >= GOAL_GAIN_OVER_JBU and ahead(model['rmse_px_clean'], best_jbu['rmse_px_clean'])
+        sensor = model['rmse_px_sensor_like']['max'] <= best_jbu['rmse_px_sensor_like']['mean']
+        verdicts[approach] = dict(method=method, gain_over_jbu=gain, clean_met=clean, sensor_like_met=sensor,
+                                  goal_met=clean and sensor)
+    return verdicts
 
 
 def format_table(results):
-    """Markdown: RMSE (px) of each method on the clean and the sensor-like test inputs."""
+    """Markdown: RMSE (px) of each method on the clean and the sensor-like test inputs, mean
+    [min–max] over the seed runs of the latest schedule, and the goal per approach."""
+    runs = [run for run in seed_runs(results) if run['iters'] == results['iters']]
+    rows = merged_rows(runs)
+    seeds = ', '.join(str(run['seed']) for run in runs)
     lines = [f"Test scene {results['test_scene']} (never trained or selected on), x8, RMSE in px: "
-             'clean input, sensor-like holes in the low-res input, all', '',
-             '| method | clean | sensor-like | all |', '|---|---:|---:|---:|']
-    for row in results['rows']:
-        lines.append(f"| {row['method']} | " + ' | '.join(f'{row[m]:.3f}' for m in METRICS) + ' |')
-    jbu = next(row for row in results['rows'] if row['method'].startswith('JBU'))
-    holes = next(row for row in results['rows'] if row['method'].startswith('PAC (lite), trained with holes'))
-    lines += ['', 'Gain of the holes model over JBU (1 - PAC / JBU): '
-              + ', '.join(f"{m.replace('rmse_px_', '').replace('rmse_px', 'all')} "
-                          f"{100 * (1 - holes[m] / jbu[m]):+.1f} %" for m in METRICS)]
+             f'clean input, sensor-like holes in the low-res input, all; learned rows: mean [min–max] '
+             f'over seeds {seeds}', '', '| method | clean | sensor-like | all |', '|---|---:|---:|---:|']
+    for row in rows:
+        lines.append(f"| {row['method']} | " + ' | '.join(shipping.seed_cell(row[m]) for m in METRICS) + ' |')
+    lines += ['', f'Goal: at least {GOAL_GAIN_OVER_JBU:.0%} below the better JBU on clean inputs beyond the seed '
+              'spread, and no seed worse than it on sensor-like inputs. Gain over the better JBU '
+              '(1 - PAC / JBU, means):', '']
+    for approach, verdict in goal(rows).items():
+        gain = verdict['gain_over_jbu']
+        lines.append(f"- {approach} ({verdict['method']}): "
+                     + ', '.join(f"{m.replace('rmse_px_', '').replace('rmse_px', 'all').replace('_', '-')} "
+                                 f"{100 * gain[m]:+.1f} %" for m in METRICS)
+                     + f" — clean {'met' if verdict['clean_met'] else 'not met'}, sensor-like "
+                     f"{'met' if verdict['sensor_like_met'] else 'not met'}")
     return '\n'.join(lines)
+
+
+def score_seed(seed, holes_checkpoint, work_dir):
+    """(method, metrics) of every method for one seed: baselines, the holes model and the
+    same seed's procedural model without holes, with and without the mask."""
+    without_holes = procedural_x8_checkpoint(seed)
+    scored = [(f'{name} (mask)', dict(net=net)) for name, net in BASELINES]
+    scored += [('JBU (no mask: holes nearest-filled)', dict(net='JBU', overrides=NO_MASK)),
+               (HOLES_MODEL, dict(checkpoint=holes_checkpoint)),
+               (f'{WITHOUT_HOLES} (mask)', dict(checkpoint=without_holes)),
+               (APPROACHES['nearest fill'], dict(checkpoint=without_holes, overrides=NO_MASK))]
+    return [(name, evaluate(CONFIG, osp.join(work_dir, demo._slug(name)), panels=False, **options)[0])
+            for name, options in scored]
+
+
+def add_run(results, run, config_fields):
+    """``results`` with ``run`` in the place of an earlier run of its seed and schedule; the
+    file's schedule becomes the run's (the table is over runs of the latest schedule)."""
+    kept = [r for r in seed_runs(results) if (r['seed'], r['iters']) != (run['seed'], run['iters'])]
+    legacy = ('seed', 'rows', 'command', 'machine_before', 'machine_after', 'seconds')
+    merged = {k: v for k, v in results.items() if k not in legacy}
+    merged.update(config_fields, runs=sorted(kept + [run], key=lambda r: (r['iters'], r['seed'])))
+    merged['command'] = 'python benchmarks/bench_sensor_holes.py --seed N (N = ' + ', '.join(
+        str(r['seed']) for r in merged['runs'] if r['iters'] == run['iters']) + ')'
+    return merged
 
 
 def main(argv=None):
@@ -57,30 +142,19 @@ def main(argv=None):
     parser.add_argument('--work-dir', default=osp.join(ROOT, 'work_dirs', 'sensor_holes'))
     parser.add_argument('--out', default=OUT)
     args = parser.parse_args(argv)
-    if not osp.isfile(SHIPPED_X8):
-        raise launch.ConfigError(f'{SHIPPED_X8} is missing: run python tools/make_shipped_upsamplers.py '
-                                 '--models depth-x8 first')
-    work_dir, start, before = osp.abspath(args.work_dir), time.time(), machine()
+    procedural_x8_checkpoint(args.seed)  # a missing model is refused before training
+    work_dir, start, before = osp.join(osp.abspath(args.work_dir), f'seed{args.seed}'), time.time(), machine()
     checkpoint, _ = demo.train(CONFIG, osp.join(work_dir, 'pac_lite_holes'), {'randomness.seed': args.seed},
                                args.iters, description=f'PAC (lite) x8 with holes, seed {args.seed}')
-    rows = []
-    for name, net in BASELINES:
-        rows.append((f'{name} (mask)', evaluate(CONFIG, osp.join(work_dir, name), net=net, panels=False)[0]))
-    for name, ckpt, overrides in (
-            (f'PAC (lite), trained with holes, seed {args.seed} (mask)', checkpoint, None),
-            ('shipped PAC (lite) x8, trained without holes (mask)', SHIPPED_X8, None),
-            ('shipped PAC (lite) x8, trained without holes (no mask: holes nearest-filled)', SHIPPED_X8,
-             {'model.low_mask': False})):
-        rows.append((name, evaluate(CONFIG, osp.join(work_dir, demo._slug(name)), checkpoint=ckpt,
-                                    panels=False, overrides=overrides)[0]))
+    rows = score_seed(args.seed, checkpoint, work_dir)
     cfg = launch.load_config(CONFIG)
-    results = dict(command='python benchmarks/bench_sensor_holes.py ' + ' '.join(argv or sys.argv[1:]),
-                   config=osp.relpath(CONFIG, ROOT), seed=args.seed, iters=args.iters or cfg.train_cfg.max_iters,
-                   val_scene=cfg.val_scene, test_scene=cfg.test_scene,
-                   rows=[dict(method=name, **{m: metrics[m] for m in METRICS}) for name, metrics in rows],
-                   machine_before=before, machine_after=machine(), seconds=round(time.time() - start))
-    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-    demo.write_json(args.out, results)
+    iters = args.iters or cfg.train_cfg.max_iters
+    run = dict(seed=args.seed, iters=iters, rows=[dict(method=name, **{m: metrics[m] for m in METRICS})
+                                                  for name, metrics in rows],
+               command='python benchmarks/bench_sensor_holes.py ' + ' '.join(argv or sys.argv[1:]),
+               machine_before=before, machine_after=machine(), seconds=round(time.time() - start))
+    fields = dict(config=osp.relpath(CONFIG, ROOT), iters=iters, val_scene=cfg.val_scene, test_scene=cfg.test_scene)
+    results = locked_merge(args.out, lambda old: add_run(old, run, fields))
     print(format_table(results))
     print(f'written: {args.out}')
     return 0

@@ -218,7 +218,7 @@ def format_seed_table(results):
     lines = ['| model | seeds | iterations | tested on | bicubic | JBU | DJF | PAC (lite) | PAC gain over '
              'bicubic / JBU / DJF | goal met |', '|---|---|---:|---|---:|---:|---:|---:|---|---|']
     for key, study in studies.items():
-        cells = [_seed_cell(study['scores'].get(m)) for m in ('bicubic', 'JBU', 'DJF', MODEL)]
+        cells = [seed_cell(study['scores'].get(m)) for m in ('bicubic', 'JBU', 'DJF', MODEL)]
         gains = ' / '.join('–' if m not in study['gain'] else
                            f"{100 * study['gain'][m]:+.1f} %" + ('' if study['ahead'][m] else ' (within spread)')
                            for m in ('bicubic', 'JBU', 'DJF'))
@@ -231,7 +231,7 @@ def format_seed_table(results):
     return '\n'.join(lines)
 
 
-def _seed_cell(summary):
+def seed_cell(summary):
     """'0.194 [0.190-0.199]' (mean [min-max] over seeds); a baseline is one number."""
     if summary is None:
         return '–'
@@ -321,7 +321,8 @@ def replaces(old, new):
     return old is None or val_score(new) < val_score(old)
 
 
-def _read(path):
+def read_results(path):
+    """The JSON at ``path``, or ``{}`` when there is none yet."""
     if not osp.isfile(path):
         return {}
     with open(path) as f:
@@ -395,7 +396,7 @@ def main(argv=None):
                         help='ship the new run even if the shipped one scores better on the val scene')
     args = parser.parse_args(argv)
     for key in sorted(set(args.models), key=list(MODELS).index):  # a composed model after its stages
-        results = _read(args.out)
+        results = read_results(args.out)
         shipped, seed = results.get(key), args.seed or 0
         if key in COMPOSED and args.seed is None:  # the cascade of the shipped stages
             seed = results.get(COMPOSED[key][0], {}).get('seed', 0)
