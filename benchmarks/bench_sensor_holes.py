@@ -4,8 +4,9 @@ on sensor-like inputs, and stay ahead on clean ones?
     python benchmarks/bench_sensor_holes.py [--seed 0] [--iters N] [--out RESULTS.json]
 
 Per seed: trains ``pacjointupsample_lite_x8_procedural_holes.py`` (procedural scenes with
-sensor-like holes added to the low-res input, the validity mask through the net; checkpoint
-chosen on the config's val scene) and scores on its test scene, clean and with two fixed
+sensor-like holes added to the low-res input; checkpoint chosen on the config's val scene)
+twice, with the validity mask through the net and with the holes nearest-filled instead
+(``model.low_mask=False``), and scores on its test scene, clean and with two fixed
 sensor-like hole patterns (``rmse_px_clean`` / ``rmse_px_sensor_like``): bicubic and JBU
 given the same mask, JBU given nearest-filled holes, the holes model, and the same seed's
 x8 procedural model trained without holes (the shipping run's, see
@@ -40,8 +41,14 @@ METRICS = ('rmse_px_clean', 'rmse_px_sensor_like', 'rmse_px')
 NO_MASK = {'model.low_mask': False}
 HOLES_MODEL = 'PAC (lite), trained with holes (mask)'
 WITHOUT_HOLES = 'PAC (lite) x8, trained without holes'
-#: the two ways a learned model meets holes, each judged against the goal
-APPROACHES = {'mask': HOLES_MODEL, 'nearest fill': f'{WITHOUT_HOLES} (no mask: holes nearest-filled)'}
+#: the holes config trained twice per seed: the mask through the net, or the holes nearest-filled
+HOLES_TRAININGS = {'pac_lite_holes': (HOLES_MODEL, None),
+                   'pac_lite_holes_nearest_fill': ('PAC (lite), trained with holes (no mask: holes nearest-filled)',
+                                                   NO_MASK)}
+#: the ways a learned model meets holes, each judged against the goal
+APPROACHES = {'mask': HOLES_MODEL,
+              'nearest fill, trained with holes': HOLES_TRAININGS['pac_lite_holes_nearest_fill'][0],
+              'nearest fill, trained without holes': f'{WITHOUT_HOLES} (no mask: holes nearest-filled)'}
 
 
 def procedural_x8_checkpoint(seed, work_dir=osp.join(ROOT, 'work_dirs', 'shipped_upsamplers')):
@@ -57,11 +64,9 @@ def seed_runs(results):
 
 
 def merged_rows(runs):
-    """One row per method over ``runs`` (same methods in each): every metric a seed summary."""
-    methods = [row['method'] for row in runs[0]['rows']]
-    missing = [m for run in runs for m in methods if m not in {r['method'] for r in run['rows']}]
-    if missing:
-        raise ValueError(f'cannot merge seed runs with different methods: {sorted(set(missing))}')
+    """One row per method every run has: every metric a seed summary over ``runs``."""
+    methods = [row['method'] for row in runs[0]['rows']
+               if all(any(r['method'] == row['method'] for r in run['rows']) for run in runs)]
     return [dict(method=m, **{metric: summarise([next(r[metric] for r in run['rows'] if r['method'] == m)
                                                  for run in runs]) for metric in METRICS})
             for m in methods]
@@ -110,15 +115,17 @@ def format_table(results):
     return '\n'.join(lines)
 
 
-def score_seed(seed, holes_checkpoint, work_dir):
-    """(method, metrics) of every method for one seed: baselines, the holes model and the
-    same seed's procedural model without holes, with and without the mask."""
+def score_seed(seed, holes_checkpoints, work_dir):
+    """(method, metrics) of every method for one seed: baselines, the holes models
+    (``{method: (checkpoint, overrides)}``) and the same seed's procedural model without
+    holes, with and without the mask."""
     without_holes = procedural_x8_checkpoint(seed)
     scored = [(f'{name} (mask)', dict(net=net)) for name, net in BASELINES]
-    scored += [('JBU (no mask: holes nearest-filled)', dict(net='JBU', overrides=NO_MASK)),
-               (HOLES_MODEL, dict(checkpoint=holes_checkpoint)),
-               (f'{WITHOUT_HOLES} (mask)', dict(checkpoint=without_holes)),
-               (APPROACHES['nearest fill'], dict(checkpoint=without_holes, overrides=NO_MASK))]
+    scored += [('JBU (no mask: holes nearest-filled)', dict(net='JBU', overrides=NO_MASK))]
+    scored += [(method, dict(checkpoint=checkpoint, overrides=overrides))
+               for method, (checkpoint, overrides) in holes_checkpoints.items()]
+    scored += [(f'{WITHOUT_HOLES} (mask)', dict(checkpoint=without_holes)),
+               (APPROACHES['nearest fill, trained without holes'], dict(checkpoint=without_holes, overrides=NO_MASK))]
     return [(name, evaluate(CONFIG, osp.join(work_dir, demo._slug(name)), panels=False, **options)[0])
             for name, options in scored]
 
@@ -144,9 +151,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
     procedural_x8_checkpoint(args.seed)  # a missing model is refused before training
     work_dir, start, before = osp.join(osp.abspath(args.work_dir), f'seed{args.seed}'), time.time(), machine()
-    checkpoint, _ = demo.train(CONFIG, osp.join(work_dir, 'pac_lite_holes'), {'randomness.seed': args.seed},
-                               args.iters, description=f'PAC (lite) x8 with holes, seed {args.seed}')
-    rows = score_seed(args.seed, checkpoint, work_dir)
+    trained = {}
+    for sub_dir, (method, overrides) in HOLES_TRAININGS.items():
+        checkpoint, _ = demo.train(CONFIG, osp.join(work_dir, sub_dir),
+                                   {'randomness.seed': args.seed, **(overrides or {})}, args.iters,
+                                   description=f'{method}, seed {args.seed}')
+        trained[method] = (checkpoint, overrides)
+    rows = score_seed(args.seed, trained, work_dir)
     cfg = launch.load_config(CONFIG)
     iters = args.iters or cfg.train_cfg.max_iters
     run = dict(seed=args.seed, iters=iters, rows=[dict(method=name, **{m: metrics[m] for m in METRICS})
