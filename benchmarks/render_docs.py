@@ -282,6 +282,10 @@ BLOCKS = {
     'shipped-upsamplers-summary': (lambda: shipped_upsamplers(notes=False), ['shipped_upsamplers.json']),
     'sensor-holes': (sensor_holes, ['joint_upsampling_holes.json']),
     'upsampler-train-cost': (upsampler_train_cost, ['upsampler_train_cost.json']),
+    'upsampler-variants': (lambda: framed('upsampler_variants.json', 'python benchmarks/bench_upsampler_variants.py '
+                                          '--model MODEL --variant NAME [--cfg-options ...]',
+                                          script('benchmarks/bench_upsampler_variants.py').format_table(
+                                              load('upsampler_variants.json'))), ['upsampler_variants.json']),
     'scale-sweep': (scale_sweep, ['scale_sweep.json']),
     'scale-sweep-table3': (scale_sweep_table3, ['scale_sweep.json']),
     'model-stats': (model_stats, ['model_stats.json']),
