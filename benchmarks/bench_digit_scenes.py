@@ -247,23 +247,31 @@ def format_summary_table(results):
     return '\n'.join(lines)
 
 
+def seed_values(models, key, metric):
+    """``metric`` on the test split of backbone ``key``'s seed-0 row and its ``key:seedN`` rows."""
+    return [r['test'][metric] for k, r in models.items() if k == key or re.fullmatch(rf'{re.escape(key)}:seed\d+', k)]
+
+
 def seed_spread_note(results, columns, baseline='r50'):
     """One line: the range of ``baseline``'s seeds on each (task, metric, title) column
     it has two or more seeds of, and which other backbones fall outside it (inside is a
-    tie); '' when no column has two seeds."""
+    tie); a backbone with seeds of its own is outside only when all of them are, and is
+    named with its range. '' when no column has two baseline seeds."""
     spans, outside = [], []
     for task, metric, title in columns:
         models = results.get(task, {}).get('models', {})
-        seeds = [r['test'][metric] for k, r in models.items()
-                 if k == baseline or re.fullmatch(rf'{re.escape(baseline)}:seed\d+', k)]
+        seeds = seed_values(models, baseline, metric)
         if len(seeds) < 2:
             continue
         low, high = min(seeds), max(seeds)
         spans.append(f'{title} {low:.3f}–{high:.3f}')
         for key in sorted((k for k in models if ':' not in k and k != baseline), key=row_order):
-            value = models[key]['test'][metric]
-            if not low <= value <= high:
-                outside.append(f"{row_label(key)} {title} {value:.3f} ({'above' if value > high else 'below'})")
+            values = seed_values(models, key, metric)
+            side = 'below' if max(values) < low else 'above' if min(values) > high else None
+            if side is not None:
+                shown = (f'{values[0]:.3f}' if len(values) == 1
+                         else f'{min(values):.3f}–{max(values):.3f} over {len(values)} seeds')
+                outside.append(f'{row_label(key)} {title} {shown} ({side})')
     if not spans:
         return ''
     return (f"{row_label(baseline)}'s seeds span " + ', '.join(spans) + '; a backbone inside that range ties with '

@@ -295,5 +295,9 @@ def test_seed_spread_note_names_the_backbones_outside_resnet50s_seed_range(bench
     assert note.startswith("ResNet-50's seeds span bbox AP 0.300–0.320;")
     assert 'Oct-ResNet-50 α=0.5 bbox AP 0.290 (below)' in note and 'HetConv-ResNet-50 P=4 bbox AP 0.330 (above)' in note
     assert 'Res2Net' not in note and '0.100' not in note
+    results['det']['models']['oct-resnet-50:seed1'] = det(0.31)        # its seeds straddle the range: a tie
+    results['det']['models']['hetconv-resnet-50:seed1'] = det(0.34)    # both above
+    note = bench.seed_spread_note(results, columns)
+    assert 'Oct-ResNet' not in note and 'HetConv-ResNet-50 P=4 bbox AP 0.330–0.340 over 2 seeds (above)' in note
     del results['det']['models']['r50:seed1']
     assert bench.seed_spread_note(results, columns) == ''
