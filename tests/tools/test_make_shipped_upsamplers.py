@@ -238,6 +238,12 @@ def test_the_seed_study_judges_the_shipped_schedule_over_seeds_beyond_the_spread
     record['seed_runs'][2] = _seed_run(2, 0.21, None)           # a run without DJF: DJF is left out
     study = ship.seed_study(record)
     assert 'DJF' not in study['gain'] and study['goal_over'] == ['bicubic', 'JBU'] and study['not_measured'] == ['DJF']
+    assert study['partly_measured'] == {'DJF': dict(seeds=[0, 1], mean=pytest.approx(0.235))}
+    table = ship.format_seed_table({'flow-x4': record})
+    assert '| 0.235 (seed 0, 1 only) |' in table and '; DJF not measured over every seed)' in table
+    for run in record['seed_runs']:
+        run['rows'] = [row for row in run['rows'] if row['method'] != 'DJF']
+    assert ship.seed_study(record)['partly_measured'] == {}
     assert '; DJF not measured)' in ship.format_seed_table({'flow-x4': record})
     assert ship.seed_study(dict(record, seed_runs=record['seed_runs'][:1])) is None
     runs = ship.add_seed_run(record['seed_runs'], _seed_run(1, 0.5, None))
