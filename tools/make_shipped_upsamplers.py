@@ -411,6 +411,11 @@ def main(argv=None):
         if key in COMPOSED and args.seed is None:  # the cascade of the shipped stages
             seed = results.get(COMPOSED[key][0], {}).get('seed', 0)
         dst = shipped_checkpoint(*MODELS[key], directory=args.checkpoints_dir)
+        if shipped is not None and key not in COMPOSED and args.iters is None \
+                and shipped['iters'] != _config_iters(key):
+            print(f"{key}: the shipped model had {shipped['iters']} iterations and this run takes the config's "
+                  f"{_config_iters(key)}, a schedule of its own (--iters {shipped['iters']} joins the shipped "
+                  'schedule and its seed study)')
         reuse = None
         if (args.with_djf and shipped is not None and key not in COMPOSED and osp.isfile(dst) and not args.force
                 and (shipped['seed'], shipped['iters']) == (seed, args.iters or _config_iters(key))):

@@ -274,3 +274,25 @@ def test_other_seeds_and_djf_join_the_shipped_run_without_retraining_it(tmp_path
     study = ship.seed_study(results['depth-x8'])
     assert study['seeds'] == [0, 1] and set(study['gain']) == {'bicubic', 'JBU', 'DJF'}
     assert 'Over seeds' in ship.format_table(results)
+
+
+def test_a_run_without_iters_says_when_the_shipped_model_had_another_schedule(tmp_path, capsys, monkeypatch):
+    """--seed N --with-djf without --iters trains the config's schedule: when the shipped
+    model had another, the run says so before training (it joins no seed study with it)."""
+    out = tmp_path / 'results.json'
+    out.write_text(json.dumps({'flow-x8': dict(_run(val=0.5, iters=2500), kind='flow')}))
+
+    def stop(*args, **kwargs):
+        raise RuntimeError('training would start here')
+    monkeypatch.setattr(ship, 'train_one', stop)
+    with pytest.raises(RuntimeError, match='training would start'):
+        ship.main(['--models', 'flow-x8', '--seed', '1', '--with-djf', '--out', str(out),
+                   '--checkpoints-dir', str(tmp_path), '--work-dir', str(tmp_path / 'work')])
+    config_iters = ship._config_iters('flow-x8')
+    assert config_iters != 2500
+    assert (f"flow-x8: the shipped model had 2500 iterations and this run takes the config's {config_iters}"
+            in capsys.readouterr().out)
+    with pytest.raises(RuntimeError, match='training would start'):
+        ship.main(['--models', 'flow-x8', '--seed', '1', '--iters', '2500', '--out', str(out),
+                   '--checkpoints-dir', str(tmp_path), '--work-dir', str(tmp_path / 'work')])
+    assert 'iterations and this run takes' not in capsys.readouterr().out
