@@ -133,10 +133,9 @@ def score_seed(seed, holes_checkpoints, work_dir):
 def add_run(results, run, config_fields):
     """``results`` with ``run`` in the place of an earlier run of its seed and schedule; the
     file's schedule becomes the run's (the table is over runs of the latest schedule)."""
-    kept = [r for r in seed_runs(results) if (r['seed'], r['iters']) != (run['seed'], run['iters'])]
     legacy = ('seed', 'rows', 'command', 'machine_before', 'machine_after', 'seconds')
     merged = {k: v for k, v in results.items() if k not in legacy}
-    merged.update(config_fields, runs=sorted(kept + [run], key=lambda r: (r['iters'], r['seed'])))
+    merged.update(config_fields, runs=shipping.add_seed_run(seed_runs(results), run))
     merged['command'] = 'python benchmarks/bench_sensor_holes.py --seed N (N = ' + ', '.join(
         str(r['seed']) for r in merged['runs'] if r['iters'] == run['iters']) + ')'
     return merged

@@ -11,8 +11,6 @@ chosen variant becomes the config and is scored by ``make_shipped_upsamplers.py`
 Each run is merged into ``benchmarks/results/upsampler_variants.json`` as it finishes.
 """
 import argparse
-import glob
-import json
 import os.path as osp
 import sys
 import time
@@ -26,9 +24,10 @@ from mmengine.config import DictAction  # noqa: E402
 
 import demo  # noqa: E402
 import make_shipped_upsamplers as shipping  # noqa: E402
+from bench_gpu_train import read_scalars  # noqa: E402
 from cli_helpers import locked_merge  # noqa: E402
 from convdense import launch  # noqa: E402
-from eval_upsampling_baselines import BASELINES, evaluate  # noqa: E402
+from eval_upsampling_baselines import BASELINES  # noqa: E402
 from machine_info import machine  # noqa: E402
 
 OUT = osp.join(ROOT, 'benchmarks', 'results', 'upsampler_variants.json')
@@ -46,23 +45,13 @@ def val_history(work_dir, metric, val_interval, max_iters):
     """``[[iteration, score], ...]`` of every validation of the newest run in ``work_dir``
     (mmengine's ``vis_data/scalars.json`` keys an iteration loop's validations by epoch, so
     the k-th is placed at ``min(k * val_interval, max_iters)``)."""
-    paths = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
-    if not paths:
-        raise FileNotFoundError(f'no vis_data/scalars.json under {work_dir}')
-    with open(paths[-1]) as f:
-        records = [json.loads(line) for line in f if line.strip()]
-    scores = [round(r[metric], 4) for r in records if metric in r and 'loss' not in r]
+    scores = [round(r[metric], 4) for r in read_scalars(work_dir) if metric in r and 'loss' not in r]
     return [[min((k + 1) * val_interval, max_iters), score] for k, score in enumerate(scores)]
 
 
 def baselines_val(config, work_dir):
     """Bicubic's and JBU's scores on the config's val set (what the learned model is chosen on)."""
-    cfg = launch.load_config(config)
-    val_set = {'test_dataloader.dataset': dict(_delete_=True, **cfg.val_dataloader.dataset),
-               'test_evaluator': cfg.val_evaluator}
-    return {name: next(iter(evaluate(config, osp.join(work_dir, name), net=net, panels=False,
-                                      overrides=val_set)[0].values()))
-            for name, net in BASELINES}
+    return {name: demo.evaluate_val(config, osp.join(work_dir, name), {}, None, net=net) for name, net in BASELINES}
 
 
 def add_variant(results, model, record, baselines):

@@ -137,15 +137,15 @@ def evaluate_per_scene(config, work_dir, scenes, overrides, panels=False, **kwar
     return metrics
 
 
-def evaluate_val(config, work_dir, overrides, checkpoint):
-    """The config's val score for ``checkpoint`` (the first metric, which ``save_best='auto'``
-    selects on), by running the test loop over the val set."""
+def evaluate_val(config, work_dir, overrides, checkpoint, net=None):
+    """The config's val score for ``checkpoint`` (or baseline ``net``; the first metric, which
+    ``save_best='auto'`` selects on), by running the test loop over the val set."""
     cfg = launch.load_config(config, overrides)
     val_set = {'test_dataloader.dataset': dict(_delete_=True, **cfg.val_dataloader.dataset),
                'test_evaluator': cfg.val_evaluator}
     os.makedirs(work_dir, exist_ok=True)
     with console_to(osp.join(work_dir, 'console.log')):
-        metrics, _ = evaluate(config, osp.join(work_dir, 'val'), checkpoint=checkpoint, panels=False,
+        metrics, _ = evaluate(config, osp.join(work_dir, 'val'), net=net, checkpoint=checkpoint, panels=False,
                               overrides={**overrides, **val_set})
     return next(iter(metrics.values()))
 
